@@ -1,0 +1,53 @@
+# trailpipe — `make help` lists the targets. Everything installs itself into .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STATE := var/test-cluster
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install kafka-libs run test test-unit bench lint typecheck up down clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install trailpipe with its pinned dependencies
+
+kafka-libs: $(STAMP) ## Resolve the Apache Kafka jars from Maven Central (cached in var/kafka)
+	$(BIN)/python -c "from pipeline.dev.libs import ensure_kafka_libs, find_repo_root; print(*ensure_kafka_libs(find_repo_root()))"
+
+run: kafka-libs ## The main job: local cluster, topics, live status (Ctrl-C to stop)
+	$(BIN)/trailpipe run $(ARGS)
+
+test: kafka-libs ## Run the whole test suite against a real local broker and S3 endpoint
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	  $(BIN)/trailpipe dev down --state-dir $(TEST_STATE) >/dev/null 2>&1; exit $$rc
+
+test-unit: $(STAMP) ## Unit tests only (no I/O)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: kafka-libs ## Benchmarks; results merged into bench/results.json
+	$(BIN)/python -m bench $(SCENARIO)
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP) ## mypy (strict on pipeline/)
+	$(BIN)/mypy
+
+up: kafka-libs ## Start the local dev cluster and S3 endpoint (var/dev)
+	$(BIN)/trailpipe dev up --s3 $(ARGS)
+
+down: ## Stop what `make up` started
+	@if [ -x $(BIN)/trailpipe ]; then $(BIN)/trailpipe dev down; fi
+
+clean: down ## Remove .venv and var/
+	rm -rf $(VENV) var

@@ -1,0 +1,175 @@
+"""The ``trailpipe`` command: the composition root.
+
+Config is built once here (defaults < ``--config`` < ``TRAILPIPE_*`` env < flags) and handed down.
+Exit codes: 0 success, 1 runtime failure, 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from pipeline.config import Config, ConfigError, load_config
+from pipeline.logs import configure_logging, get_logger
+
+app = typer.Typer(
+    help="trailpipe: self-hosted CloudTrail on Kafka. Audit events as Avro on Kafka, rules and "
+    "alerts, and a Parquet lake on S3.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="Create and check the documented topics.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (layered over the defaults).")
+]
+BootstrapOpt = Annotated[
+    str | None,
+    typer.Option("--bootstrap", help="Kafka host:port[,...]; default: the local dev cluster."),
+]
+LakeOpt = Annotated[str | None, typer.Option("--lake", help="Lake URL: file://PATH or s3://B/P.")]
+S3Opt = Annotated[str | None, typer.Option("--s3-endpoint", help="S3 API endpoint URL.")]
+
+
+def _fail(code: int, lines: list[str]) -> NoReturn:
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(code)
+
+
+def build_config(config: Path | None, **flags: Any) -> Config:
+    """Load the config for one command and configure logging; exit 2 listing every error."""
+    try:
+        cfg = load_config(config, overrides=flags)
+    except ConfigError as exc:
+        _fail(2, ["trailpipe: invalid configuration:", *(f"  - {e}" for e in exc.errors)])
+    configure_logging(cfg.log)
+    return cfg
+
+
+def resolve_bootstrap(cfg: Config) -> str:
+    """The configured bootstrap, else the running local dev cluster's; exit 2 when neither."""
+    if cfg.kafka.bootstrap:
+        return cfg.kafka.bootstrap
+    from pipeline.dev import status
+
+    info = status(cfg.dev.state_dir)
+    if info is None:
+        _fail(2, ["trailpipe: no Kafka bootstrap configured and no local dev cluster is running "
+                  f"(state dir {cfg.dev.state_dir}).",
+                  "  Start one with `trailpipe dev up` (or `make up`), or pass --bootstrap."])
+    return str(info.bootstrap)
+
+
+def _admin(cfg: Config, bootstrap: str) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    from pipeline.kafka import base_client_config
+
+    return AdminClient(base_client_config(cfg.kafka, bootstrap))
+
+
+@topics_app.command("create")
+def topics_create(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    check: Annotated[bool, typer.Option(help="Exit 1 when a topic drifts from config.")] = False,
+) -> None:
+    """Create the documented topics (idempotent) and report drift of existing ones."""
+    from pipeline.topics import ensure_topics, topic_specs
+
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap})
+    results = ensure_topics(_admin(cfg, resolve_bootstrap(cfg)), topic_specs(cfg.topics))
+    for r in results:
+        typer.echo(f"{r.status:8} {r.name}")
+        for d in r.drift:
+            typer.echo(f"         drift: {d}")
+    if check and any(r.drift for r in results):
+        raise typer.Exit(1)
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    lake: LakeOpt = None,
+    s3_endpoint: S3Opt = None,
+) -> None:
+    """Print the effective config as JSON, secrets masked."""
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
+                                  "storage.s3_endpoint": s3_endpoint})
+    typer.echo(json.dumps(cfg.masked(), indent=2, default=str))
+
+
+@app.command("run")
+def run(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    lake: LakeOpt = None,
+    s3_endpoint: S3Opt = None,
+    duration_s: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+) -> None:
+    """The main job on embedded defaults: bring up the local cluster (unless --bootstrap),
+    create the topics, and show a live status line until Ctrl-C or --duration."""
+    from pipeline.status import run_status
+    from pipeline.topics import ensure_topics, topic_specs
+
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
+                                  "storage.s3_endpoint": s3_endpoint})
+    log = get_logger("pipeline.cli")
+    log.info("config_loaded", config=cfg.masked())
+    started_here = False
+    if not cfg.kafka.bootstrap:
+        started_here = _dev_up_if_needed(cfg)
+    boot = resolve_bootstrap(cfg)
+    try:
+        for r in ensure_topics(_admin(cfg, boot), topic_specs(cfg.topics)):
+            log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
+        run_status(cfg, boot, duration_s=duration_s)
+    finally:
+        if started_here:
+            from pipeline.dev import down
+
+            down(cfg.dev.state_dir)
+            log.info("dev_cluster_stopped", state_dir=str(cfg.dev.state_dir))
+
+
+def _dev_up_if_needed(cfg: Config) -> bool:
+    """Start the local dev cluster when none runs; True when this call started it."""
+    from pipeline.dev import DevClusterError, status, up
+
+    if status(cfg.dev.state_dir) is not None:
+        return False
+    typer.echo("starting the local Kafka cluster (first run resolves jars with Maven)...",
+               err=True)
+    try:
+        up(cfg.dev.state_dir)
+    except DevClusterError as exc:
+        _fail(1, [f"trailpipe: {exc}"])
+    return True
+
+
+def _mount_dev() -> None:
+    from pipeline.dev.cli import app as dev_app
+
+    app.add_typer(dev_app, name="dev", help="Local Kafka (KRaft) and S3 endpoint for dev/tests.")
+
+
+_mount_dev()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

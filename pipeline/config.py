@@ -1,0 +1,211 @@
+"""The one config tree of trailpipe, its defaults, and how it is built.
+
+Layers, lowest first: the defaults in these models < a TOML file (``--config``) <
+``TRAILPIPE_<SECTION>__<KEY>`` environment variables < CLI flags. The tree is built and validated
+once, at the edge (:func:`load_config`); everything below receives a frozen :class:`Config`.
+Unknown keys are rejected, every error is reported at once with its dotted path, and secrets are
+``SecretStr`` so they are masked whenever the config is logged (:meth:`Config.masked`).
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+ENV_PREFIX = "TRAILPIPE_"
+ENV_NESTING = "__"
+
+
+class ConfigError(Exception):
+    """Raised when the config cannot be built; ``errors`` lists every problem, one per item."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {e}" for e in errors))
+        self.errors = errors
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SaslConfig(_Strict):
+    """SASL credentials; when the section is present, username and password are required."""
+
+    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    username: str
+    password: SecretStr
+
+
+class KafkaConfig(_Strict):
+    bootstrap: str | None = Field(
+        default=None, description="host:port[,...]; None means the local dev cluster"
+    )
+    client_id: str = "trailpipe"
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    sasl: SaslConfig | None = None
+    extra: dict[str, str] = Field(
+        default_factory=dict, description="raw librdkafka settings, applied last"
+    )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaConfig:
+        if self.security_protocol.startswith("SASL") and self.sasl is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs a [kafka.sasl] "
+                             "section with username and password")
+        return self
+
+
+class TopicOverride(_Strict):
+    """Per-topic settings; anything left unset falls back to the [topics] defaults."""
+
+    partitions: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    retention_ms: int | None = Field(default=None, ge=-1)
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] | None = None
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+
+
+class TopicsConfig(_Strict):
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    retention_ms: int = Field(default=7 * 24 * 3_600_000, ge=-1)
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+    overrides: dict[str, TopicOverride] = Field(default_factory=dict)
+
+
+class RunnerConfig(_Strict):
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    poll_timeout_ms: int = Field(default=500, ge=1)
+    commit_interval_ms: int = Field(default=5_000, ge=1)
+    shutdown_grace_s: float = Field(default=10.0, gt=0)
+    flush_retry_budget_ms: int = Field(default=20_000, ge=0)
+    flush_retry_backoff_ms: int = Field(default=250, ge=1)
+    backpressure_pause_ms: int = Field(default=5_000, ge=1)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=45_000, ge=6_000)
+    dlq_topic: str = "audit.dlq.v1"
+
+    @model_validator(mode="after")
+    def _budget_below_poll_interval(self) -> RunnerConfig:
+        # The loop cannot poll while it retries a flush, so the retry budget must leave room.
+        if self.flush_retry_budget_ms * 2 >= self.max_poll_interval_ms:
+            raise ValueError("flush_retry_budget_ms must be below half of max_poll_interval_ms")
+        return self
+
+
+class LogConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class StorageConfig(_Strict):
+    lake: str = Field(default="file://var/lake", pattern=r"^(file|s3)://.+")
+    s3_endpoint: str | None = Field(default=None, pattern=r"^https?://.+")
+
+
+class DevConfig(_Strict):
+    state_dir: Path = Path("var/dev")
+
+
+class Config(_Strict):
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    dev: DevConfig = Field(default_factory=DevConfig)
+
+    def masked(self) -> dict[str, Any]:
+        """The config as plain data with every secret replaced by ``**********``."""
+        return self.model_dump(mode="json")
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the config from defaults < ``path`` < ``env`` < ``overrides``.
+
+    ``overrides`` uses dotted keys (``{"kafka.bootstrap": "h:9092"}``); ``None`` values are
+    skipped so unset CLI flags do not mask lower layers. ``env`` defaults to ``os.environ``.
+    Raises :class:`ConfigError` listing every problem found, each with its path.
+    """
+    errors: list[str] = []
+    raw: dict[str, Any] = {}
+    if path is not None:
+        _merge(raw, _read_toml(path, errors))
+    _merge(raw, _from_env(os.environ if env is None else env, errors))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _merge(raw, _nest(dotted.split("."), value))
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend(_describe(err) for err in exc.errors())
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def _read_toml(path: Path, errors: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        errors.append(f"{path}: config file not found")
+    except tomllib.TOMLDecodeError as exc:
+        errors.append(f"{path}: not valid TOML: {exc}")
+    return {}
+
+
+def _from_env(env: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
+    """``TRAILPIPE_KAFKA__BOOTSTRAP=x`` → ``{"kafka": {"bootstrap": "x"}}``.
+
+    Only variables with the nesting separator are config; others (``TRAILPIPE_TEST_*``) belong
+    to tools and tests and are ignored here.
+    """
+    raw: dict[str, Any] = {}
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or ENV_NESTING not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split(ENV_NESTING)]
+        if not all(parts):
+            errors.append(f"{name}: malformed environment variable name")
+            continue
+        _merge(raw, _nest(parts, value))
+    return raw
+
+
+def _nest(parts: list[str], value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        out = {part: out}
+    return out
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> None:
+    """Deep-merge ``top`` into ``base`` in place; tables merge, everything else replaces."""
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if err["type"] == "missing":
+        return f"{loc}: required value missing"
+    shown = "**********" if "password" in loc else repr(err.get("input"))
+    return f"{loc}: {err['msg']} (got {shown})"

@@ -1,0 +1,99 @@
+"""The core shapes every daemon is built from: Event, KafkaRecord, Processor, Sink.
+
+A daemon is a Processor (pure logic, may hold per-partition state) and a Sink (buffers outputs
+and makes them durable), handed to the one poll loop in :mod:`pipeline.runner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+TopicPartitionKey = tuple[str, int]
+"""(topic, partition): a hashable partition coordinate used for offset bookkeeping."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One consumed record, decoded. ``raw`` is the undecoded value as it came off the wire."""
+
+    key: bytes | None
+    value: Any
+    timestamp_ms: int
+    topic: str
+    partition: int
+    offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+    raw: bytes | None = None
+
+    @property
+    def tp(self) -> TopicPartitionKey:
+        return (self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """An output record bound for a Kafka topic."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+class Processor(Protocol):
+    """Pure per-record logic. Exceptions from ``process`` dead-letter the record."""
+
+    def process(self, event: Event) -> Iterable[Any]:
+        """Return 0..n outputs for one event."""
+        ...
+
+    def tick(self, now_ms: int) -> Iterable[Any]:
+        """Return outputs that time has closed (windows); called once per poll batch."""
+        ...
+
+    def pending_low_offsets(self) -> Mapping[TopicPartitionKey, int]:
+        """Oldest offset per partition still held in open state (not yet emitted)."""
+        ...
+
+    def drop(self, partitions: Collection[TopicPartitionKey]) -> None:
+        """Forget all state for these partitions (revoked, lost, or rewound for a re-read)."""
+        ...
+
+
+class Sink(Protocol):
+    """Buffers outputs and makes them durable on ``flush``."""
+
+    def add(self, item: Any, source: Event | None) -> None:
+        """Buffer one output; ``source`` is the event it came from (None for ticks)."""
+        ...
+
+    def should_flush(self, now_ms: int) -> bool:
+        """True when the buffer is due (max records / bytes / age)."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything added so far durable on return, or raise (the buffer is kept)."""
+        ...
+
+    def discard(self) -> None:
+        """Drop everything not yet flushed; the Runner then re-reads it from Kafka."""
+        ...
+
+
+class StatelessProcessor:
+    """Base for processors that hold no open state: ``tick``/``pending_low_offsets``/``drop``
+    are no-ops. Subclasses implement ``process``."""
+
+    def process(self, event: Event) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def tick(self, now_ms: int) -> Iterable[Any]:
+        return ()
+
+    def pending_low_offsets(self) -> Mapping[TopicPartitionKey, int]:
+        return {}
+
+    def drop(self, partitions: Collection[TopicPartitionKey]) -> None:
+        return None

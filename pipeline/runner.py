@@ -1,0 +1,299 @@
+"""The one poll loop. Every daemon is a Processor and a Sink handed to a :class:`Runner`.
+
+Commit discipline, in this order, every cycle: flush the sink → flush the producer (outputs and
+dead letters) → commit offsets. The committed offset per partition is
+``min(last_processed + 1, oldest offset the processor still holds)`` (:mod:`pipeline.offsets`), so
+a crash re-reads what was not yet durable. In transactional mode the outputs, dead letters and
+offsets are one Kafka transaction; any error in it aborts, rebuilds the producer and re-reads.
+
+When the sink cannot flush within its retry budget the Runner applies backpressure: it discards
+the unflushed buffer, rewinds the partitions to their committed offsets, pauses them, keeps
+polling (so the group membership stays alive) and resumes after ``backpressure_pause_ms``.
+Poison records (decode or process errors) go to the DLQ and count as processed.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from pipeline.config import RunnerConfig
+from pipeline.kafka import dead_letter
+from pipeline.logs import get_logger
+from pipeline.model import Event, KafkaRecord, Processor, Sink, TopicPartitionKey
+from pipeline.offsets import OffsetLedger
+from pipeline.outputs import OutputError, OutputProducer
+
+log = get_logger("pipeline.runner")
+
+Decoder = Callable[[bytes | None], Any]
+
+
+class FatalRunnerError(Exception):
+    """The loop cannot go on (a fatal client error); the daemon exits 1."""
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters for one run. Accounting always balances: consumed = processed + dead_lettered."""
+
+    consumed: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    outputs: int = 0
+    commits: int = 0
+    rewinds: int = 0
+
+
+def _identity(raw: bytes | None) -> Any:
+    return raw
+
+
+def _headers(msg: Message) -> tuple[tuple[str, bytes], ...]:
+    pairs: list[Any] = list(msg.headers() or [])
+    return tuple((str(k), v if isinstance(v, bytes) else b"") for k, v in pairs)
+
+
+class Runner:
+    """Consumes ``topics`` in a group, feeds the processor, routes outputs, commits safely.
+
+    Outputs that are :class:`KafkaRecord` go to the Runner's producer; any other output goes to
+    ``sink``. ``transactional_id`` switches on exactly-once mode for Kafka outputs.
+    """
+
+    def __init__(self, *, consumer_conf: dict[str, Any], producer_conf: dict[str, Any],
+                 topics: list[str], processor: Processor, sink: Sink | None,
+                 config: RunnerConfig, decode: Decoder = _identity,
+                 transactional_id: str | None = None) -> None:
+        self._cfg = config
+        self._topics = topics
+        self._processor = processor
+        self._sink = sink
+        self._decode = decode
+        self._consumer = Consumer(consumer_conf)
+        self._producer = OutputProducer(producer_conf, transactional_id)
+        self._ledger = OffsetLedger()
+        self._assigned: set[TopicPartitionKey] = set()
+        self._paused_until_s: float | None = None
+        self._stop = False
+        self._closing = False
+        self._last_commit_s = time.monotonic()
+        self.stats = RunStats()
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop; it then flushes and commits within ``shutdown_grace_s``."""
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the loop cleanly; a second signal restores the default action."""
+        def handler(signum: int, _frame: Any) -> None:
+            log.info("stop_requested", signal=signal.Signals(signum).name)
+            self.request_stop()
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self, *, max_messages: int | None = None, idle_exit_s: float | None = None) -> RunStats:
+        """Poll until stopped, ``max_messages`` consumed, or ``idle_exit_s`` without a record.
+        Raises :class:`FatalRunnerError` on a fatal client error (after closing the clients)."""
+        self._consumer.subscribe(self._topics, on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+        log.info("runner_started", topics=self._topics, transactional=self._producer.transactional)
+        last_record_s = time.monotonic()
+        try:
+            while not self._stop:
+                if max_messages is not None and self.stats.consumed >= max_messages:
+                    break
+                if self._poll_batch():
+                    last_record_s = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - last_record_s >= idle_exit_s:
+                    break
+                self._maybe_resume()
+                if self._commit_due():
+                    self._commit_cycle()
+            self._shutdown()
+        finally:
+            self._closing = True
+            self._consumer.close()
+        log.info("runner_stopped", **self._stats_dict())
+        return self.stats
+
+    def _stats_dict(self) -> dict[str, int]:
+        s = self.stats
+        return {"consumed": s.consumed, "processed": s.processed, "dead_lettered": s.dead_lettered,
+                "outputs": s.outputs, "commits": s.commits, "rewinds": s.rewinds}
+
+    def _poll_batch(self) -> int:
+        """Consume one batch and process it; returns how many records it held."""
+        msgs = self._consumer.consume(self._cfg.batch_size, self._cfg.poll_timeout_ms / 1000)
+        count = 0
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise FatalRunnerError(str(err))
+                log.warning("consume_error", error=str(err), retriable=err.retriable())
+                continue
+            count += 1
+            self._handle(msg)
+        self._producer.poll()
+        for item in self._processor.tick(int(time.time() * 1000)):
+            self._route(item, None)
+        return count
+
+    def _handle(self, msg: Message) -> None:
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        self.stats.consumed += 1
+        try:
+            _, ts_ms = msg.timestamp()
+            event = Event(key=msg.key(), value=self._decode(msg.value()), timestamp_ms=ts_ms,
+                          topic=topic, partition=partition, offset=offset,
+                          headers=_headers(msg),
+                          raw=msg.value())
+            outputs = list(self._processor.process(event))
+        except Exception as exc:  # poison: any decode/process failure dead-letters the record
+            self._producer.produce(dead_letter(msg, exc, self._cfg.dlq_topic))
+            self.stats.dead_lettered += 1
+        else:
+            for item in outputs:
+                self._route(item, event)
+            self.stats.processed += 1
+        self._ledger.processed((topic, partition), offset)
+
+    def _route(self, item: Any, source: Event | None) -> None:
+        self.stats.outputs += 1
+        if isinstance(item, KafkaRecord):
+            self._producer.produce(item)
+        elif self._sink is not None:
+            self._sink.add(item, source)
+        else:
+            raise TypeError(f"no sink for output of type {type(item).__name__}")
+
+    def _commit_due(self) -> bool:
+        if self._paused_until_s is not None:
+            return False
+        if self._sink is not None and self._sink.should_flush(int(time.time() * 1000)):
+            return True
+        elapsed_ms = (time.monotonic() - self._last_commit_s) * 1000
+        return elapsed_ms >= self._cfg.commit_interval_ms and self._ledger.has_uncommitted()
+
+    def _commit_cycle(self, *, retry: bool = True, pause: bool = True) -> bool:
+        """Flush sink → flush producer → commit offsets. Returns False when it had to rewind."""
+        self._last_commit_s = time.monotonic()
+        if self._sink is not None and not self._flush_sink(retry):
+            self._rewind("sink_flush_failed", pause=pause)
+            return False
+        plan = self._ledger.commit_plan(self._processor.pending_low_offsets())
+        try:
+            if self._producer.transactional:
+                self._producer.commit(plan, self._consumer.consumer_group_metadata(), 30)
+            else:
+                self._producer.flush(30)
+                self._commit_offsets(plan)
+        except (KafkaException, OutputError) as exc:
+            # Outputs of this cycle are not durable: abort (transactional) and re-read them.
+            log.warning("outputs_failed", error=str(exc),
+                        transactional=self._producer.transactional)
+            if self._producer.transactional:
+                self._producer.abort_and_rebuild(10)
+            self._rewind("outputs_failed", pause=pause)
+            return False
+        self._ledger.mark_committed(plan)
+        if plan:
+            self.stats.commits += 1
+            log.info("offsets_committed", partitions=len(plan),
+                     offsets={f"{t}[{p}]": o for (t, p), o in sorted(plan.items())})
+        return True
+
+    def _commit_offsets(self, plan: dict[TopicPartitionKey, int]) -> None:
+        """Synchronous commit. A failed commit is not data loss (the sink already holds the
+        records): it is logged and the next cycle commits further."""
+        if not plan:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in plan.items()], asynchronous=False
+            )
+        except KafkaException as exc:
+            if exc.args and exc.args[0].fatal():
+                raise FatalRunnerError(str(exc)) from exc
+            log.warning("commit_failed", error=str(exc))
+
+    def _flush_sink(self, retry: bool) -> bool:
+        """Flush with exponential backoff within the retry budget; False when it gave up."""
+        assert self._sink is not None
+        deadline_s = time.monotonic() + self._cfg.flush_retry_budget_ms / 1000
+        backoff_s = self._cfg.flush_retry_backoff_ms / 1000
+        while True:
+            try:
+                self._sink.flush()
+                return True
+            except Exception as exc:  # any sink failure: retry, then backpressure
+                log.warning("sink_flush_failed", error=str(exc), error_type=type(exc).__name__)
+                if not retry or time.monotonic() + backoff_s > deadline_s:
+                    return False
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+
+    def _rewind(self, reason: str, *, pause: bool) -> None:
+        """Drop everything not durable and seek back to the committed offsets."""
+        self.stats.rewinds += 1
+        if self._sink is not None:
+            self._sink.discard()
+        self._processor.drop(self._assigned)
+        targets = self._ledger.rewind_targets(self._assigned)
+        tps = [TopicPartition(t, p, o) for (t, p), o in targets.items()]
+        for tp in tps:
+            try:
+                self._consumer.seek(tp)
+            except KafkaException as exc:
+                log.warning("seek_failed", partition=f"{tp.topic}[{tp.partition}]", error=str(exc))
+        if pause and self._assigned:
+            self._consumer.pause([TopicPartition(t, p) for t, p in self._assigned])
+            self._paused_until_s = time.monotonic() + self._cfg.backpressure_pause_ms / 1000
+        log.warning("rewound", reason=reason, partitions=len(self._assigned), paused=pause)
+
+    def _maybe_resume(self) -> None:
+        if self._paused_until_s is None or time.monotonic() < self._paused_until_s:
+            return
+        self._paused_until_s = None
+        self._consumer.resume([TopicPartition(t, p) for t, p in self._assigned])
+        log.info("backpressure_resumed", partitions=len(self._assigned))
+
+    def _shutdown(self) -> None:
+        """One last cycle without retries, bounded by ``shutdown_grace_s``."""
+        self._closing = True
+        if self._paused_until_s is None:
+            self._commit_cycle(retry=False)
+        self._producer.close(self._cfg.shutdown_grace_s)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self._paused_until_s = None
+        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]"
+                                                          for tp in partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if not self._closing and self._paused_until_s is None:
+            self._commit_cycle(pause=False)
+        self._forget(revoked)
+        log.info("partitions_revoked", partitions=len(revoked))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        if self._producer.transactional:
+            self._producer.abort_and_rebuild(10)
+        self._rewind("partitions_lost", pause=False)
+        self._forget(lost)
+        log.warning("partitions_lost", partitions=len(lost))
+
+    def _forget(self, tps: set[TopicPartitionKey]) -> None:
+        self._processor.drop(tps)
+        self._ledger.forget(tps)
+        self._assigned -= tps

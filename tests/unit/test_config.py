@@ -1,0 +1,87 @@
+"""Config layering and validation (pure, no I/O beyond tmp files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "trailpipe.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_valid_and_documented_units() -> None:
+    cfg = load_config(env={})
+    assert cfg.kafka.bootstrap is None
+    assert cfg.runner.commit_interval_ms == 5_000
+    assert cfg.storage.lake == "file://var/lake"
+
+
+def test_layers_file_then_env_then_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka]\nbootstrap = "file:1"\nclient_id = "from-file"\n'
+                           '[runner]\nbatch_size = 10\n')
+    env = {"TRAILPIPE_KAFKA__BOOTSTRAP": "env:2", "TRAILPIPE_RUNNER__POLL_TIMEOUT_MS": "77",
+           "TRAILPIPE_TEST_BOOTSTRAP": "ignored: not a config variable"}
+    cfg = load_config(path, env=env, overrides={"kafka.bootstrap": "flag:3", "storage.lake": None})
+    assert cfg.kafka.bootstrap == "flag:3"  # flag beats env beats file
+    assert cfg.kafka.client_id == "from-file"
+    assert cfg.runner.batch_size == 10
+    assert cfg.runner.poll_timeout_ms == 77  # env strings are coerced to the field's type
+    assert cfg.storage.lake == "file://var/lake"  # an unset flag does not mask the default
+
+
+def test_bad_file_lists_every_error_with_its_path(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka]\nbootstrap = "h:1"\n[kafka.sasl]\nusername = "u"\n'
+                           '[runner]\nbatch_size = "many"\nsurprise = 1\n'
+                           '[nonsense]\nx = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    errors = info.value.errors
+    assert "kafka.sasl.password: required value missing" in errors
+    assert "runner.surprise: unknown key" in errors
+    assert "nonsense: unknown key" in errors
+    assert any(e.startswith("runner.batch_size:") and "integer" in e for e in errors)
+    assert len(errors) == 4
+
+
+def test_env_errors_are_reported_with_file_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, "[runner]\nbatch_size = 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"TRAILPIPE_KAFKA__NOPE": "1"})
+    assert {e.split(":")[0] for e in info.value.errors} == {"runner.batch_size", "kafka.nope"}
+
+
+def test_sasl_protocol_requires_credentials() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"TRAILPIPE_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
+    assert "needs a [kafka.sasl] section" in info.value.errors[0]
+
+
+def test_secrets_are_masked_in_logged_config(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\n'
+                           '[kafka.sasl]\nusername = "admin"\npassword = "hunter2"\n')
+    cfg = load_config(path, env={})
+    assert cfg.kafka.sasl is not None
+    assert cfg.kafka.sasl.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in str(cfg.masked())
+    assert cfg.masked()["kafka"]["sasl"]["password"] == "**********"
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[kafka\n"), env={})
+    assert "not valid TOML" in info.value.errors[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "absent.toml", env={})
+    assert "config file not found" in info.value.errors[0]
+
+
+def test_retry_budget_must_leave_room_for_polling() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"TRAILPIPE_RUNNER__FLUSH_RETRY_BUDGET_MS": "200000"})
+    assert "max_poll_interval_ms" in info.value.errors[0]
