@@ -39,5 +39,6 @@ def configure_logging(config: LogConfig) -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A bound logger carrying ``logger=name``."""
-    return structlog.get_logger().bind(logger=name)
+    """A lazy logger carrying ``component=name``; it follows whatever configuration is current
+    when it logs, so module-level loggers created at import time stay correct."""
+    return structlog.get_logger(component=name)

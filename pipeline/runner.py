@@ -83,6 +83,7 @@ class Runner:
         self._stop = False
         self._closing = False
         self._last_commit_s = time.monotonic()
+        self._last_activity_s: float | None = None  # last record or assignment; None: never
         self.stats = RunStats()
 
     def request_stop(self) -> None:
@@ -99,19 +100,20 @@ class Runner:
         signal.signal(signal.SIGINT, handler)
 
     def run(self, *, max_messages: int | None = None, idle_exit_s: float | None = None) -> RunStats:
-        """Poll until stopped, ``max_messages`` consumed, or ``idle_exit_s`` without a record.
-        Raises :class:`FatalRunnerError` on a fatal client error (after closing the clients)."""
+        """Poll until stopped, ``max_messages`` consumed, or ``idle_exit_s`` without a record
+        since the last record or partition assignment (idle time counts only once the group
+        has assigned partitions to this member). Raises :class:`FatalRunnerError` on a fatal
+        client error (after closing the clients)."""
         self._consumer.subscribe(self._topics, on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_lost)
         log.info("runner_started", topics=self._topics, transactional=self._producer.transactional)
-        last_record_s = time.monotonic()
         try:
             while not self._stop:
                 if max_messages is not None and self.stats.consumed >= max_messages:
                     break
                 if self._poll_batch():
-                    last_record_s = time.monotonic()
-                elif idle_exit_s is not None and time.monotonic() - last_record_s >= idle_exit_s:
+                    self._last_activity_s = time.monotonic()
+                elif self._idle_for(idle_exit_s):
                     break
                 self._maybe_resume()
                 if self._commit_due():
@@ -122,6 +124,11 @@ class Runner:
             self._consumer.close()
         log.info("runner_stopped", **self._stats_dict())
         return self.stats
+
+    def _idle_for(self, idle_exit_s: float | None) -> bool:
+        if idle_exit_s is None or self._last_activity_s is None:
+            return False
+        return time.monotonic() - self._last_activity_s >= idle_exit_s
 
     def _stats_dict(self) -> dict[str, int]:
         s = self.stats
@@ -275,6 +282,7 @@ class Runner:
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._paused_until_s = None
+        self._last_activity_s = time.monotonic()
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]"
                                                           for tp in partitions))
 

@@ -10,6 +10,7 @@ Backends, chosen by environment:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,11 +52,13 @@ def _start_cluster() -> TestCluster:
         container = KafkaContainer(image).with_kraft()
         container.start()
         return TestCluster(container.get_bootstrap_server(), image, None, container.stop)
-    from pipeline.dev import down, up
+    from pipeline.dev import down, status, up
 
+    # A cluster another pytest session already runs is shared, and left for that session to stop.
+    already_running = status(TEST_STATE_DIR) is not None
     info = up(TEST_STATE_DIR, brokers=1, s3=True)
-    return TestCluster(info.bootstrap, info.kafka_version, info.s3_endpoint,
-                       lambda: down(TEST_STATE_DIR))
+    stop = (lambda: None) if already_running else (lambda: down(TEST_STATE_DIR))
+    return TestCluster(info.bootstrap, info.kafka_version, info.s3_endpoint, stop)
 
 
 def cluster() -> TestCluster:
@@ -123,7 +126,6 @@ def make_topic(kafka: TestCluster, unique: str) -> Iterator[Callable[..., str]]:
     yield make
     if created:
         for fut in admin.delete_topics(created, operation_timeout=30).values():
-            try:
+            # Cleanup only: a failed delete must not hide the test's own result.
+            with contextlib.suppress(Exception):
                 fut.result(timeout=30)
-            except Exception:  # cleanup only; a failed delete must not hide the test result
-                pass

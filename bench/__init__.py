@@ -1,0 +1,1 @@
+"""Benchmark harness: `make bench SCENARIO=...` merges results into bench/results.json."""

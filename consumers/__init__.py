@@ -1,0 +1,1 @@
+"""consumers: see ARCHITECTURE.md; filled by later issues."""

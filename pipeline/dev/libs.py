@@ -1,0 +1,93 @@
+"""Kafka runtime jars from Maven Central (no Docker, no tarball): resolve once, cache by version.
+
+``infra/kafka/pom.xml`` pins ``kafka.version``; ``ensure_kafka_libs`` copies that runtime classpath
+into ``<repo_root>/var/kafka/libs-<version>/`` with ``mvn dependency:copy-dependencies``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from pipeline.dev.model import DevClusterError
+
+POM = Path("infra/kafka/pom.xml")
+LOG4J2 = Path("infra/kafka/log4j2.properties")
+_MARKER = ".complete"
+_POM_NS = "{http://maven.apache.org/POM/4.0.0}"
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """Return the nearest directory at or above ``start`` (default: this package, then the cwd)
+    that contains ``infra/kafka/pom.xml``; raise DevClusterError if there is none."""
+    starts = [start] if start is not None else [Path(__file__).resolve().parent, Path.cwd()]
+    for base in starts:
+        for cand in [base.resolve(), *base.resolve().parents]:
+            if (cand / POM).is_file():
+                return cand
+    raise DevClusterError(f"cannot find {POM} above {', '.join(str(s) for s in starts)}")
+
+
+def kafka_version(repo_root: Path) -> str:
+    """The ``<kafka.version>`` property of ``infra/kafka/pom.xml``."""
+    pom = repo_root / POM
+    try:
+        root = ET.parse(pom).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise DevClusterError(f"cannot read {pom}: {exc}") from exc
+    node = root.find(f"{_POM_NS}properties/{_POM_NS}kafka.version")
+    if node is None:
+        node = root.find("properties/kafka.version")
+    if node is None or not (node.text or "").strip():
+        raise DevClusterError(f"{pom} has no <properties><kafka.version>")
+    return (node.text or "").strip()
+
+
+def _run_mvn(repo_root: Path, out_dir: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise DevClusterError("Maven ('mvn') is not on PATH; it is needed once to fetch Kafka jars")
+    argv = [mvn, "-q", "-B", "-f", str(repo_root / POM), "dependency:copy-dependencies",
+            f"-DoutputDirectory={out_dir}", "-DincludeScope=runtime"]
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise DevClusterError("mvn dependency:copy-dependencies timed out after 900 s") from exc
+    if res.returncode != 0:
+        out = "\n".join((res.stdout + res.stderr).splitlines()[-30:])
+        raise DevClusterError(f"mvn failed (exit {res.returncode}):\n{out}")
+
+
+def ensure_kafka_libs(repo_root: Path) -> tuple[Path, str]:
+    """Return ``(libs_dir, kafka_version)`` with every runtime jar in ``libs_dir``.
+
+    The first call runs Maven into a temp dir next to the target and renames it into place, so
+    ``var/kafka/libs-<version>/`` either is complete (has its marker file) or does not exist;
+    later calls return at once. Raises DevClusterError if Maven is missing or fails.
+    """
+    version = kafka_version(repo_root)
+    base = repo_root / "var" / "kafka"
+    libs = base / f"libs-{version}"
+    if (libs / _MARKER).is_file():
+        return libs, version
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".libs-{version}.", dir=base))
+    try:
+        _run_mvn(repo_root, tmp)
+        if not any(tmp.glob("kafka_2.13-*.jar")):
+            raise DevClusterError(f"mvn produced no kafka_2.13 jar in {tmp}")
+        (tmp / _MARKER).write_text(version + "\n", encoding="utf-8")
+        if libs.exists() and not (libs / _MARKER).is_file():
+            shutil.rmtree(libs)  # an interrupted copy from a pre-marker layout
+        try:
+            os.rename(tmp, libs)
+        except OSError:
+            if not (libs / _MARKER).is_file():  # lost a race against a broken copy
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return libs, version

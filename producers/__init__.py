@@ -1,0 +1,1 @@
+"""producers: see ARCHITECTURE.md; filled by later issues."""

@@ -1,0 +1,82 @@
+"""Small helpers for integration tests: produce, read back, committed offsets, JSONL files."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+
+def produce(bootstrap: str, topic: str, values: Iterable[bytes],
+            key: bytes | None = None) -> int:
+    """Produce values (idempotent, acks=all) and wait for every delivery; returns the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "linger.ms": 5})
+    errors: list[Any] = []
+    count = 0
+    for value in values:
+        producer.produce(topic, value=value, key=key,
+                         on_delivery=lambda err, _m: errors.append(err) if err else None)
+        count += 1
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert not errors, errors
+    return count
+
+
+def read_all(bootstrap: str, topic: str, *, expected: int | None = None,
+             read_committed: bool = True, timeout_s: float = 20) -> list[Message]:
+    """Read a topic from the start with a throwaway group until ``expected`` records arrived,
+    or (when None) until it has been quiet for 2 s, or ``timeout_s`` passed."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "isolation.level": "read_committed" if read_committed
+                         else "read_uncommitted"})
+    consumer.subscribe([topic])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            if expected is not None and len(out) >= expected:
+                break
+            if expected is None and out and time.monotonic() - quiet_since > 2:
+                break
+            msgs = [m for m in consumer.consume(1000, 0.5) if m.error() is None]
+            if msgs:
+                out.extend(msgs)
+                quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return out
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition (-1001 when none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                 timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        consumer.close()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -1,0 +1,125 @@
+"""A tiny daemon built on the real Runner, for the conformance tests (run in-process or as a
+subprocess). Its sink appends one JSON line per record to a file and fsyncs on flush: a durable
+sink that lets tests count every offset. Knobs simulate crashes and outages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import RunnerConfig
+from pipeline.kafka import consumer_config, producer_config
+from pipeline.model import Event, KafkaRecord, StatelessProcessor
+from pipeline.runner import Runner
+
+
+class FileSink:
+    """Buffers dicts; flush appends them as JSON lines (fsync). Raises while ``fail_flag``
+    exists (a simulated outage). With ``crash_after_flush`` it SIGKILLs its own process right
+    after the first durable flush, before the Runner can commit."""
+
+    def __init__(self, path: Path, max_records: int = 100, fail_flag: Path | None = None,
+                 crash_after_flush: bool = False) -> None:
+        self.path, self.max_records = path, max_records
+        self.fail_flag, self.crash_after_flush = fail_flag, crash_after_flush
+        self.buffer: list[dict[str, Any]] = []
+        self.failures = 0
+
+    def add(self, item: Any, source: Event | None) -> None:
+        self.buffer.append(item)
+
+    def should_flush(self, now_ms: int) -> bool:
+        return len(self.buffer) >= self.max_records
+
+    def flush(self) -> None:
+        if self.fail_flag is not None and self.fail_flag.exists():
+            self.failures += 1
+            raise OSError("simulated outage: sink unavailable")
+        if not self.buffer:
+            return
+        with self.path.open("a") as fh:
+            fh.writelines(json.dumps(item) + "\n" for item in self.buffer)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.buffer.clear()
+        if self.crash_after_flush:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def discard(self) -> None:
+        self.buffer.clear()
+
+
+class EchoProcessor(StatelessProcessor):
+    """Records its coordinates; ``b"poison"`` raises. With ``output_topic`` it emits a
+    KafkaRecord instead, and SIGKILLs itself after ``kill_after_outputs`` outputs."""
+
+    def __init__(self, output_topic: str | None = None, kill_after_outputs: int = 0) -> None:
+        self.output_topic, self.kill_after_outputs = output_topic, kill_after_outputs
+        self.outputs = 0
+
+    def process(self, event: Event) -> Iterable[Any]:
+        if event.value == b"poison":
+            raise ValueError("poison record: cannot be processed")
+        if self.output_topic is None:
+            return [{"topic": event.topic, "partition": event.partition, "offset": event.offset,
+                     "value": (event.value or b"").decode()}]
+        self.outputs += 1
+        if self.kill_after_outputs and self.outputs > self.kill_after_outputs:
+            time.sleep(1.5)  # let the producer thread ship the open transaction's records
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [KafkaRecord(self.output_topic, value=event.value, key=event.key)]
+
+
+def build(bootstrap: str, topic: str, group: str, *, sink: FileSink | None,
+          processor: EchoProcessor, runner_cfg: RunnerConfig | None = None,
+          transactional_id: str | None = None) -> Runner:
+    base = {"bootstrap.servers": bootstrap}
+    return Runner(
+        consumer_conf=consumer_config(base, group, {}, read_committed=transactional_id is not None),
+        producer_conf=producer_config(base, {}),
+        topics=[topic], processor=processor, sink=sink,
+        config=runner_cfg or RunnerConfig(commit_interval_ms=500),
+        transactional_id=transactional_id,
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--bootstrap", required=True)
+    p.add_argument("--topic", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--max-records", type=int, default=100)
+    p.add_argument("--crash-after-flush", action="store_true")
+    p.add_argument("--output-topic")
+    p.add_argument("--transactional-id")
+    p.add_argument("--kill-after-outputs", type=int, default=0)
+    p.add_argument("--commit-interval-ms", type=int, default=500)
+    p.add_argument("--shutdown-grace-s", type=float, default=10.0)
+    p.add_argument("--idle-exit-s", type=float)
+    args = p.parse_args()
+    sink = FileSink(args.out, args.max_records, crash_after_flush=args.crash_after_flush) \
+        if args.out else None
+    runner = build(args.bootstrap, args.topic, args.group, sink=sink,
+                   processor=EchoProcessor(args.output_topic, args.kill_after_outputs),
+                   runner_cfg=RunnerConfig(commit_interval_ms=args.commit_interval_ms,
+                                           shutdown_grace_s=args.shutdown_grace_s),
+                   transactional_id=args.transactional_id)
+    runner.install_signal_handlers()
+    stats = runner.run(idle_exit_s=args.idle_exit_s)
+    print(json.dumps({"consumed": stats.consumed, "processed": stats.processed,
+                      "dead_lettered": stats.dead_lettered, "commits": stats.commits}), flush=True)
+
+
+if __name__ == "__main__":
+    from pipeline.config import LogConfig
+    from pipeline.logs import configure_logging
+
+    configure_logging(LogConfig(format="json"))
+    main()
