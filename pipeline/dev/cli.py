@@ -1,18 +1,19 @@
 """``trailpipe dev``: start, inspect and stop a local Kafka (+ S3) for development and tests.
 
-State lives in ``--state-dir`` (default ``$TRAILPIPE_DEV_STATE_DIR`` or ``./var/dev``). Errors go
-to stderr with exit code 1.
+State lives in ``--state-dir``, else the config's ``dev.state_dir`` (``--config`` file or
+``TRAILPIPE_DEV__STATE_DIR``; default ``var/dev``). Errors go to stderr with exit code 1; a bad
+config exits 2.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pipeline.config import ConfigError, load_config
 from pipeline.dev.cluster import down, status, up
 from pipeline.dev.model import ClusterInfo, DevClusterError
 
@@ -21,19 +22,22 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-STATE_ENV = "TRAILPIPE_DEV_STATE_DIR"
-
 StateDirOpt = Annotated[
     Path | None,
-    typer.Option("--state-dir", help=f"State directory (default: ${STATE_ENV}, else ./var/dev)"),
+    typer.Option("--state-dir", help="State directory (default: config dev.state_dir, var/dev)"),
 ]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
 
 
-def _state_dir(opt: Path | None) -> Path:
+def _state_dir(opt: Path | None, config: Path | None = None) -> Path:
     if opt is not None:
         return opt
-    env = os.environ.get(STATE_ENV)
-    return Path(env) if env else Path.cwd() / "var" / "dev"
+    try:
+        return load_config(config).dev.state_dir
+    except ConfigError as exc:
+        for line in ["trailpipe: invalid configuration:", *(f"  - {e}" for e in exc.errors)]:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from exc
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -60,10 +64,12 @@ def up_cmd(
     s3: Annotated[bool, typer.Option("--s3", help="Also start a moto S3 server")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 90.0,
     state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Start the cluster (or report the one already running) and print how to reach it."""
     try:
-        info = up(_state_dir(state_dir), brokers=brokers, sasl=sasl, s3=s3, timeout_s=timeout)
+        info = up(_state_dir(state_dir, config), brokers=brokers, sasl=sasl, s3=s3,
+                  timeout_s=timeout)
     except DevClusterError as exc:
         raise _fail(exc) from exc
     typer.echo(_human(info))
@@ -73,10 +79,11 @@ def up_cmd(
 def down_cmd(
     purge: Annotated[bool, typer.Option("--purge", help="Also delete data dirs and logs")] = False,
     state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Stop the processes this state dir started."""
     try:
-        pids = down(_state_dir(state_dir), purge=purge)
+        pids = down(_state_dir(state_dir, config), purge=purge)
     except DevClusterError as exc:
         raise _fail(exc) from exc
     typer.echo(f"stopped pids: {', '.join(map(str, pids))}" if pids else "nothing was running")
@@ -86,16 +93,17 @@ def down_cmd(
 def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
     state_dir: StateDirOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Show the recorded cluster (exit 1 if none is recorded)."""
     try:
-        info = status(_state_dir(state_dir))
+        info = status(_state_dir(state_dir, config))
     except DevClusterError as exc:
         raise _fail(exc) from exc
     if info is None:
         if as_json:
             typer.echo("null")
-        raise _fail(DevClusterError(f"no dev cluster in {_state_dir(state_dir)}"))
+        raise _fail(DevClusterError(f"no dev cluster in {_state_dir(state_dir, config)}"))
     typer.echo(json.dumps(info.to_json_dict(), indent=2) if as_json else _human(info))
 
 
