@@ -55,6 +55,9 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        # librdkafka backs off fetching for 1 s once its local queue is full; a Python consumer
+        # that is slower than the fetcher then starves. Short backoff keeps the queue fed.
+        "fetch.queue.backoff.ms": 20,
     }
     conf.update(extra)
     return conf

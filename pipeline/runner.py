@@ -196,11 +196,12 @@ class Runner:
             self._rewind("sink_flush_failed", pause=pause)
             return False
         plan = self._ledger.commit_plan(self._processor.pending_low_offsets())
+        timeout_s = self._cfg.shutdown_grace_s if self._closing else 30.0
         try:
             if self._producer.transactional:
-                self._producer.commit(plan, self._consumer.consumer_group_metadata(), 30)
+                self._producer.commit(plan, self._consumer.consumer_group_metadata(), timeout_s)
             else:
-                self._producer.flush(30)
+                self._producer.flush(timeout_s)
                 self._commit_offsets(plan)
         except (KafkaException, OutputError) as exc:
             # Outputs of this cycle are not durable: abort (transactional) and re-read them.

@@ -64,11 +64,9 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
                 if duration_s is not None and uptime_s >= duration_s:
                     break
                 try:
-                    brokers, counts = topic_counts(consumer, DOCUMENTED_TOPICS)
-                except KafkaException as exc:
-                    log.warning("status_unavailable", error=str(exc))
-                    brokers, counts = 0, {}
-                live.update(_line(brokers, counts, uptime_s))
+                    live.update(_line(*topic_counts(consumer, DOCUMENTED_TOPICS), uptime_s))
+                except KafkaException as exc:  # e.g. leaders still being elected after start
+                    live.update(f"trailpipe | waiting for the cluster: {exc.args[0].str()}")
                 time.sleep(interval_s)
     except KeyboardInterrupt:
         pass
