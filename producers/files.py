@@ -1,0 +1,145 @@
+"""Reading CloudTrail records out of files as AWS delivers them, and as people hand them over.
+
+Accepted: gzip or plain; a ``{"Records": [...]}`` document, a single record object, a JSON array
+of records, or JSON lines. Nothing is dropped silently: every record that cannot be used comes
+out as a :class:`RawRecord` with ``error`` set and its raw bytes, so the caller dead-letters it
+with its location (``path:line`` or ``path#Records[i]``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as read. Exactly one of ``value`` (parsed JSON object) or ``error`` is set."""
+
+    location: str
+    raw: bytes
+    value: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+def find_files(root: Path) -> list[Path]:
+    """Every file under ``root`` (or ``root`` itself), sorted for a stable order; hidden files
+    and CloudTrail digest files (``CloudTrail-Digest/``, not events) are left out. Files of any
+    other name are read too, so nothing handed over is skipped silently."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and "CloudTrail-Digest" not in p.parts)
+
+
+def read_file(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+    """Yield every record of one file, good or bad. Never raises for bad content."""
+    data = path.read_bytes()
+    yield from parse_bytes(data, str(path), max_record_bytes)
+
+
+def parse_bytes(data: bytes, name: str,
+                max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+    """Yield the records of one document (see module docstring)."""
+    try:
+        data = _gunzip(data, name)
+    except ValueError as exc:  # not gzip, truncated gzip
+        yield RawRecord(name, data, error=str(exc), error_type=type(exc).__name__)
+        return
+    if _looks_like_json_lines(data, name):
+        yield from _json_lines(data, name, max_record_bytes)
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield RawRecord(name, data, error=f"invalid UTF-8 at byte {exc.start}",
+                        error_type="InvalidUTF8")
+        return
+    yield from _document(text, data, name, max_record_bytes)
+
+
+class NotGzipError(ValueError):
+    """A ``.gz`` file that is not gzip."""
+
+
+class TruncatedGzipError(ValueError):
+    """A gzip stream that ends early or is corrupt."""
+
+
+def _gunzip(data: bytes, name: str) -> bytes:
+    if not data.startswith(GZIP_MAGIC):
+        if name.endswith(".gz"):
+            raise NotGzipError(f"{name}: not gzip (no gzip magic bytes)")
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise TruncatedGzipError(f"{name}: truncated or corrupt gzip: {exc}") from exc
+
+
+def _looks_like_json_lines(data: bytes, name: str) -> bool:
+    """JSON lines by suffix, or when the first non-empty line is a complete JSON object
+    and more lines follow."""
+    if name.removesuffix(".gz").endswith(JSON_LINES_SUFFIXES):
+        return True
+    lines = [ln for ln in data.splitlines() if ln.strip()]
+    if len(lines) < 2:
+        return False
+    try:
+        return isinstance(json.loads(lines[0].decode("utf-8", "replace")), dict)
+    except ValueError:
+        return False
+
+
+def _json_lines(data: bytes, name: str, max_record_bytes: int) -> Iterator[RawRecord]:
+    for number, line in enumerate(data.splitlines(), start=1):
+        if line.strip():
+            yield _checked(line, f"{name}:{number}", max_record_bytes,
+                           lambda line=line: json.loads(line.decode("utf-8")))
+
+
+def _document(text: str, data: bytes, name: str, max_record_bytes: int) -> Iterator[RawRecord]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield RawRecord(name, data, error=f"invalid JSON at line {exc.lineno} column "
+                        f"{exc.colno}: {exc.msg}", error_type="JSONDecodeError")
+        return
+    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+        items, where = doc["Records"], "#Records"
+    elif isinstance(doc, list):
+        items, where = doc, "#"
+    else:
+        items, where = [doc], ""
+    for index, item in enumerate(items):
+        location = f"{name}{where}[{index}]" if where else name
+        raw = json.dumps(item, ensure_ascii=False).encode("utf-8")
+        yield _checked(raw, location, max_record_bytes, lambda item=item: item)
+
+
+def _checked(raw: bytes, location: str, max_record_bytes: int, parse: Any) -> RawRecord:
+    if len(raw) > max_record_bytes:
+        return RawRecord(location, raw, error=f"record is {len(raw)} bytes, over the limit of "
+                         f"{max_record_bytes}", error_type="RecordTooLarge")
+    try:
+        value = parse()
+    except UnicodeDecodeError as exc:
+        return RawRecord(location, raw, error=f"invalid UTF-8 at byte {exc.start}",
+                         error_type="InvalidUTF8")
+    except json.JSONDecodeError as exc:
+        return RawRecord(location, raw, error=f"invalid JSON: {exc}",
+                         error_type="JSONDecodeError")
+    if not isinstance(value, dict):
+        return RawRecord(location, raw, error=f"record is a JSON {type(value).__name__}, "
+                         "not an object", error_type="NotAnObject")
+    return RawRecord(location, raw, value=value)
