@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from pipeline.config import Config, ConfigError, load_config
-from pipeline.logs import configure_logging, get_logger
+from pipeline.cli_common import (
+    BootstrapOpt,
+    ConfigOpt,
+    LakeOpt,
+    S3Opt,
+    build_config,
+    fail,
+    resolve_bootstrap,
+)
+from pipeline.config import Config
+from pipeline.logs import get_logger
 
 app = typer.Typer(
     help="trailpipe: self-hosted CloudTrail on Kafka. Audit events as Avro on Kafka, rules and "
@@ -26,47 +34,6 @@ topics_app = typer.Typer(help="Create and check the documented topics.", no_args
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(config_app, name="config")
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file (layered over the defaults).")
-]
-BootstrapOpt = Annotated[
-    str | None,
-    typer.Option("--bootstrap", help="Kafka host:port[,...]; default: the local dev cluster."),
-]
-LakeOpt = Annotated[str | None, typer.Option("--lake", help="Lake URL: file://PATH or s3://B/P.")]
-S3Opt = Annotated[str | None, typer.Option("--s3-endpoint", help="S3 API endpoint URL.")]
-
-
-def _fail(code: int, lines: list[str]) -> NoReturn:
-    for line in lines:
-        typer.echo(line, err=True)
-    raise typer.Exit(code)
-
-
-def build_config(config: Path | None, **flags: Any) -> Config:
-    """Load the config for one command and configure logging; exit 2 listing every error."""
-    try:
-        cfg = load_config(config, overrides=flags)
-    except ConfigError as exc:
-        _fail(2, ["trailpipe: invalid configuration:", *(f"  - {e}" for e in exc.errors)])
-    configure_logging(cfg.log)
-    return cfg
-
-
-def resolve_bootstrap(cfg: Config) -> str:
-    """The configured bootstrap, else the running local dev cluster's; exit 2 when neither."""
-    if cfg.kafka.bootstrap:
-        return cfg.kafka.bootstrap
-    from pipeline.dev import status
-
-    info = status(cfg.dev.state_dir)
-    if info is None:
-        _fail(2, ["trailpipe: no Kafka bootstrap configured and no local dev cluster is running "
-                  f"(state dir {cfg.dev.state_dir}).",
-                  "  Start one with `trailpipe dev up` (or `make up`), or pass --bootstrap."])
-    return str(info.bootstrap)
-
 
 def _admin(cfg: Config, bootstrap: str) -> Any:
     from confluent_kafka.admin import AdminClient
@@ -154,17 +121,19 @@ def _dev_up_if_needed(cfg: Config) -> bool:
     try:
         up(cfg.dev.state_dir)
     except DevClusterError as exc:
-        _fail(1, [f"trailpipe: {exc}"])
+        fail(1, [f"trailpipe: {exc}"])
     return True
 
 
-def _mount_dev() -> None:
+def _mount_subcommands() -> None:
+    from pipeline.cli_produce import app as produce_app
     from pipeline.dev.cli import app as dev_app
 
     app.add_typer(dev_app, name="dev", help="Local Kafka (KRaft) and S3 endpoint for dev/tests.")
+    app.add_typer(produce_app, name="produce", help="Publish audit events from a source.")
 
 
-_mount_dev()
+_mount_subcommands()
 
 
 def main() -> None:

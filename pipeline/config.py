@@ -100,6 +100,19 @@ class RunnerConfig(_Strict):
         return self
 
 
+class ProducerConfig(_Strict):
+    """Settings of ``trailpipe produce``: where events and dead letters go, and limits."""
+
+    events_topic: str = "audit.events.v1"
+    dlq_topic: str = "audit.dlq.v1"
+    max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
+    compression: Literal["zstd", "lz4", "gzip", "snappy", "none"] = "zstd"
+    linger_ms: int = Field(default=50, ge=0)
+    batch_bytes: int = Field(default=1_000_000, ge=1024)
+    producer_id: str | None = Field(default=None, description="default: <hostname>-<pid>")
+    delivery_timeout_ms: int = Field(default=120_000, ge=1000)
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -118,6 +131,7 @@ class Config(_Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    producer: ProducerConfig = Field(default_factory=ProducerConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

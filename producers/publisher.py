@@ -1,0 +1,170 @@
+"""Publishing CloudTrail records: Avro events keyed by account|region, bad input dead-lettered.
+
+Contract: every record handed to :meth:`Publisher.publish` ends, once :meth:`Publisher.flush`
+returns, as exactly one of: an event on the events topic (``produced``), a dead letter with its
+reason and location on the DLQ (``dead_lettered``), or a counted delivery failure, which makes
+``flush`` raise :class:`DeliveryFailed` (a daemon then exits non-zero). Accounting balances:
+``read == produced + dead_lettered + failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from pipeline.events.errors import EventError
+from pipeline.events.mapping import IngestMeta, to_avro
+from pipeline.events.partition import event_key
+from pipeline.events.wire import encode, headers_for
+from producers.files import RawRecord
+
+
+DLQ_MAX_VALUE_BYTES = 512 * 1024
+"""Dead letters larger than this keep a prefix (brokers reject messages over ~1 MB)."""
+
+
+class DeliveryFailed(Exception):
+    """Kafka did not confirm some records; they are counted in ``stats.failed``."""
+
+
+@dataclass(slots=True)
+class PublishStats:
+    read: int = 0
+    produced: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.read - self.produced - self.dead_lettered - self.failed
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "pending": self.pending}
+
+
+class Batch:
+    """Tracks the deliveries of one group of records (e.g. one HTTP request)."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.produced = 0
+        self.dead_lettered = 0
+        self.errors: list[str] = []
+        self._done = threading.Condition()
+
+    def add(self) -> None:
+        with self._done:
+            self.pending += 1
+
+    def _delivered(self, dead_letter: bool, err: KafkaError | None) -> None:
+        with self._done:
+            self.pending -= 1
+            if err is not None:
+                self.errors.append(str(err))
+            elif dead_letter:
+                self.dead_lettered += 1
+            else:
+                self.produced += 1
+            self._done.notify_all()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True when every record of the batch got its delivery report in time."""
+        with self._done:
+            return self._done.wait_for(lambda: self.pending == 0, timeout_s)
+
+
+class Publisher:
+    """Maps, encodes and produces records; one instance per daemon, safe to call from the
+    threads of an HTTP server (librdkafka's producer is thread-safe)."""
+
+    def __init__(self, producer_conf: Mapping[str, Any], *, events_topic: str, dlq_topic: str,
+                 source: str, producer_id: str, clock_ms: Callable[[], int] | None = None) -> None:
+        self._producer = Producer(dict(producer_conf))
+        self._events_topic, self._dlq_topic = events_topic, dlq_topic
+        self._source, self._producer_id = source, producer_id
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._headers = list(headers_for())
+        self._lock = threading.Lock()
+        self.stats = PublishStats()
+
+    def publish(self, record: RawRecord, batch: Batch | None = None) -> None:
+        """Produce one record (or its dead letter). Never raises for bad input."""
+        with self._lock:
+            self.stats.read += 1
+            self.stats.bytes_in += len(record.raw)
+        if batch is not None:
+            batch.add()
+        if record.value is None:
+            self._dead_letter(record, record.error_type or "InvalidRecord",
+                              record.error or "invalid record", batch)
+            return
+        try:
+            ingest = IngestMeta(self._clock_ms(), self._source, self._producer_id,
+                                record.location)
+            payload = encode(to_avro(record.value, ingest=ingest))
+        except (EventError, TypeError, ValueError, OverflowError) as exc:  # bad input, never fatal
+            self._dead_letter(record, type(exc).__name__, str(exc), batch)
+            return
+        self._produce(self._events_topic, event_key(record.value), payload,
+                      [*self._headers, ("x-source-location", record.location.encode())],
+                      self._callback(False, batch))
+
+    def _dead_letter(self, record: RawRecord, error_type: str, error: str,
+                     batch: Batch | None) -> None:
+        headers = [("x-error-type", error_type.encode()),
+                   ("x-error", error.encode("utf-8", "replace")[:4096]),
+                   ("x-source", self._source.encode()),
+                   ("x-source-location", record.location.encode("utf-8", "replace"))]
+        value = record.raw
+        if len(value) > DLQ_MAX_VALUE_BYTES:
+            # Over the broker's message size: keep a prefix, and the size and hash of the whole
+            # so the original can be found and verified at its source location.
+            headers += [("x-original-bytes", str(len(value)).encode()),
+                        ("x-original-sha256", hashlib.sha256(value).hexdigest().encode())]
+            value = value[:DLQ_MAX_VALUE_BYTES]
+        self._produce(self._dlq_topic, None, value, headers, self._callback(True, batch))
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes,
+                 headers: list[Any], callback: Any) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers,
+                                       on_delivery=callback)
+                return
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self._producer.poll(0.05)
+
+    def _callback(self, dead_letter: bool, batch: Batch | None) -> Any:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            with self._lock:
+                if err is not None:
+                    self.stats.failed += 1
+                elif dead_letter:
+                    self.stats.dead_lettered += 1
+                else:
+                    self.stats.produced += 1
+                    self.stats.bytes_out += len(msg.value() or b"")
+            if batch is not None:
+                batch._delivered(dead_letter, err)
+        return on_delivery
+
+    def poll(self, timeout_s: float = 0) -> None:
+        """Serve delivery reports."""
+        self._producer.poll(timeout_s)
+
+    def flush(self, timeout_s: float = 60) -> PublishStats:
+        """Wait for every delivery report. Raises DeliveryFailed when any record failed or is
+        still unconfirmed after ``timeout_s``."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining or self.stats.failed:
+            raise DeliveryFailed(f"{self.stats.failed} records failed delivery, {remaining} "
+                                 f"unconfirmed after {timeout_s}s")
+        return self.stats
