@@ -24,7 +24,6 @@ from pipeline.events.partition import event_key
 from pipeline.events.wire import encode, headers_for
 from producers.files import RawRecord
 
-
 DLQ_MAX_VALUE_BYTES = 512 * 1024
 """Dead letters larger than this keep a prefix (brokers reject messages over ~1 MB)."""
 

@@ -79,7 +79,8 @@ def test_bad_files_are_dead_lettered_with_reasons(kafka, make_topic, tmp_path) -
     (tmp_path / "fake.json.gz").write_bytes(b"not gzip at all")
     (tmp_path / "cut.json.gz").write_bytes(gzip.compress(b'{"Records": []}' * 100)[:-9])
     (tmp_path / "mixed.jsonl").write_bytes(b"\n".join([
-        json.dumps(good).encode(), b"[1]", b"\xff\xfe", b'{"eventName": ' + b'"x' * 700_000 + b'"}']))
+        json.dumps(good).encode(), b"[1]", b"\xff\xfe",
+        b'{"eventName": "' + b"x" * 1_400_000 + b'"}']))
     rc, summary = produce(kafka, events, dlq, "cloudtrail-dir", str(tmp_path))
     assert rc == 0
     assert (summary["produced"], summary["dead_lettered"]) == (2, 5)
