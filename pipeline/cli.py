@@ -126,11 +126,13 @@ def _dev_up_if_needed(cfg: Config) -> bool:
 
 
 def _mount_subcommands() -> None:
+    from pipeline.cli_events import app as events_app
     from pipeline.cli_produce import app as produce_app
     from pipeline.dev.cli import app as dev_app
 
     app.add_typer(dev_app, name="dev", help="Local Kafka (KRaft) and S3 endpoint for dev/tests.")
     app.add_typer(produce_app, name="produce", help="Publish audit events from a source.")
+    app.add_typer(events_app, name="events", help="Convert CloudTrail JSON to Avro and back.")
 
 
 _mount_subcommands()
