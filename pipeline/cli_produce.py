@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import typer
 from pipeline.cli_common import BootstrapOpt, ConfigOpt, build_config, fail, resolve_bootstrap
 from pipeline.config import Config
 from pipeline.kafka import base_client_config, producer_config
+from pipeline.logs import get_logger
 
 if TYPE_CHECKING:
     from producers.publisher import Publisher
@@ -80,3 +82,42 @@ def cloudtrail_dir(
     started_s = time.monotonic()
     files = ingest_paths(publisher, paths, max_record_bytes=cfg.producer.max_record_bytes)
     finish(publisher, "cloudtrail-dir", started_s, files=files)
+
+
+@app.command("http")
+def http(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8088).")] = None,
+) -> None:
+    """The HTTP collector: POST /v1/events (JSON array, {"Records": [...]} or NDJSON) with a
+    bearer token; 202 only after Kafka confirmed delivery; GET /healthz. Ctrl-C stops it."""
+    import uvicorn
+
+    from producers.http import Collector, build_app
+
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "http.host": host,
+                                  "http.port": port})
+    if not cfg.http.tokens and not cfg.http.allow_anonymous:
+        fail(2, ["trailpipe: invalid configuration:",
+                 "  - http.tokens: required value missing (or set http.allow_anonymous = true)"])
+    publisher = make_publisher(cfg, resolve_bootstrap(cfg), "http")
+    collector = Collector(publisher, cfg.http, cfg.producer.max_record_bytes)
+    server = uvicorn.Server(uvicorn.Config(build_app(collector), host=cfg.http.host,
+                                           port=cfg.http.port, log_level="warning",
+                                           access_log=False))
+    get_logger("producers.http").info("http_listening", host=cfg.http.host, port=cfg.http.port)
+    started_s = time.monotonic()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.run()  # uvicorn drains requests on SIGINT/SIGTERM, then re-raises the signal
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    finish(publisher, "http", started_s)
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "TRAILPIPE_"
 ENV_NESTING = "__"
@@ -113,6 +121,24 @@ class ProducerConfig(_Strict):
     delivery_timeout_ms: int = Field(default=120_000, ge=1000)
 
 
+class HttpConfig(_Strict):
+    """The HTTP collector (``trailpipe produce http``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8088, ge=0, le=65535)
+    tokens: list[SecretStr] = Field(default_factory=list, description="accepted bearer tokens")
+    allow_anonymous: bool = False
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_inflight_requests: int = Field(default=64, ge=1)
+    delivery_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # Environment variables carry lists as "a,b".
+        return [t for t in value.split(",") if t] if isinstance(value, str) else value
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -132,6 +158,7 @@ class Config(_Strict):
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

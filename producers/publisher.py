@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from pipeline.events.errors import EventError
 from pipeline.events.mapping import IngestMeta, to_avro
@@ -154,6 +154,15 @@ class Publisher:
             if batch is not None:
                 batch._delivered(dead_letter, err)
         return on_delivery
+
+    def healthy(self, timeout_s: float = 2.0) -> bool:
+        """True when the events topic's metadata can be fetched from the cluster."""
+        try:
+            meta = self._producer.list_topics(self._events_topic, timeout=timeout_s)
+        except KafkaException:
+            return False
+        topic = meta.topics.get(self._events_topic)
+        return topic is not None and topic.error is None
 
     def poll(self, timeout_s: float = 0) -> None:
         """Serve delivery reports."""
