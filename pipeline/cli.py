@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -84,30 +88,54 @@ def run(
     duration_s: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
+    rate: Annotated[float | None, typer.Option(help="Generated events per second.")] = None,
 ) -> None:
     """The main job on embedded defaults: bring up the local cluster (unless --bootstrap),
-    create the topics, and show a live status line until Ctrl-C or --duration."""
+    create the topics, run the traffic generator into audit.events.v1 and show a live status
+    line (events/s, per-partition end offsets, dead letters) until Ctrl-C or --duration."""
     from pipeline.status import run_status
     from pipeline.topics import ensure_topics, topic_specs
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
-                                  "storage.s3_endpoint": s3_endpoint})
+                                  "storage.s3_endpoint": s3_endpoint,
+                                  "generator.rate_per_s": rate})
     log = get_logger("pipeline.cli")
     log.info("config_loaded", config=cfg.masked())
-    started_here = False
-    if not cfg.kafka.bootstrap:
-        started_here = _dev_up_if_needed(cfg)
-    boot = resolve_bootstrap(cfg)
+    started_here = False if cfg.kafka.bootstrap else _dev_up_if_needed(cfg)
     try:
+        boot = resolve_bootstrap(cfg)
         for r in ensure_topics(_admin(cfg, boot), topic_specs(cfg.topics)):
             log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
-        run_status(cfg, boot, duration_s=duration_s)
+        with _generator_running(cfg, boot):
+            run_status(cfg, boot, duration_s=duration_s)
     finally:
         if started_here:
             from pipeline.dev import down
 
             down(cfg.dev.state_dir)
             log.info("dev_cluster_stopped", state_dir=str(cfg.dev.state_dir))
+
+
+@contextmanager
+def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
+    """Run the generator in a background thread; on exit stop it, flush, print the summary."""
+    from pipeline.cli_produce import finish, make_publisher
+    from producers.generator_source import make_generator, run_generator
+
+    publisher = make_publisher(cfg, bootstrap, "generator")
+    gen = make_generator(cfg.generator, time.time_ns() // 1_000_000)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_generator, name="generator", daemon=True,
+                              args=(publisher, gen),
+                              kwargs={"rate_per_s": cfg.generator.rate_per_s, "stop": stop})
+    started_s = time.monotonic()
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(10)
+        finish(publisher, "generator", started_s, seed=cfg.generator.seed)
 
 
 def _dev_up_if_needed(cfg: Config) -> bool:

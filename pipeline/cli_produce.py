@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -121,3 +122,45 @@ def http(
 
 def _interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+@app.command("generator")
+def generator(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    rate: Annotated[float | None, typer.Option(help="Events per second (default 200).")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    duration_s: Annotated[float | None,
+                          typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Same seed, same traffic.")] = None,
+    accounts: Annotated[int | None, typer.Option(help="Number of AWS accounts.")] = None,
+    regions: Annotated[int | None, typer.Option(help="Regions per account.")] = None,
+    scenario: Annotated[list[str] | None, typer.Option(
+        help="Attack scenario to inject (repeatable; default: all). 'none' for none.")] = None,
+) -> None:
+    """Realistic synthetic CloudTrail traffic across accounts x regions, with injectable attack
+    scenarios (logging tampering, root login without MFA, AccessDenied bursts, IAM privilege
+    escalation, public bucket policy, KMS key deletion, security group open to the world).
+    Runs until --count, --duration or Ctrl-C."""
+    from producers.generator_source import make_generator, run_generator
+
+    scenarios = [] if scenario == ["none"] else scenario
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "generator.rate_per_s": rate,
+                                  "generator.seed": seed, "generator.accounts": accounts,
+                                  "generator.regions": regions, "generator.scenarios": scenarios})
+    try:
+        gen = make_generator(cfg.generator, time.time_ns() // 1_000_000)
+    except ValueError as exc:
+        fail(2, [f"trailpipe: {exc}"])
+    publisher = make_publisher(cfg, resolve_bootstrap(cfg), "generator")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started_s = time.monotonic()
+    try:
+        run_generator(publisher, gen, rate_per_s=cfg.generator.rate_per_s, count=count,
+                      duration_s=duration_s, stop=stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    finish(publisher, "generator", started_s, seed=cfg.generator.seed)

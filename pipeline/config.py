@@ -139,6 +139,27 @@ class HttpConfig(_Strict):
         return [t for t in value.split(",") if t] if isinstance(value, str) else value
 
 
+class GeneratorConfig(_Strict):
+    """Synthetic traffic (``trailpipe produce generator`` and ``make run``)."""
+
+    rate_per_s: float = Field(default=200.0, gt=0)
+    seed: int = 42
+    accounts: int = Field(default=3, ge=1)
+    regions: int = Field(default=2, ge=1)
+    error_rate: float = Field(default=0.02, ge=0, le=1)
+    scenarios: list[str] = Field(
+        default_factory=lambda: ["logging-tampering", "root-login-no-mfa", "access-denied-burst",
+                                 "iam-privesc", "public-bucket-policy", "kms-key-deletion",
+                                 "sg-open-world"],
+        description="attack scenarios injected into normal traffic")
+    scenario_every: int = Field(default=5_000, ge=100)
+
+    @field_validator("scenarios", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [t for t in value.split(",") if t] if isinstance(value, str) else value
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -159,6 +180,7 @@ class Config(_Strict):
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

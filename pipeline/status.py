@@ -1,4 +1,5 @@
-"""The live status line of ``trailpipe run``: brokers and per-topic record counts.
+"""The live status line of ``trailpipe run``: brokers, events/s, per-partition end offsets of
+the events topic, dead letters, and the other topics' record counts.
 
 On a TTY it redraws one line; otherwise it logs a ``status`` event every ``log_every_s``.
 Stops on Ctrl-C, SIGTERM or after ``duration_s``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -23,25 +25,41 @@ from pipeline.topics import DOCUMENTED_TOPICS
 log = get_logger("pipeline.status")
 
 
-def topic_counts(consumer: Consumer, topics: tuple[str, ...]) -> tuple[int, dict[str, int]]:
-    """(broker count, records currently retained per topic) from the high/low watermarks."""
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Records per topic (high minus low watermark) and the end offset of every partition."""
+
+    brokers: int
+    ends: dict[str, list[int]]
+    counts: dict[str, int]
+
+
+def snapshot(consumer: Consumer, topics: tuple[str, ...]) -> Snapshot:
     meta = consumer.list_topics(timeout=10)
+    ends: dict[str, list[int]] = {}
     counts: dict[str, int] = {}
     for name in topics:
         tmeta = meta.topics.get(name)
         if tmeta is None or tmeta.error is not None:
             continue
-        total = 0
-        for pid in tmeta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(name, pid), timeout=5)
-            total += high - low
-        counts[name] = total
-    return len(meta.brokers), counts
+        marks = [consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+                 for p in sorted(tmeta.partitions)]
+        ends[name] = [high for _, high in marks]
+        counts[name] = sum(high - low for low, high in marks)
+    return Snapshot(len(meta.brokers), ends, counts)
 
 
-def _line(brokers: int, counts: dict[str, int], uptime_s: float) -> str:
-    parts = [f"{name.removeprefix('audit.')}={n:,}" for name, n in counts.items()]
-    return f"trailpipe | brokers {brokers} | " + " ".join(parts) + f" | up {uptime_s:,.0f}s"
+def status_line(now: Snapshot, before: Snapshot | None, interval_s: float, uptime_s: float,
+                events_topic: str, dlq_topic: str) -> str:
+    """One line: brokers | events (rate/s) [end offsets] | dlq | other topics | uptime."""
+    total = now.counts.get(events_topic, 0)
+    rate = (total - before.counts.get(events_topic, 0)) / interval_s if before else 0.0
+    ends = " ".join(str(e) for e in now.ends.get(events_topic, []))
+    others = " ".join(f"{n.removeprefix('audit.')}={c:,}" for n, c in now.counts.items()
+                      if n not in (events_topic, dlq_topic))
+    return (f"trailpipe | brokers {now.brokers} | events {total:,} ({rate:,.0f}/s) "
+            f"ends [{ends}] | dead letters {now.counts.get(dlq_topic, 0):,} | {others} "
+            f"| up {uptime_s:,.0f}s")
 
 
 def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
@@ -55,8 +73,11 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
     previous = signal.signal(signal.SIGTERM, on_term)
     conf = {**base_client_config(cfg.kafka, bootstrap), "group.id": "trailpipe-status"}
     consumer = Consumer(conf)
+    topics = tuple(dict.fromkeys((cfg.producer.events_topic, cfg.producer.dlq_topic,
+                                  *DOCUMENTED_TOPICS)))
     start = time.monotonic()
     live: Any = Live("", console=Console(stderr=True)) if sys.stderr.isatty() else _LogLine()
+    before: Snapshot | None = None
     try:
         with live:
             while not stop["flag"]:
@@ -64,7 +85,10 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
                 if duration_s is not None and uptime_s >= duration_s:
                     break
                 try:
-                    live.update(_line(*topic_counts(consumer, DOCUMENTED_TOPICS), uptime_s))
+                    now = snapshot(consumer, topics)
+                    live.update(status_line(now, before, interval_s, uptime_s,
+                                            cfg.producer.events_topic, cfg.producer.dlq_topic))
+                    before = now
                 except KafkaException as exc:  # e.g. leaders still being elected after start
                     live.update(f"trailpipe | waiting for the cluster: {exc.args[0].str()}")
                 time.sleep(interval_s)

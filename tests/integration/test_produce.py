@@ -99,3 +99,28 @@ def test_missing_path_exits_2(kafka, tmp_path) -> None:
                              str(tmp_path / "nope"), "--bootstrap", kafka.bootstrap],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no such file or directory" in result.stderr
+
+
+def test_generator_is_deterministic_and_injects_scenarios(kafka, make_topic) -> None:
+    events, dlq = make_topic("events", 6), make_topic("dlq", 1)
+    args = ("generator", "--rate", "5000", "--count", "3000", "--seed", "7")
+    rc, summary = produce(kafka, events, dlq, *args)
+    assert rc == 0 and summary["produced"] == 3000 and summary["dead_lettered"] == 0
+    records = [from_avro(decode(m.value()))
+               for m in read_all(kafka.bootstrap, events, expected=3000)]
+    assert len(records) == 3000
+    names = {r["eventName"] for r in records}
+    assert {"StopLogging", "DeleteTrail", "ScheduleKeyDeletion", "PutBucketPolicy",
+            "AuthorizeSecurityGroupIngress", "AttachUserPolicy"} <= names
+    roots = [r for r in records if r["eventName"] == "ConsoleLogin"
+             and r["userIdentity"]["type"] == "Root"
+             and r.get("additionalEventData", {}).get("MFAUsed") == "No"]
+    assert roots, "root login without MFA was not injected"
+
+    other = make_topic("events", 6)
+    rc, _ = produce(kafka, other, dlq, *args)
+    again = [from_avro(decode(m.value())) for m in read_all(kafka.bootstrap, other, expected=3000)]
+    assert rc == 0
+    by_id = {r["eventID"]: r for r in records}
+    assert {r["eventID"] for r in again} == set(by_id)  # same seed, same traffic
+    assert all(by_id[r["eventID"]]["eventName"] == r["eventName"] for r in again)
