@@ -115,6 +115,10 @@ def _document(text: str, data: bytes, name: str, max_record_bytes: int) -> Itera
         yield RawRecord(name, data, error=f"invalid JSON at line {exc.lineno} column "
                         f"{exc.colno}: {exc.msg}", error_type="JSONDecodeError")
         return
+    if isinstance(doc, dict) and "Records" in doc and not isinstance(doc["Records"], list):
+        yield RawRecord(name, data, error="\"Records\" must be a JSON array, got "
+                        f"{type(doc['Records']).__name__}", error_type="WrongType")
+        return
     if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
         items, where = doc["Records"], "#Records"
     elif isinstance(doc, list):

@@ -80,3 +80,20 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def read_partition(bootstrap: str, topic: str, partition: int,
+                   timeout_s: float = 10) -> list[Message]:
+    """Every record of one partition, read with a manual assignment (no group)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"one-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    consumer.assign([TopicPartition(topic, partition, 0)])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < high and time.monotonic() < deadline:
+            out.extend(m for m in consumer.consume(1000, 0.5) if m.error() is None)
+    finally:
+        consumer.close()
+    return out

@@ -62,3 +62,13 @@ def test_bad_records_are_reported_and_good_ones_still_written(tmp_path: Path) ->
     bad = run("decode", str(garbage), str(out))
     assert bad.returncode == 1 and str(garbage) in bad.stderr.decode()
     assert len(bad.stdout.splitlines()) == 2  # the good file is still decoded
+
+
+def test_encode_pipe_decode_reproduces_a_corpus_file() -> None:
+    path = CORPUS / "stratus-red-team" / "records.jsonl"
+    shell = f"{sys.executable} -m pipeline.cli events encode {path} | " \
+            f"{sys.executable} -m pipeline.cli events decode"
+    result = subprocess.run(shell, shell=True, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    want = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert [json.loads(line) for line in result.stdout.decode().splitlines()] == want

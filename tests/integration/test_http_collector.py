@@ -138,3 +138,18 @@ def test_http_requires_tokens(kafka) -> None:
                              "--bootstrap", kafka.bootstrap], env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "http.tokens" in result.stderr
+
+
+def test_broker_down_is_503_and_nothing_acknowledged(make_topic) -> None:
+    dead = type("Dead", (), {"bootstrap": f"127.0.0.1:{free_port()}"})()  # nothing listens
+    proc, url = start(dead, "audit.events.v1", "audit.dlq.v1",
+                      TRAILPIPE_PRODUCER__DELIVERY_TIMEOUT_MS="2000")
+    try:
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 503
+        response = post(url, json.dumps([REC, REC]).encode())
+        assert response.status_code == 503 and "accepted" not in response.json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert proc.returncode == 1 and summary["produced"] == 0 and summary["failed"] == 2

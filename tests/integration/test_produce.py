@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from kit import read_all
+from kit import read_all, read_partition
 
 from pipeline.events.mapping import from_avro
 from pipeline.events.partition import event_key, partition_for
@@ -62,6 +62,8 @@ def test_corpus_dir_round_trips_through_kafka(kafka, make_topic) -> None:
         assert msg.partition() == partition_for(msg.key(), 6)  # the Java client's choice
         seen.add(where)
     assert seen == set(want)
+    one = read_partition(kafka.bootstrap, events, 0)  # a consumer of one partition...
+    assert one and all(partition_for(m.key(), 6) == 0 for m in one)  # ...sees only its keys
 
     dead = read_all(kafka.bootstrap, dlq, expected=summary["dead_lettered"])
     located = {dict(m.headers())["x-source-location"].decode(): m for m in dead}

@@ -89,3 +89,8 @@ def test_find_files_skips_hidden_and_digests(tmp_path: Path) -> None:
     (tmp_path / ".hidden").write_bytes(b"")
     names = [p.name for p in find_files(tmp_path)]
     assert names == ["a.json.gz", "notes.txt"]
+
+
+def test_records_member_of_the_wrong_type() -> None:
+    [bad] = parse_bytes(b'{"Records": {"eventName": "x"}}', "f.json")
+    assert bad.error_type == "WrongType" and "must be a JSON array" in (bad.error or "")
