@@ -1,0 +1,1 @@
+"""The Parquet lake on S3 or a local directory: storage, layout, digests."""
