@@ -161,6 +161,16 @@ def _mount_subcommands() -> None:
     app.add_typer(dev_app, name="dev", help="Local Kafka (KRaft) and S3 endpoint for dev/tests.")
     app.add_typer(produce_app, name="produce", help="Publish audit events from a source.")
     app.add_typer(events_app, name="events", help="Convert CloudTrail JSON to Avro and back.")
+    app.add_typer(_lake_app(), name="lake", help="The Parquet lake: set-up, query, integrity.")
+
+
+def _lake_app() -> typer.Typer:
+    from pipeline.cli_lake_admin import register
+
+    lake_app = typer.Typer(help="The Parquet lake on S3 or a local directory.",
+                           no_args_is_help=True)
+    register(lake_app)
+    return lake_app
 
 
 _mount_subcommands()

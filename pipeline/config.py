@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.lake.policy import LakePolicyConfig
+
 ENV_PREFIX = "TRAILPIPE_"
 ENV_NESTING = "__"
 
@@ -181,6 +183,7 @@ class Config(_Strict):
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    lake: LakePolicyConfig = Field(default_factory=LakePolicyConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)
