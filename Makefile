@@ -4,11 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_STATE := var/test-cluster
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka-libs run test test-unit bench lint typecheck up down clean
+.PHONY: help install kafka-libs run test test-cleanup test-unit bench lint typecheck up down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,8 +27,13 @@ run: kafka-libs ## The main job: local cluster, topics, live status (Ctrl-C to s
 	$(BIN)/trailpipe run $(ARGS)
 
 test: kafka-libs ## Run the whole test suite against a real local broker and S3 endpoint
-	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
-	  $(BIN)/trailpipe dev down --state-dir $(TEST_STATE) >/dev/null 2>&1; exit $$rc
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; $(MAKE) --no-print-directory test-cleanup; exit $$rc
+
+test-cleanup: ## Stop test clusters whose pytest session is gone (crashed or killed)
+	@for d in var/test-clusters/pytest-*; do \
+	  [ -d "$$d" ] || continue; pid=$${d##*-}; kill -0 "$$pid" 2>/dev/null && continue; \
+	  $(BIN)/trailpipe dev down --purge --state-dir "$$d" >/dev/null 2>&1; rm -rf "$$d"; \
+	done
 
 test-unit: $(STAMP) ## Unit tests only (no I/O)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli_common import BootstrapOpt, ConfigOpt, build_config, fail, resolve_bootstrap
+from pipeline.cli_common import (
+    BootstrapOpt,
+    ConfigOpt,
+    S3Opt,
+    build_config,
+    fail,
+    resolve_bootstrap,
+)
 from pipeline.config import Config
 from pipeline.kafka import base_client_config, producer_config
 from pipeline.logs import get_logger
@@ -161,6 +168,55 @@ def generator(
                       duration_s=duration_s, stop=stop)
     except KeyboardInterrupt:
         pass
+    except ValueError as exc:  # e.g. --count too small for the requested scenarios
+        fail(2, [f"trailpipe: {exc} (or pass --scenario none)"])
     finally:
         signal.signal(signal.SIGTERM, previous)
     finish(publisher, "generator", started_s, seed=cfg.generator.seed)
+
+
+@app.command("cloudtrail-s3")
+def cloudtrail_s3(
+    url: Annotated[str, typer.Argument(help="s3://bucket/prefix holding AWSLogs/...")],
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    s3_endpoint: S3Opt = None,
+    follow: Annotated[bool, typer.Option(help="Keep listing for new log files.")] = False,
+    poll_interval_s: Annotated[float, typer.Option("--poll-interval",
+                                                   help="Seconds between listings.")] = 30.0,
+    checkpoint: Annotated[Path, typer.Option(
+        help="Durable record of processed objects.")] = Path("var/checkpoints/cloudtrail-s3.db"),
+) -> None:
+    """CloudTrail log files in the AWS layout AWSLogs/[o-org/]<account>/CloudTrail/<region>/
+    YYYY/MM/DD/*.json.gz, once or --follow. A checkpoint of processed objects (marked only
+    after Kafka confirmed their records) means a restart neither skips nor re-sends a file
+    (beyond the few in flight at a crash). Ctrl-C stops after the in-flight files."""
+    from pipeline.lake.store import s3_client_for
+    from producers.checkpoint import Checkpoint, CheckpointLocked
+    from producers.s3_source import ingest_s3, parse_s3_url
+
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap,
+                                  "storage.s3_endpoint": s3_endpoint})
+    try:
+        parse_s3_url(url)
+    except ValueError as exc:
+        fail(2, [f"trailpipe: {exc}"])
+    publisher = make_publisher(cfg, resolve_bootstrap(cfg), "cloudtrail-s3")
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    started_s = time.monotonic()
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with Checkpoint(checkpoint) as cp:
+            result = ingest_s3(publisher, url, s3_client=s3_client_for(cfg.storage.s3_endpoint),
+                               checkpoint=cp, max_record_bytes=cfg.producer.max_record_bytes,
+                               follow=follow, poll_interval_s=poll_interval_s, stop=stop)
+    except CheckpointLocked as exc:
+        fail(2, [f"trailpipe: {exc}"])
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+    finish(publisher, "cloudtrail-s3", started_s, **result.as_dict())
+    if not result.ok:
+        raise typer.Exit(1)

@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from pipeline.config import KafkaConfig
+from pipeline.logs import kafka_logger
 from pipeline.model import KafkaRecord
 
 
@@ -21,6 +22,7 @@ def base_client_config(kafka: KafkaConfig, bootstrap: str) -> dict[str, Any]:
         "bootstrap.servers": bootstrap,
         "client.id": kafka.client_id,
         "security.protocol": kafka.security_protocol,
+        "logger": kafka_logger(),
     }
     if kafka.sasl is not None:
         conf["sasl.mechanism"] = kafka.sasl.mechanism

@@ -14,9 +14,14 @@ import structlog
 
 from pipeline.config import LogConfig
 
+KAFKA_LOGGER = "trailpipe.librdkafka"
+"""The stdlib logger handed to every Kafka client, so librdkafka's own lines come out in the
+same structured format instead of raw ``%4|...`` lines on stderr."""
+
 
 def configure_logging(config: LogConfig) -> None:
-    """Configure structlog for the whole process; safe to call more than once."""
+    """Configure structlog (and the stdlib loggers of libraries) for the whole process;
+    safe to call more than once."""
     level = getattr(logging, config.level.upper())
     as_json = config.format == "json" or (config.format == "auto" and not sys.stderr.isatty())
     renderer: Any = (
@@ -24,14 +29,14 @@ def configure_logging(config: LogConfig) -> None:
         if as_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    _route_stdlib(shared, renderer, level)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
@@ -42,3 +47,20 @@ def get_logger(name: str) -> Any:
     """A lazy logger carrying ``component=name``; it follows whatever configuration is current
     when it logs, so module-level loggers created at import time stay correct."""
     return structlog.get_logger(component=name)
+
+
+def _route_stdlib(shared: list[Any], renderer: Any, level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name]))
+    for name in (KAFKA_LOGGER, "trailpipe.asgi"):
+        lib = logging.getLogger(name)
+        lib.handlers = [handler]
+        lib.setLevel(level)
+        lib.propagate = False
+
+
+def kafka_logger() -> logging.Logger:
+    """The logger to pass as librdkafka's ``logger`` setting."""
+    return logging.getLogger(KAFKA_LOGGER)

@@ -2,7 +2,7 @@
 
 Backends, chosen by environment:
 - default: the local launcher (``pipeline.dev``) starts a KRaft broker and moto's S3 server under
-  ``var/test-cluster`` (stopped at the end of the session);
+  ``var/test-clusters/pytest-<pid>`` (stopped and removed at the end of the session);
 - ``TRAILPIPE_TEST_BOOTSTRAP=host:port``: use an existing broker (and
   ``TRAILPIPE_TEST_S3_ENDPOINT`` for S3, else a local moto server is started);
 - ``TRAILPIPE_TEST_KAFKA=testcontainers``: testcontainers' Kafka module (needs a Docker engine).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
-TEST_STATE_DIR = REPO_ROOT / "var" / "test-cluster"
+# One cluster per pytest session (by pid), so concurrent sessions never stop each other's broker.
+TEST_STATE_DIR = REPO_ROOT / "var" / "test-clusters" / f"pytest-{os.getpid()}"
 
 
 @dataclass
@@ -52,12 +54,14 @@ def _start_cluster() -> TestCluster:
         container = KafkaContainer(image).with_kraft()
         container.start()
         return TestCluster(container.get_bootstrap_server(), image, None, container.stop)
-    from pipeline.dev import down, status, up
+    from pipeline.dev import down, up
 
-    # A cluster another pytest session already runs is shared, and left for that session to stop.
-    already_running = status(TEST_STATE_DIR) is not None
     info = up(TEST_STATE_DIR, brokers=1, s3=True)
-    stop = (lambda: None) if already_running else (lambda: down(TEST_STATE_DIR))
+
+    def stop() -> None:
+        down(TEST_STATE_DIR, purge=True)
+        shutil.rmtree(TEST_STATE_DIR, ignore_errors=True)
+
     return TestCluster(info.bootstrap, info.kafka_version, info.s3_endpoint, stop)
 
 
