@@ -14,15 +14,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -38,6 +38,16 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {e}" for e in errors))
         self.errors = errors
+
+
+def _split_commas(value: Any) -> Any:
+    # Environment variables carry lists as "a,b".
+    return [t for t in value.split(",") if t] if isinstance(value, str) else value
+
+
+T = TypeVar("T")
+CommaList = Annotated[list[T], BeforeValidator(_split_commas)]
+"""A list that may also be given as one comma-separated string."""
 
 
 class _Strict(BaseModel):
@@ -128,17 +138,12 @@ class HttpConfig(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8088, ge=0, le=65535)
-    tokens: list[SecretStr] = Field(default_factory=list, description="accepted bearer tokens")
+    tokens: CommaList[SecretStr] = Field(default_factory=list,
+                                         description="accepted bearer tokens")
     allow_anonymous: bool = False
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_inflight_requests: int = Field(default=64, ge=1)
     delivery_timeout_s: float = Field(default=30.0, gt=0)
-
-    @field_validator("tokens", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        # Environment variables carry lists as "a,b".
-        return [t for t in value.split(",") if t] if isinstance(value, str) else value
 
 
 class GeneratorConfig(_Strict):
@@ -149,17 +154,12 @@ class GeneratorConfig(_Strict):
     accounts: int = Field(default=3, ge=1)
     regions: int = Field(default=2, ge=1)
     error_rate: float = Field(default=0.02, ge=0, le=1)
-    scenarios: list[str] = Field(
+    scenarios: CommaList[str] = Field(
         default_factory=lambda: ["logging-tampering", "root-login-no-mfa", "access-denied-burst",
                                  "iam-privesc", "public-bucket-policy", "kms-key-deletion",
                                  "sg-open-world"],
         description="attack scenarios injected into normal traffic")
     scenario_every: int = Field(default=5_000, ge=100)
-
-    @field_validator("scenarios", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        return [t for t in value.split(",") if t] if isinstance(value, str) else value
 
 
 class LogConfig(_Strict):
