@@ -18,7 +18,8 @@ from pipeline.dev.cluster import down, status, up
 from pipeline.dev.model import ClusterInfo, DevClusterError
 
 app = typer.Typer(
-    help="Local Apache Kafka (KRaft, from Maven Central jars) and moto S3 for dev and tests.",
+    help="Local Apache Kafka (KRaft, from Maven Central jars), moto S3 and a Confluent-compatible "
+    "schema registry (Apicurio) for dev and tests.",
     no_args_is_help=True,
 )
 
@@ -54,6 +55,7 @@ def _human(info: ClusterInfo) -> str:
         lines.append(f"  sasl: {info.sasl.security_protocol} {info.sasl.mechanism} "
                      f"user={info.sasl.username} password={info.sasl.password}")
     lines.append(f"  s3: {info.s3_endpoint or '(not started)'}")
+    lines.append(f"  schema registry: {info.schema_registry_url or '(not started)'}")
     return "\n".join(lines)
 
 
@@ -62,6 +64,8 @@ def up_cmd(
     brokers: Annotated[int, typer.Option(min=1, help="KRaft nodes (1, or 3 for RF 3)")] = 1,
     sasl: Annotated[bool, typer.Option("--sasl", help="SCRAM-SHA-512 + ACLs, admin user")] = False,
     s3: Annotated[bool, typer.Option("--s3", help="Also start a moto S3 server")] = False,
+    schema_registry: Annotated[bool, typer.Option(
+        "--schema-registry", help="Also start a Confluent-compatible schema registry")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 90.0,
     state_dir: StateDirOpt = None,
     config: ConfigOpt = None,
@@ -69,7 +73,7 @@ def up_cmd(
     """Start the cluster (or report the one already running) and print how to reach it."""
     try:
         info = up(_state_dir(state_dir, config), brokers=brokers, sasl=sasl, s3=s3,
-                  timeout_s=timeout)
+                  schema_registry=schema_registry, timeout_s=timeout)
     except DevClusterError as exc:
         raise _fail(exc) from exc
     typer.echo(_human(info))

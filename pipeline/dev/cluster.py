@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.dev import kafka_config as kc
-from pipeline.dev import nodes, procs
+from pipeline.dev import nodes, procs, registry
 from pipeline.dev import s3 as s3mod
 from pipeline.dev.libs import LOG4J2, ensure_kafka_libs, find_repo_root
 from pipeline.dev.model import (
@@ -45,6 +45,8 @@ def _info(state_dir: Path, state: State) -> ClusterInfo:
         kafka_version=state.kafka_version,
         s3_endpoint=s3mod.endpoint(state.s3.port) if state.s3 is not None else None,
         sasl=SaslInfo(ADMIN_USER, state.sasl_password) if state.sasl_password else None,
+        schema_registry_url=(registry.url(state.schema_registry.port)
+                             if state.schema_registry is not None else None),
         state_dir=state_dir,
     )
 
@@ -58,6 +60,8 @@ def _stop_all(state: State, grace_s: float = 20.0) -> list[int]:
     recs: list[ProcRecord] = [n.proc for n in state.nodes]
     if state.s3 is not None:
         recs.append(state.s3.proc)
+    if state.schema_registry is not None:
+        recs.append(state.schema_registry.proc)
     signalled = [r for r in recs if procs.send_signal(r, signal.SIGTERM)]
     deadline = time.monotonic() + grace_s
     for rec in signalled:
@@ -66,10 +70,11 @@ def _stop_all(state: State, grace_s: float = 20.0) -> list[int]:
     return [r.pid for r in signalled]
 
 
-def _start_fresh(state_dir: Path, brokers: int, sasl: bool, s3: bool, timeout_s: float,
-                 repo_root: Path | None) -> State:
+def _start_fresh(state_dir: Path, brokers: int, sasl: bool, s3: bool, schema_registry: bool,
+                 timeout_s: float, repo_root: Path | None) -> State:
     root = find_repo_root(repo_root)
     libs, version = ensure_kafka_libs(root)
+    app = registry.ensure_registry_app(root) if schema_registry else None
     deadline = time.monotonic() + timeout_s
     layout = nodes.prepare_layout(state_dir, brokers, sasl, version)
     records = nodes.write_configs(state_dir, layout)
@@ -81,10 +86,15 @@ def _start_fresh(state_dir: Path, brokers: int, sasl: bool, s3: bool, timeout_s:
             argv = kc.server_argv(libs, root / LOG4J2, state_dir, rec.node_id)
             state = replace(state, nodes=[*state.nodes, nodes.spawn_node(state_dir, rec, argv)])
             save_state(state_dir, state)  # recorded at once, so `down` can always clean up
+        if app is not None:  # starts while the brokers start; waited for below
+            state = replace(state, schema_registry=registry.spawn(state_dir, *app))
+            save_state(state_dir, state)
         if s3:
             state = replace(state, s3=s3mod.start(state_dir, deadline))
             save_state(state_dir, state)
         nodes.wait_ready(state_dir, state, state.node_ids(), deadline)
+        if state.schema_registry is not None:
+            registry.wait_ready(state_dir, state.schema_registry, deadline)
     except BaseException:
         _stop_all(state, grace_s=5.0)
         (state_dir / STATE_FILE).unlink(missing_ok=True)
@@ -92,18 +102,37 @@ def _start_fresh(state_dir: Path, brokers: int, sasl: bool, s3: bool, timeout_s:
     return state
 
 
+def _add_missing(state_dir: Path, state: State, s3: bool, schema_registry: bool,
+                 timeout_s: float, repo_root: Path | None) -> State:
+    """Start the asked-for S3 server / schema registry of a running cluster if it has none (or
+    its recorded one is gone)."""
+    if s3 and (state.s3 is None or not procs.is_ours(state.s3.proc)):
+        state = replace(state, s3=s3mod.start(state_dir, time.monotonic() + timeout_s))
+        save_state(state_dir, state)
+    reg = state.schema_registry
+    if schema_registry and (reg is None or not procs.is_ours(reg.proc)):
+        reg = registry.start(state_dir, find_repo_root(repo_root), timeout_s)
+        state = replace(state, schema_registry=reg)
+        save_state(state_dir, state)
+    return state
+
+
 def up(state_dir: Path, *, brokers: int = 1, sasl: bool = False, s3: bool = False,
-       timeout_s: float = 90, repo_root: Path | None = None) -> ClusterInfo:
+       schema_registry: bool = False, timeout_s: float = 90,
+       repo_root: Path | None = None) -> ClusterInfo:
     """Start (or find already running) a dev Kafka cluster and return how to reach it.
 
     ``brokers`` KRaft nodes, each a combined broker+controller (1: RF 1; 3: RF 3, min ISR 2),
     topic auto-creation off. ``sasl``: SCRAM-SHA-512 client listener, StandardAuthorizer, admin
     super-user with a random password (in ``ClusterInfo.sasl``). ``s3``: also a moto S3 server.
+    ``schema_registry``: also a Confluent-compatible schema registry (Apicurio, in-memory, see
+    :mod:`pipeline.dev.registry`; URL in ``ClusterInfo.schema_registry_url``).
     Idempotent: a healthy cluster of the same shape in ``state_dir`` is returned untouched (an S3
-    server is added if asked for and missing); a different shape raises DevClusterError; a
-    half-dead one is stopped and restarted on its data. Returns once every broker is in a
-    metadata response; otherwise stops what it started and raises DevClusterError with log tails.
-    ``timeout_s`` excludes the one-time Maven jar download. ``repo_root`` locates ``infra/kafka``.
+    server / registry is added if asked for and missing); a different shape raises
+    DevClusterError; a half-dead one is stopped and restarted on its data. Returns once every
+    broker is in a metadata response (and the registry answers); otherwise stops what it started
+    and raises DevClusterError with log tails. ``timeout_s`` excludes the one-time Maven
+    downloads. ``repo_root`` locates ``infra/``.
     """
     if brokers < 1:
         raise DevClusterError(f"brokers must be >= 1, got {brokers}")
@@ -116,20 +145,20 @@ def up(state_dir: Path, *, brokers: int = 1, sasl: bool = False, s3: bool = Fals
                 raise DevClusterError(
                     f"{state_dir} already runs {len(current.nodes)} broker(s) with SASL "
                     f"{'on' if current.sasl_password else 'off'}; run `down` first")
-            if s3 and (current.s3 is None or not procs.is_ours(current.s3.proc)):
-                current = replace(current, s3=s3mod.start(state_dir, time.monotonic() + timeout_s))
-                save_state(state_dir, current)
+            current = _add_missing(state_dir, current, s3, schema_registry, timeout_s, repo_root)
             return _info(state_dir, current)
         if current is not None:
             _stop_all(current)
             (state_dir / STATE_FILE).unlink(missing_ok=True)
-        return _info(state_dir, _start_fresh(state_dir, brokers, sasl, s3, timeout_s, repo_root))
+        return _info(state_dir, _start_fresh(state_dir, brokers, sasl, s3, schema_registry,
+                                             timeout_s, repo_root))
 
 
 def down(state_dir: Path, *, purge: bool = False) -> list[int]:
     """Stop the processes recorded in ``state_dir`` (SIGTERM, SIGKILL after a grace period) that
     are still the ones we started; remove ``state.json``; return the pids that were signalled.
-    ``purge`` also deletes node data/logs, the S3 log and the layout (next ``up`` starts empty).
+    ``purge`` also deletes node data/logs, the S3 and registry logs and the layout (next ``up``
+    starts empty).
     """
     state_dir = state_dir.resolve()
     if not state_dir.is_dir():
@@ -139,7 +168,8 @@ def down(state_dir: Path, *, purge: bool = False) -> list[int]:
         stopped = _stop_all(state) if state is not None else []
         (state_dir / STATE_FILE).unlink(missing_ok=True)
         if purge:
-            for path in [*state_dir.glob("node-*"), state_dir / "s3"]:
+            for path in [*state_dir.glob("node-*"), state_dir / "s3",
+                         state_dir / registry.LOG.parent]:
                 shutil.rmtree(path, ignore_errors=True)
             (state_dir / LAYOUT_FILE).unlink(missing_ok=True)
     return stopped

@@ -32,34 +32,44 @@ def find_repo_root(start: Path | None = None) -> Path:
     raise DevClusterError(f"cannot find {POM} above {', '.join(str(s) for s in starts)}")
 
 
-def kafka_version(repo_root: Path) -> str:
-    """The ``<kafka.version>`` property of ``infra/kafka/pom.xml``."""
-    pom = repo_root / POM
+def pom_property(pom: Path, name: str) -> str:
+    """The ``<properties><name>`` value of a pom; raise DevClusterError if it is missing."""
     try:
         root = ET.parse(pom).getroot()
     except (OSError, ET.ParseError) as exc:
         raise DevClusterError(f"cannot read {pom}: {exc}") from exc
-    node = root.find(f"{_POM_NS}properties/{_POM_NS}kafka.version")
+    node = root.find(f"{_POM_NS}properties/{_POM_NS}{name}")
     if node is None:
-        node = root.find("properties/kafka.version")
+        node = root.find(f"properties/{name}")
     if node is None or not (node.text or "").strip():
-        raise DevClusterError(f"{pom} has no <properties><kafka.version>")
+        raise DevClusterError(f"{pom} has no <properties><{name}>")
     return (node.text or "").strip()
 
 
-def _run_mvn(repo_root: Path, out_dir: Path) -> None:
+def kafka_version(repo_root: Path) -> str:
+    """The ``<kafka.version>`` property of ``infra/kafka/pom.xml``."""
+    return pom_property(repo_root / POM, "kafka.version")
+
+
+def run_mvn(pom: Path, goal_args: list[str], what: str, timeout_s: float = 900) -> None:
+    """Run ``mvn -q -B -f <pom> <goal_args>``; raise DevClusterError (with the output's tail) if
+    Maven is missing, fails or takes longer than ``timeout_s``. ``what`` names the download."""
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise DevClusterError("Maven ('mvn') is not on PATH; it is needed once to fetch Kafka jars")
-    argv = [mvn, "-q", "-B", "-f", str(repo_root / POM), "dependency:copy-dependencies",
-            f"-DoutputDirectory={out_dir}", "-DincludeScope=runtime"]
+        raise DevClusterError(f"Maven ('mvn') is not on PATH; it is needed once to fetch {what}")
+    argv = [mvn, "-q", "-B", "-f", str(pom), *goal_args]
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise DevClusterError("mvn dependency:copy-dependencies timed out after 900 s") from exc
+        raise DevClusterError(f"mvn {goal_args[0]} timed out after {timeout_s:g} s") from exc
     if res.returncode != 0:
         out = "\n".join((res.stdout + res.stderr).splitlines()[-30:])
         raise DevClusterError(f"mvn failed (exit {res.returncode}):\n{out}")
+
+
+def _run_mvn(repo_root: Path, out_dir: Path) -> None:
+    run_mvn(repo_root / POM, ["dependency:copy-dependencies", f"-DoutputDirectory={out_dir}",
+                              "-DincludeScope=runtime"], "Kafka jars")
 
 
 def ensure_kafka_libs(repo_root: Path) -> tuple[Path, str]:

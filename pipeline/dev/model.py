@@ -52,6 +52,15 @@ class S3Record:
 
 
 @dataclass(frozen=True)
+class RegistryRecord:
+    """The schema registry process (Apicurio, Confluent-compatible API), its port and version."""
+
+    port: int
+    version: str
+    proc: ProcRecord
+
+
+@dataclass(frozen=True)
 class State:
     """Everything ``state.json`` holds about a started cluster."""
 
@@ -60,6 +69,7 @@ class State:
     nodes: list[NodeRecord]
     sasl_password: str | None = None
     s3: S3Record | None = None
+    schema_registry: RegistryRecord | None = None
 
     def node(self, node_id: int) -> NodeRecord:
         """Return the node with ``node_id``; raise DevClusterError if there is none."""
@@ -95,19 +105,22 @@ class BrokerInfo:
 
 @dataclass(frozen=True)
 class ClusterInfo:
-    """Public view of a dev cluster: bootstrap address, brokers, optional S3 endpoint and SASL."""
+    """Public view of a dev cluster: bootstrap address, brokers, optional S3 endpoint, SASL and
+    schema registry (``schema_registry_url`` is the base URL confluent-kafka's client takes)."""
 
     bootstrap: str
     brokers: list[BrokerInfo]
     kafka_version: str
     s3_endpoint: str | None = None
     sasl: SaslInfo | None = None
+    schema_registry_url: str | None = None
     state_dir: Path | None = field(default=None, compare=False)
 
     def to_json_dict(self) -> dict[str, Any]:
         """Return ``{"bootstrap", "brokers": [{node_id, pid, port, alive}], "kafka_version",
         "s3_endpoint"}`` (s3_endpoint is None when no S3 server was started) plus ``"sasl":
-        {username, password, mechanism, security_protocol}`` only when SASL is on."""
+        {username, password, mechanism, security_protocol}`` only when SASL is on, and
+        ``"schema_registry_url"`` only when a schema registry was started."""
         out: dict[str, Any] = {
             "bootstrap": self.bootstrap,
             "brokers": [asdict(b) for b in self.brokers],
@@ -116,6 +129,8 @@ class ClusterInfo:
         }
         if self.sasl is not None:
             out["sasl"] = asdict(self.sasl)
+        if self.schema_registry_url is not None:
+            out["schema_registry_url"] = self.schema_registry_url
         return out
 
     def client_config(self) -> dict[str, str]:
@@ -147,13 +162,15 @@ def state_from_dict(d: dict[str, Any]) -> State:
                        _proc_from(n["proc"]))
             for n in d["nodes"]
         ]
-        s3 = d.get("s3")
+        s3, reg = d.get("s3"), d.get("schema_registry")
         return State(
             kafka_version=str(d["kafka_version"]),
             cluster_id=str(d["cluster_id"]),
             nodes=nodes,
             sasl_password=d.get("sasl_password"),
             s3=S3Record(int(s3["port"]), _proc_from(s3["proc"])) if s3 else None,
+            schema_registry=(RegistryRecord(int(reg["port"]), str(reg["version"]),
+                                            _proc_from(reg["proc"])) if reg else None),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DevClusterError(f"malformed {STATE_FILE}: {exc!r}") from exc
