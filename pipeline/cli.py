@@ -165,11 +165,13 @@ def _mount_subcommands() -> None:
 
 
 def _lake_app() -> typer.Typer:
-    from pipeline.cli_lake_admin import register
+    from pipeline.cli_lake import register as register_integrity
+    from pipeline.cli_lake_admin import register as register_admin
 
     lake_app = typer.Typer(help="The Parquet lake on S3 or a local directory.",
                            no_args_is_help=True)
-    register(lake_app)
+    register_admin(lake_app)
+    register_integrity(lake_app)
     return lake_app
 
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.lake.digest_config import DigestConfig
 from pipeline.lake.policy import LakePolicyConfig
 
 ENV_PREFIX = "TRAILPIPE_"
@@ -184,6 +185,7 @@ class Config(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     lake: LakePolicyConfig = Field(default_factory=LakePolicyConfig)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

@@ -1,0 +1,242 @@
+"""The digester daemon: delivery notices in, one signed, chained digest per hour out.
+
+Reads ``audit.deliveries.v1`` (Delivery and Compaction notices, see
+:mod:`pipeline.lake.digest`) and holds each notice under the hour it was delivered. When
+wall-clock passes an hour's end + ``close_grace_ms`` and the consumer has caught up, ``tick``
+emits that hour's digest (also for hours with no deliveries, every hour in order) and the
+sink writes it with ``if_none_match``, so a digest is never silently replaced.
+
+Offsets: ``pending_low_offsets`` reports the oldest held notice per partition, so the Runner
+commits nothing that is not in a durable digest yet. Restart-safe: on start, and after every
+``drop`` (revoke, or a failed flush the Runner rewinds), the chain head is re-read from the
+lake and digests are continued from it; notices re-read after a crash that a recent digest
+already lists (same key and SHA-256) are skipped. A notice whose hour is already closed goes
+into the first hour still open.
+
+Run exactly one digester per lake, on a deliveries topic with one partition (or one member
+in the group): each digest must see every notice of its hour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from pipeline.config import RunnerConfig
+from pipeline.kafka import consumer_config, producer_config
+from pipeline.lake.digest import (
+    Compaction,
+    CompactionEntry,
+    ObjectEntry,
+    SignedDigest,
+    build_digest,
+    parse_notice,
+)
+from pipeline.lake.digest_chain import ChainError, Listings, find_head, recent_listings
+from pipeline.lake.digest_config import DigestConfig
+from pipeline.lake.layout import HOUR_MS, hour_start
+from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError
+from pipeline.logs import get_logger
+from pipeline.model import Event, TopicPartitionKey
+from pipeline.runner import Runner
+
+log = get_logger("consumers.digester")
+
+Clock = Callable[[int], int]
+ERROR_LOG_INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    hour: int
+    item: ObjectEntry | CompactionEntry
+    tp: TopicPartitionKey
+    offset: int
+
+
+class DigestProcessor:
+    """Holds notices per delivery hour; ``tick`` emits :class:`SignedDigest` outputs.
+
+    ``clock`` maps the Runner's wall-clock ms to the time used to close hours and sign
+    (tests move it ahead); ``trusted`` are the keys the chain head may be signed with.
+    """
+
+    def __init__(self, store: ObjectStore, signer: Ed25519PrivateKey, cfg: DigestConfig, *,
+                 trusted: Mapping[str, Ed25519PublicKey], batch_size: int,
+                 clock: Clock | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._store, self._signer, self._cfg = store, signer, cfg
+        self._trusted, self._batch_size = trusted, batch_size
+        self._clock: Clock = clock or (lambda ms: ms)
+        self._monotonic = monotonic
+        self._started_s = monotonic()
+        self._held: list[_Held] = []
+        self._head: SignedDigest | None = None
+        self._next_hour: int | None = None
+        self._listed = Listings()
+        self._synced = False
+        self._since_tick = 0
+        self._records = 0
+        self._foreign_lakes: set[str] = set()
+        self._last_error_s = float("-inf")
+
+    def process(self, event: Event) -> Iterable[Any]:
+        """Hold one notice under its hour. Raises on a malformed notice (dead-lettered)."""
+        self._since_tick += 1
+        self._records += 1
+        notice = parse_notice(event.raw if event.raw is not None else event.value)
+        if notice.lake.rstrip("/") != self._store.url.rstrip("/"):
+            if notice.lake not in self._foreign_lakes:
+                self._foreign_lakes.add(notice.lake)
+                log.warning("notice_for_other_lake_ignored", lake=notice.lake,
+                            this_lake=self._store.url)
+            return ()
+        if isinstance(notice, Compaction):
+            held = _Held(hour_start(notice.compacted_at_ms), notice.entry, event.tp, event.offset)
+        else:
+            held = _Held(hour_start(notice.delivered_at_ms), ObjectEntry.from_delivery(notice),
+                         event.tp, event.offset)
+        self._held.append(held)
+        return ()
+
+    def tick(self, now_ms: int) -> Iterable[Any]:
+        """Digests of every hour closed by now (at most ``max_digests_per_tick``), oldest
+        first. Store errors while re-reading the chain are logged and retried next tick."""
+        caught_up = self._since_tick < self._batch_size
+        self._since_tick = 0
+        now = self._clock(now_ms)
+        if not caught_up or not self._settled() or not self._sync(now):
+            return []
+        assert self._next_hour is not None
+        out: list[SignedDigest] = []
+        while (self._next_hour + HOUR_MS + self._cfg.close_grace_ms <= now
+               and len(out) < self._cfg.max_digests_per_tick):
+            out.append(self._close(self._next_hour, now))
+            self._next_hour += HOUR_MS
+        if out:
+            self._listed.prune(self._next_hour - self._cfg.dedupe_lookback_hours * HOUR_MS)
+        return out
+
+    def pending_low_offsets(self) -> Mapping[TopicPartitionKey, int]:
+        low: dict[TopicPartitionKey, int] = {}
+        for h in self._held:
+            if h.offset < low.get(h.tp, h.offset + 1):
+                low[h.tp] = h.offset
+        return low
+
+    def drop(self, partitions: Collection[TopicPartitionKey]) -> None:
+        """Forget held notices of ``partitions`` (they are re-read) and re-read the chain head
+        before the next digest: a digest emitted but not flushed may have been discarded."""
+        gone = set(partitions)
+        self._held = [h for h in self._held if h.tp not in gone]
+        self._synced = False
+
+    def _settled(self) -> bool:
+        if self._records:
+            return True
+        return (self._monotonic() - self._started_s) * 1000 >= self._cfg.startup_settle_ms
+
+    def _sync(self, now: int) -> bool:
+        """Make sure the chain head is known; False (logged) when the lake cannot tell yet."""
+        if self._synced:
+            return True
+        try:
+            head = find_head(self._store, hour_start(now), self._trusted)
+            listed = (recent_listings(self._store, head, self._cfg.dedupe_lookback_hours)
+                      if head else Listings())
+        except (StoreError, ChainError) as exc:
+            if self._monotonic() - self._last_error_s >= ERROR_LOG_INTERVAL_S:
+                self._last_error_s = self._monotonic()
+                log.error("digest_chain_unavailable", error=str(exc),
+                          error_type=type(exc).__name__, held_notices=len(self._held))
+            return False
+        self._head, self._listed, self._synced = head, listed, True
+        if head is not None:
+            self._next_hour = head.hour_start_ms + HOUR_MS
+        else:  # a new chain starts at the oldest notice held, or at the current hour
+            earlier = [] if self._next_hour is None else [self._next_hour]
+            self._next_hour = min([h.hour for h in self._held] + [hour_start(now), *earlier])
+        log.info("digest_chain_synced", head=head.key if head else None,
+                 next_hour=self._next_hour)
+        return True
+
+    def _close(self, hour: int, now: int) -> SignedDigest:
+        """Build and sign the digest of ``hour`` from every held notice of it or earlier."""
+        chosen = [h for h in self._held if h.hour <= hour]
+        self._held = [h for h in self._held if h.hour > hour]
+        latest: dict[str, ObjectEntry] = {}
+        compactions: dict[CompactionEntry, None] = {}
+        for h in chosen:  # arrival order: a later notice for the same key wins
+            if isinstance(h.item, ObjectEntry):
+                latest[h.item.key] = h.item
+            elif (h.item.replaced, h.item.by) not in self._listed.compactions:
+                compactions[h.item] = None
+        objects = [o for o in latest.values() if not self._listed.lists(o.key, o.sha256)]
+        digest = build_digest(hour, lake=self._store.url,
+                              previous=self._head.link if self._head else None,
+                              objects=objects, compactions=list(compactions),
+                              signer=self._signer, signed_at_ms=now)
+        self._listed.add(digest)
+        self._head = digest
+        return digest
+
+
+class DigestConflict(StoreError):
+    """Another writer put a different digest at the same key."""
+
+
+class DigestSink:
+    """Writes digests in order with ``if_none_match``. A digest that already exists with the
+    same bytes counts as written (a retried put); with other bytes flush raises
+    :class:`DigestConflict` (the Runner rewinds, the processor re-reads the chain head)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._buffer: list[SignedDigest] = []
+        self.written = 0
+
+    def add(self, item: Any, source: Event | None) -> None:
+        if not isinstance(item, SignedDigest):
+            raise TypeError(f"DigestSink takes SignedDigest, not {type(item).__name__}")
+        self._buffer.append(item)
+
+    def should_flush(self, now_ms: int) -> bool:
+        return bool(self._buffer)
+
+    def flush(self) -> None:
+        while self._buffer:
+            digest = self._buffer[0]
+            try:
+                self._store.put(digest.key, digest.body, if_none_match=True)
+            except PreconditionFailed as exc:
+                if self._store.get(digest.key) != digest.body:
+                    raise DigestConflict(f"{digest.key} exists with other content") from exc
+            self._buffer.pop(0)
+            self.written += 1
+            log.info("digest_written", key=digest.key, objects=len(digest.doc["objects"]),
+                     compactions=len(digest.doc["compactions"]))
+
+    def discard(self) -> None:
+        self._buffer.clear()
+
+
+def build_runner(*, kafka_base: Mapping[str, Any], kafka_extra: Mapping[str, str],
+                 runner_cfg: RunnerConfig, digest_cfg: DigestConfig, store: ObjectStore,
+                 signer: Ed25519PrivateKey, trusted: Mapping[str, Ed25519PublicKey],
+                 clock: Clock | None = None) -> tuple[Runner, DigestProcessor, DigestSink]:
+    """Wire the digester: its processor and sink on a Runner consuming the deliveries topic
+    in group ``digest_cfg.group_id``. Nothing connects until ``Runner.run``."""
+    processor = DigestProcessor(store, signer, digest_cfg, trusted=trusted,
+                                batch_size=runner_cfg.batch_size, clock=clock)
+    sink = DigestSink(store)
+    runner = Runner(
+        consumer_conf=consumer_config(kafka_base, digest_cfg.group_id, kafka_extra,
+                                      read_committed=True),
+        producer_conf=producer_config(kafka_base, kafka_extra),
+        topics=[digest_cfg.deliveries_topic], processor=processor, sink=sink,
+        config=runner_cfg)
+    return runner, processor, sink
