@@ -58,6 +58,7 @@ class Batch:
         self.dead_lettered = 0
         self.errors: list[str] = []
         self._done = threading.Condition()
+        self._callbacks: tuple[Any, Any] | None = None  # set by the Publisher on first use
 
     def add(self) -> None:
         with self._done:
@@ -93,6 +94,8 @@ class Publisher:
         self._headers = list(headers_for())
         self._lock = threading.Lock()
         self.stats = PublishStats()
+        # One pair of delivery callbacks for records without a Batch (built once, not per record).
+        self._callbacks = (self._callback(False, None), self._callback(True, None))
 
     def publish(self, record: RawRecord, batch: Batch | None = None) -> None:
         """Produce one record (or its dead letter). Never raises for bad input."""
@@ -114,7 +117,7 @@ class Publisher:
             return
         self._produce(self._events_topic, event_key(record.value), payload,
                       [*self._headers, ("x-source-location", record.location.encode())],
-                      self._callback(False, batch))
+                      self._callbacks_for(batch)[0])
 
     def _dead_letter(self, record: RawRecord, error_type: str, error: str,
                      batch: Batch | None) -> None:
@@ -129,7 +132,7 @@ class Publisher:
             headers += [("x-original-bytes", str(len(value)).encode()),
                         ("x-original-sha256", hashlib.sha256(value).hexdigest().encode())]
             value = value[:DLQ_MAX_VALUE_BYTES]
-        self._produce(self._dlq_topic, None, value, headers, self._callback(True, batch))
+        self._produce(self._dlq_topic, None, value, headers, self._callbacks_for(batch)[1])
 
     def _produce(self, topic: str, key: bytes | None, value: bytes,
                  headers: list[Any], callback: Any) -> None:
@@ -141,16 +144,29 @@ class Publisher:
             except BufferError:  # local queue full: serve delivery reports, then retry
                 self._producer.poll(0.05)
 
+    def _callbacks_for(self, batch: Batch | None) -> tuple[Any, Any]:
+        """(event, dead letter) delivery callbacks: the publisher's own pair, or the batch's,
+        made on the batch's first record (a batch belongs to one publisher)."""
+        if batch is None:
+            return self._callbacks
+        if batch._callbacks is None:
+            batch._callbacks = (self._callback(False, batch), self._callback(True, batch))
+        return batch._callbacks
+
     def _callback(self, dead_letter: bool, batch: Batch | None) -> Any:
+        # Closes over the stats and the lock, not over self: the publisher keeps these
+        # callbacks, and no reference cycle should keep its Kafka client alive.
+        stats, lock = self.stats, self._lock
+
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            with self._lock:
+            with lock:
                 if err is not None:
-                    self.stats.failed += 1
+                    stats.failed += 1
                 elif dead_letter:
-                    self.stats.dead_lettered += 1
+                    stats.dead_lettered += 1
                 else:
-                    self.stats.produced += 1
-                    self.stats.bytes_out += len(msg.value() or b"")
+                    stats.produced += 1
+                    stats.bytes_out += len(msg)  # the value's length, without a copy
             if batch is not None:
                 batch._delivered(dead_letter, err)
         return on_delivery

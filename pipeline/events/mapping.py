@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from pipeline.events.errors import InvalidDatum, InvalidRecord
@@ -43,8 +43,7 @@ PRESENT, MISSING, INVALID = "PRESENT", "MISSING", "INVALID"
 """``eventTimeStatus`` symbols."""
 
 _PLAN = compile_plan(default_registry().get().raw)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # re.ASCII: \d must not accept other scripts' digits.
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))",
@@ -113,18 +112,23 @@ def parse_event_time(record: dict[str, Any]) -> tuple[int | None, str]:
     m = _RFC3339.fullmatch(value)
     if m is None:
         return None, INVALID
-    try:
-        y, mo, d, h, mi, sec = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
-        local = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
-    except ValueError:  # month 13, Feb 30, second 60 (leap seconds are not representable)
+    y, mo, d, h, mi, sec, frac, zulu, sign, off_h, off_m = m.groups()
+    h, mi, sec = int(h), int(mi), int(sec)
+    if h > 23 or mi > 59 or sec > 59:  # second 60: leap seconds are not representable
         return None, INVALID
-    ms = (local - _EPOCH) // _MS + int((m[7] or "0")[:3].ljust(3, "0"))
-    if m[8] is None:  # +hh:mm / -hh:mm: local time = UTC + offset
-        hours, minutes = int(m[10]), int(m[11])
+    try:
+        days = date(int(y), int(mo), int(d)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:  # year 0, month 13, Feb 30
+        return None, INVALID
+    ms = ((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000
+    if frac:
+        ms += int(frac[:3].ljust(3, "0"))
+    if zulu is None:  # +hh:mm / -hh:mm: local time = UTC + offset
+        hours, minutes = int(off_h), int(off_m)
         if hours > 23 or minutes > 59:
             return None, INVALID
         offset_ms = (hours * 60 + minutes) * 60_000
-        ms += -offset_ms if m[9] == "+" else offset_ms
+        ms += -offset_ms if sign == "+" else offset_ms
     return ms, PRESENT
 
 

@@ -118,28 +118,32 @@ def parse_json_text(text: str, what: str) -> Any:
 def split(obj: dict[str, Any], plan: ObjectPlan) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a JSON object into (Avro datum part, residual). Never mutates ``obj``; the
     residual may share sub-values with ``obj`` (callers serialise it right away)."""
+    # The producer's hot path: kinds are compared by identity against locals, the common
+    # case (a well-formed string) first, and avro_safe is inlined.
     out: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     by_name = plan.by_name
+    k_str, k_json, k_bool, k_object = Kind.STR, Kind.JSON, Kind.BOOL, Kind.OBJECT
+    surrogate = _SURROGATE.search
     for key, value in obj.items():
         f = by_name.get(key)
         if f is None:
             rest[key] = value
             continue
         kind = f.kind
-        if kind is Kind.JSON:
-            out[key] = json_text(value)
-        elif kind is Kind.STR:
-            if type(value) is str and avro_safe(value):
+        if kind is k_str:
+            if type(value) is str and (value.isascii() or surrogate(value) is None):
                 out[key] = value
             else:
                 rest[key] = value
-        elif kind is Kind.BOOL:
+        elif kind is k_json:
+            out[key] = json_text(value)
+        elif kind is k_bool:
             if type(value) is bool:
                 out[key] = value
             else:
                 rest[key] = value
-        elif kind is Kind.OBJECT and type(value) is dict:
+        elif kind is k_object and type(value) is dict:
             assert f.sub is not None
             out[key], sub_rest = split(value, f.sub)
             if sub_rest:

@@ -10,11 +10,13 @@ here.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
+from pipeline.events.avro_writer import Unsupported, compile_writer
 from pipeline.events.errors import (
     BadMagicError,
     CorruptBodyError,
@@ -41,14 +43,32 @@ def encode(datum: dict[str, Any], writer: SchemaEntry | None = None) -> bytes:
     """Single-object encoding of ``datum`` with ``writer`` (default: the current ApiCallEvent).
     Raises InvalidDatum if the datum does not fit the schema."""
     entry = writer or default_registry().get()
-    buf = io.BytesIO()
-    buf.write(MAGIC)
-    buf.write(entry.fingerprint)
+    write = _body_writers.get(entry.fingerprint) or _body_writer(entry)
     try:
-        schemaless_writer(buf, entry.parsed, datum)
+        return write(datum, MAGIC + entry.fingerprint)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise InvalidDatum(f"datum does not fit {entry.name} v{entry.version}: {exc}") from exc
-    return buf.getvalue()
+
+
+BodyWriter = Callable[[dict[str, Any], bytes], bytes]
+_body_writers: dict[bytes, BodyWriter] = {}
+"""Writer fingerprint -> ``(datum, prefix) -> prefix + body``, compiled on first use."""
+
+
+def _body_writer(entry: SchemaEntry) -> BodyWriter:
+    """The compiled writer of :mod:`pipeline.events.avro_writer` for ``entry``, or fastavro's
+    ``schemaless_writer`` when the schema uses something the compiled writer does not do.
+    (A race between threads only compiles twice; both results are the same.)"""
+    try:
+        write: BodyWriter = compile_writer(entry.raw)
+    except Unsupported:
+        def write(datum: dict[str, Any], prefix: bytes) -> bytes:
+            buf = io.BytesIO()
+            buf.write(prefix)
+            schemaless_writer(buf, entry.parsed, datum)
+            return buf.getvalue()
+    _body_writers[entry.fingerprint] = write
+    return write
 
 
 def writer_of(message: bytes, registry: SchemaRegistry | None = None) -> SchemaEntry:

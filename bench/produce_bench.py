@@ -1,0 +1,207 @@
+"""Scenario ``produce``: the producer daemon's path against Kafka's own ProducerPerformance.
+
+* **encode**: :func:`~pipeline.events.mapping.to_avro` + :func:`~pipeline.events.wire.encode`
+  alone over the corpus records (cycled), per CPU second of this process (so per core);
+* **publish**: one :class:`~producers.publisher.Publisher`, configured as ``trailpipe produce``
+  configures it (``[producer]`` defaults: acks=all, idempotence, zstd, linger, batch), publishes
+  ``max(--records, 500,000)`` corpus records (cycled) to a fresh topic, polling every 1,000
+  records as ``cloudtrail-dir`` does. Timed from the first ``publish`` to the end of ``flush``,
+  so every event is acknowledged by the broker. JSON parsing is not included: the records are
+  parsed once up front, as a source hands them over (``json_parse_events_per_s_per_core`` says
+  what parsing would add);
+* **java**: ``org.apache.kafka.tools.ProducerPerformance`` sends as many records of the average
+  event size (value bytes) to another fresh topic with the same acks, compression, idempotence,
+  linger and batch size. Its payloads are random letters and unkeyed (sticky partitioner), ours
+  are keyed Avro events with headers; it is the machine's limit for that volume, not a twin.
+
+MB are MiB (2^20 bytes) of record values, as ProducerPerformance counts them.
+``producer_cpu_us_per_event`` is the CPU of the whole process during the publish (the Python
+thread and librdkafka's threads) per event; set against ``encode_events_per_s_per_core`` it
+shows how much of an event's cost is mapping + encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import BenchContext, BenchError, Scenario
+from bench.fill import create_topic, delete_bench_leftovers
+from bench.java_perf import producer_perf
+from bench.results import ScenarioResult
+from pipeline.config import ProducerConfig
+from pipeline.events.mapping import IngestMeta, to_avro
+from pipeline.events.wire import encode
+from pipeline.kafka import producer_config
+from producers.files import RawRecord
+from producers.publisher import DeliveryFailed, Publisher
+
+MIN_EVENTS = 500_000
+PARTITIONS = 6
+ENCODE_SAMPLE = 50_000
+POLL_EVERY_RECORDS = 1_000  # as producers.dir_source
+MIB = 1024 * 1024
+
+
+def corpus_dir(repo_root: Path) -> Path:
+    return repo_root.parent / "shared" / "corpus" / "cloudtrail"
+
+
+def load_corpus(repo_root: Path) -> list[RawRecord]:
+    """Every record of ``*/records.jsonl``, parsed, located as ``path:line``."""
+    records = []
+    for path in sorted(corpus_dir(repo_root).glob("*/records.jsonl")):
+        for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+            if line.strip():
+                records.append(RawRecord(f"{path}:{number}", line, json.loads(line)))
+    if not records:
+        raise BenchError(f"no corpus records under {corpus_dir(repo_root)}")
+    return records
+
+
+def _cpu_s() -> float:
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+def encode_rate(records: list[RawRecord], count: int = ENCODE_SAMPLE) -> float:
+    """Mapping + Avro encode, events per CPU second, single thread."""
+    ingest = IngestMeta(time.time_ns() // 1_000_000, "bench", "bench-encode", records[0].location)
+    values = [r.value for r in records if r.value is not None]
+    cycled = [values[i % len(values)] for i in range(count)]
+    start = time.process_time()
+    for value in cycled:
+        encode(to_avro(value, ingest=ingest))
+    return count / (time.process_time() - start)
+
+
+def parse_rate(records: list[RawRecord], count: int = ENCODE_SAMPLE) -> float:
+    """``json.loads`` of the raw lines, events per CPU second (for scale only)."""
+    raws = [records[i % len(records)].raw for i in range(count)]
+    start = time.process_time()
+    for raw in raws:
+        json.loads(raw)
+    return count / (time.process_time() - start)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRun:
+    events: int
+    elapsed_s: float
+    cpu_s: float
+    value_bytes: int
+    json_bytes: int
+
+
+def publish(bootstrap: str, records: list[RawRecord], events: int, topic: str, dlq: str,
+            extra: Mapping[str, str] | None = None) -> PublishRun:
+    """Publish ``events`` records (cycled) through a Publisher configured as the daemon's
+    (plus ``extra`` librdkafka settings, for experiments)."""
+    p = ProducerConfig()
+    # log_level 3: a fresh broker makes the idempotent producer warn while it loads.
+    base = {"bootstrap.servers": bootstrap, "client.id": "bench-produce", "log_level": 3}
+    conf = producer_config(base, {
+        "compression.type": p.compression, "linger.ms": str(p.linger_ms),
+        "batch.size": str(p.batch_bytes), "delivery.timeout.ms": str(p.delivery_timeout_ms),
+        **(extra or {})})
+    publisher = Publisher(conf, events_topic=topic, dlq_topic=dlq, source="bench",
+                          producer_id="bench-produce")
+    if not publisher.healthy(10):
+        raise BenchError(f"topic {topic} not visible to the producer")
+    n = len(records)
+    cpu0, start = _cpu_s(), time.perf_counter()
+    for i in range(events):
+        publisher.publish(records[i % n])
+        if i % POLL_EVERY_RECORDS == 0:
+            publisher.poll()
+    try:
+        stats = publisher.flush(120)
+    except DeliveryFailed as exc:
+        raise BenchError(f"publish failed: {exc}") from exc
+    elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu0
+    del publisher  # free the Kafka client before the broker stops (no reconnect noise)
+    if stats.produced != events or stats.dead_lettered:
+        raise BenchError(f"produced {stats.produced}, dead-lettered {stats.dead_lettered} "
+                         f"of {events}")
+    return PublishRun(events, elapsed, cpu, stats.bytes_out, stats.bytes_in)
+
+
+def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
+    say = ctx.console.print
+    events = max(ctx.records, MIN_EVENTS)
+    records = load_corpus(ctx.repo_root)
+    say(f"[bold]produce[/]: {len(records):,} corpus records; mapping + encode alone")
+    encode_per_core = encode_rate(records)
+    parse_per_core = parse_rate(records)
+    say(f"  encode {encode_per_core:,.0f} events/s per core; publishing {events:,} events")
+    for name in ("events", "java"):
+        create_topic(ctx.bootstrap, topics[name], PARTITIONS)
+    create_topic(ctx.bootstrap, topics["dlq"], 1)
+    run = publish(ctx.bootstrap, records, events, topics["events"], topics["dlq"])
+    rate = run.events / run.elapsed_s
+    avro_bytes = run.value_bytes / run.events
+    say(f"  {rate:,.0f} events/s ({run.elapsed_s:.1f}s); Java ProducerPerformance, "
+        f"{events:,} x {round(avro_bytes)} B")
+    p = ProducerConfig()
+    java = producer_perf(ctx.repo_root, ctx.bootstrap, topics["java"], events,
+                         round(avro_bytes), {
+                             "acks": "all", "enable.idempotence": "true",
+                             "compression.type": p.compression, "linger.ms": str(p.linger_ms),
+                             "batch.size": str(p.batch_bytes)})
+    return {
+        "events": events,
+        "partitions": PARTITIONS,
+        "compression": p.compression,
+        "linger_ms": p.linger_ms,
+        "events_per_s": round(rate, 1),
+        "mb_per_s": round(run.value_bytes / run.elapsed_s / MIB, 2),
+        "elapsed_s": round(run.elapsed_s, 3),
+        "producer_cpu_s": round(run.cpu_s, 2),
+        "producer_cpu_us_per_event": round(run.cpu_s / run.events * 1e6, 2),
+        "producer_perf_records_per_s": (None if java.records_per_s is None
+                                        else round(java.records_per_s, 1)),
+        "producer_perf_mb_per_s": java.mb_per_s,
+        "producer_perf_error": java.error,
+        "ratio_vs_producer_perf": (None if java.records_per_s is None
+                                   else round(rate / java.records_per_s, 3)),
+        "encode_events_per_s_per_core": round(encode_per_core, 1),
+        "json_parse_events_per_s_per_core": round(parse_per_core, 1),
+        "avro_bytes_per_event": round(avro_bytes, 1),
+        "json_bytes_per_event": round(run.json_bytes / run.events, 1),
+    }
+
+
+def run(ctx: BenchContext) -> ScenarioResult:
+    """Measure on fresh topics, deleted afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = {name: f"bench.produce.{name}.{suffix}" for name in ("events", "dlq", "java")}
+    try:
+        return _measure(ctx, topics)
+    finally:
+        for topic in topics.values():
+            delete_bench_leftovers(ctx.bootstrap, topic, [])
+
+
+def _rate(value: Any, unit: str) -> str:
+    return "n/a" if value is None else f"{value:,.0f} {unit}"
+
+
+def summary(r: ScenarioResult) -> str:
+    java = _rate(r.get("producer_perf_records_per_s"), "rec/s")
+    if r.get("producer_perf_error"):
+        java += f" ({r['producer_perf_error']})"
+    return (f"produce: {r['events']:,} events | {_rate(r['events_per_s'], 'events/s')} "
+            f"({r['mb_per_s']} MiB/s, {r['elapsed_s']}s) | ProducerPerformance {java} "
+            f"= ratio {r['ratio_vs_producer_perf']} | encode "
+            f"{_rate(r['encode_events_per_s_per_core'], 'events/s/core')} | "
+            f"{r['avro_bytes_per_event']} B Avro vs {r['json_bytes_per_event']} B JSON")
+
+
+SCENARIO = Scenario(run=run, summary=summary,
+                    description="Publisher vs Java ProducerPerformance, and encode per core")
