@@ -37,7 +37,8 @@ app = typer.Typer(help="Publish audit events to Kafka from a source.", no_args_i
 
 
 def make_publisher(cfg: Config, bootstrap: str, source: str) -> Publisher:
-    """The Publisher for one daemon, configured from ``[producer]``."""
+    """The Publisher for one daemon, configured from ``[producer]`` (and ``[schema_registry]``
+    for the Confluent wire format; the schema is registered, or looked up, before any send)."""
     from producers.publisher import Publisher
 
     p = cfg.producer
@@ -46,8 +47,28 @@ def make_publisher(cfg: Config, bootstrap: str, source: str) -> Publisher:
         "batch.size": str(p.batch_bytes), "delivery.timeout.ms": str(p.delivery_timeout_ms),
         **cfg.kafka.extra})
     producer_id = p.producer_id or f"{socket.gethostname()}-{os.getpid()}"
+    extra: dict[str, Any] = {}
+    if cfg.schema_registry.url:
+        extra = _confluent_encoding(cfg)
     return Publisher(conf, events_topic=p.events_topic, dlq_topic=p.dlq_topic, source=source,
-                     producer_id=producer_id)
+                     producer_id=producer_id, **extra)
+
+
+def _confluent_encoding(cfg: Config) -> dict[str, Any]:
+    from pipeline.events.confluent import ConfluentCodec, RegistryError
+
+    sr = cfg.schema_registry
+    client_conf = ({"basic.auth.user.info": sr.basic_auth_user_info.get_secret_value()}
+                   if sr.basic_auth_user_info else None)
+    codec = ConfluentCodec.for_topic(str(sr.url), cfg.producer.events_topic,
+                                     auto_register=sr.auto_register, client_conf=client_conf)
+    try:
+        schema_id = codec.register()
+    except RegistryError as exc:
+        fail(1, [f"trailpipe: schema registry {sr.url}: {exc}"])
+    headers = [("content-type", b"application/vnd.confluent.avro"),
+               ("x-schema-id", str(schema_id).encode())]
+    return {"encoder": codec.encode, "headers": headers}
 
 
 def finish(publisher: Publisher, source: str, started_s: float, **extra: Any) -> None:

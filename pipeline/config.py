@@ -134,6 +134,14 @@ class ProducerConfig(_Strict):
     delivery_timeout_ms: int = Field(default=120_000, ge=1000)
 
 
+class SchemaRegistryConfig(_Strict):
+    """Confluent Schema Registry wire format for produced events, when ``url`` is set."""
+
+    url: str | None = Field(default=None, pattern=r"^(https?|mock)://.+")
+    auto_register: bool = True
+    basic_auth_user_info: SecretStr | None = Field(default=None, description="USER:PASSWORD")
+
+
 class HttpConfig(_Strict):
     """The HTTP collector (``trailpipe produce http``)."""
 
@@ -183,6 +191,7 @@ class Config(_Strict):
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    schema_registry: SchemaRegistryConfig = Field(default_factory=SchemaRegistryConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     lake: LakePolicyConfig = Field(default_factory=LakePolicyConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)

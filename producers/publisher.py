@@ -86,12 +86,18 @@ class Publisher:
     threads of an HTTP server (librdkafka's producer is thread-safe)."""
 
     def __init__(self, producer_conf: Mapping[str, Any], *, events_topic: str, dlq_topic: str,
-                 source: str, producer_id: str, clock_ms: Callable[[], int] | None = None) -> None:
+                 source: str, producer_id: str, clock_ms: Callable[[], int] | None = None,
+                 encoder: Callable[[dict[str, Any]], bytes] = encode,
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        """``encoder`` turns an ApiCallEvent datum into the message value: Avro single-object
+        encoding by default, or ``ConfluentCodec.encode`` for the Schema Registry wire format
+        (then pass ``headers`` describing that format instead of ours)."""
         self._producer = Producer(dict(producer_conf))
         self._events_topic, self._dlq_topic = events_topic, dlq_topic
         self._source, self._producer_id = source, producer_id
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        self._headers = list(headers_for())
+        self._encode = encoder
+        self._headers = list(headers_for()) if headers is None else headers
         self._lock = threading.Lock()
         self.stats = PublishStats()
         # One pair of delivery callbacks for records without a Batch (built once, not per record).
@@ -111,7 +117,7 @@ class Publisher:
         try:
             ingest = IngestMeta(self._clock_ms(), self._source, self._producer_id,
                                 record.location)
-            payload = encode(to_avro(record.value, ingest=ingest))
+            payload = self._encode(to_avro(record.value, ingest=ingest))
         except (EventError, TypeError, ValueError, OverflowError) as exc:  # bad input, never fatal
             self._dead_letter(record, type(exc).__name__, str(exc), batch)
             return

@@ -11,7 +11,10 @@ still decodes (also into the v1.1 shape).
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -120,6 +123,24 @@ def test_produced_messages_decode_after_consuming(cluster: ClusterInfo, url: str
     got = consume(cluster, topic, len(records))
     assert [schema_id_of(v) for v in got] == [writer.schema_id] * len(records)
     assert all(same(from_avro(reader.decode(v)), r) for v, r in zip(got, records, strict=True))
+
+
+def test_produce_command_uses_the_registry_wire_format(cluster: ClusterInfo, url: str) -> None:
+    topic = make_topic(cluster)
+    path = CORPUS / "stratus-red-team" / "records.jsonl"
+    env = {**os.environ, "TRAILPIPE_SCHEMA_REGISTRY__URL": url,
+           "TRAILPIPE_PRODUCER__EVENTS_TOPIC": topic, "TRAILPIPE_LOG__FORMAT": "json"}
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "cloudtrail-dir",
+                             str(path), "--bootstrap", cluster.bootstrap], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    want = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    got = consume(cluster, topic, len(want))
+    reader = ConfluentCodec.for_topic(url, topic)
+    assert all(is_confluent_framed(v) for v in got)
+    decoded = sorted((from_avro(reader.decode(v)) for v in got), key=lambda r: r["eventID"])
+    assert all(same(a, b) for a, b in zip(decoded, sorted(want, key=lambda r: r["eventID"]),
+                                           strict=True))
 
 
 def consume(cluster: ClusterInfo, topic: str, count: int) -> list[bytes]:
