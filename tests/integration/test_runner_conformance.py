@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,18 @@ from pipeline.config import RunnerConfig
 
 pytestmark = pytest.mark.integration
 APP = Path(__file__).with_name("runner_app.py")
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_daemons() -> Iterator[None]:
+    """A failing or timed-out test must not leave a daemon running."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def start_app(kafka, topic: str, group: str, *extra: str) -> subprocess.Popen[str]:
@@ -32,6 +45,7 @@ def start_app(kafka, topic: str, group: str, *extra: str) -> subprocess.Popen[st
             [sys.executable, str(APP), "--bootstrap", kafka.bootstrap, "--topic", topic,
              "--group", group, *extra], stdout=subprocess.DEVNULL, stderr=log, text=True)
     proc.log_path = log_path  # type: ignore[attr-defined]
+    _started.append(proc)
     return proc
 
 
