@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.lake.compact import CompactConfig
+from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.digest_config import DigestConfig
 from pipeline.lake.policy import LakePolicyConfig
 
@@ -195,6 +197,8 @@ class Config(_Strict):
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     lake: LakePolicyConfig = Field(default_factory=LakePolicyConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
+    compact: CompactConfig = Field(default_factory=CompactConfig)
+    archiver: ArchiverConfig = Field(default_factory=ArchiverConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

@@ -282,7 +282,8 @@ class Runner:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
-        self._paused_until_s = None
+        # A backpressure pause stays in force across a rebalance (librdkafka keeps paused
+        # partitions paused); _maybe_resume resumes every assigned partition when it ends.
         self._last_activity_s = time.monotonic()
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]"
                                                           for tp in partitions))

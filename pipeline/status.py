@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -32,6 +32,14 @@ class Snapshot:
     brokers: int
     ends: dict[str, list[int]]
     counts: dict[str, int]
+    archived: int | None = None
+
+
+def committed_total(group_consumer: Consumer, topic: str, partitions: int) -> int:
+    """Records of ``topic`` the consumer's group has committed (sum of committed offsets)."""
+    tps = group_consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                   timeout=5)
+    return sum(max(tp.offset, 0) for tp in tps)
 
 
 def snapshot(consumer: Consumer, topics: tuple[str, ...]) -> Snapshot:
@@ -57,13 +65,14 @@ def status_line(now: Snapshot, before: Snapshot | None, interval_s: float, uptim
     ends = " ".join(str(e) for e in now.ends.get(events_topic, []))
     others = " ".join(f"{n.removeprefix('audit.')}={c:,}" for n, c in now.counts.items()
                       if n not in (events_topic, dlq_topic))
+    archived = "" if now.archived is None else f" | archived {now.archived:,}"
     return (f"trailpipe | brokers {now.brokers} | events {total:,} ({rate:,.0f}/s) "
-            f"ends [{ends}] | dead letters {now.counts.get(dlq_topic, 0):,} | {others} "
-            f"| up {uptime_s:,.0f}s")
+            f"ends [{ends}] | dead letters {now.counts.get(dlq_topic, 0):,}{archived} | "
+            f"{others} | up {uptime_s:,.0f}s")
 
 
 def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
-               interval_s: float = 1.0) -> None:
+               interval_s: float = 1.0, archiver_group: str | None = None) -> None:
     """Show the status until Ctrl-C / SIGTERM / ``duration_s``; returns normally either way."""
     stop = {"flag": False}
 
@@ -73,6 +82,8 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
     previous = signal.signal(signal.SIGTERM, on_term)
     conf = {**base_client_config(cfg.kafka, bootstrap), "group.id": "trailpipe-status"}
     consumer = Consumer(conf)
+    # Only asked for committed offsets; it never subscribes, so it never joins the group.
+    archiver = Consumer({**conf, "group.id": archiver_group}) if archiver_group else None
     topics = tuple(dict.fromkeys((cfg.producer.events_topic, cfg.producer.dlq_topic,
                                   *DOCUMENTED_TOPICS)))
     start = time.monotonic()
@@ -86,6 +97,10 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
                     break
                 try:
                     now = snapshot(consumer, topics)
+                    if archiver is not None:
+                        parts = len(now.ends.get(cfg.producer.events_topic, []))
+                        now = replace(now, archived=committed_total(
+                            archiver, cfg.producer.events_topic, parts))
                     live.update(status_line(now, before, interval_s, uptime_s,
                                             cfg.producer.events_topic, cfg.producer.dlq_topic))
                     before = now
@@ -96,6 +111,8 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
         pass
     finally:
         consumer.close()
+        if archiver is not None:
+            archiver.close()
         signal.signal(signal.SIGTERM, previous)
         log.info("status_stopped", uptime_s=round(time.monotonic() - start))
 

@@ -1,0 +1,114 @@
+"""The archiver's own Kafka producer: delivery notices (``audit.deliveries.v1``) and health
+records (``audit.health.v1``, CloudTrail's "failed logging" signal).
+
+Notices are keyed by object key and are at-least-once: a re-run after a crash re-writes the
+same key and notices it again, so the latest notice of a key describes the object (a consumer
+keeps the last one per key, as a compacted topic would). Health records are keyed
+``archiver|<bucket>``; a failing state is reported at most once per ``health_interval_ms``,
+and the first success after failures is reported as ``recovered``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from pipeline.lake.layout import Delivery
+from pipeline.logs import get_logger
+
+log = get_logger("consumers.archiver")
+
+
+class NoticeError(Exception):
+    """Delivery notices could not be made durable on Kafka."""
+
+
+class Notifier:
+    """Produces notices and health records; ``flush`` makes notices durable or raises."""
+
+    def __init__(self, producer_conf: Mapping[str, Any], *, deliveries_topic: str,
+                 health_topic: str, lake_url: str, bucket: str, health_interval_ms: int,
+                 owner: str) -> None:
+        self._producer = Producer(dict(producer_conf))
+        self.deliveries_topic, self.health_topic = deliveries_topic, health_topic
+        self._lake_url, self._bucket, self._owner = lake_url, bucket, owner
+        self._interval_ms = health_interval_ms
+        self._failures: list[KafkaError] = []
+        self._failing_since_ms: int | None = None
+        self._last_health_ms = -health_interval_ms
+        self._consecutive = 0
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._failures.append(err)
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def delivered(self, notice: Delivery) -> None:
+        """Queue the notice of one durable object (durable on Kafka after :meth:`flush`)."""
+        self._produce(self.deliveries_topic, notice.key.encode(), notice.to_json())
+
+    def missing_topics(self, timeout_s: float = 10.0) -> list[str]:
+        """The notice and health topics the cluster does not have (a startup check: without
+        them every flush would fail). Raises KafkaException when the cluster is unreachable."""
+        known = self._producer.list_topics(timeout=timeout_s).topics
+        return [t for t in (self.deliveries_topic, self.health_topic) if t not in known]
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Wait until every queued notice is acknowledged; raises :class:`NoticeError`."""
+        remaining = self._producer.flush(timeout_s)
+        failures, self._failures = self._failures, []
+        if remaining or failures:
+            raise NoticeError(f"{remaining} notices undelivered, {len(failures)} failed: "
+                              f"{[str(f) for f in failures[:3]]}")
+
+    def failing(self, error: BaseException, *, key: str | None, stage: str) -> None:
+        """Report a failed flush (rate-limited). Never raises: Kafka may be down too."""
+        now = time.time_ns() // 1_000_000
+        self._consecutive += 1
+        if self._failing_since_ms is None:
+            self._failing_since_ms = now
+        elif now - self._last_health_ms < self._interval_ms:
+            return
+        self._last_health_ms = now
+        self._health({"status": "failing", "stage": stage, "key": key,
+                      "error_type": type(error).__name__,
+                      "error_code": getattr(error, "code", None),
+                      "error": str(error)[:2000], "since_ms": self._failing_since_ms,
+                      "consecutive_failures": self._consecutive, "at_ms": now})
+
+    def recovered(self) -> None:
+        """Report the first success after failures (no-op when nothing failed)."""
+        if self._failing_since_ms is None:
+            return
+        now = time.time_ns() // 1_000_000
+        self._health({"status": "recovered", "since_ms": self._failing_since_ms,
+                      "failures": self._consecutive, "at_ms": now})
+        self._failing_since_ms, self._consecutive = None, 0
+        self._last_health_ms = -self._interval_ms
+
+    def _health(self, fields: dict[str, Any]) -> None:
+        record = {"component": "archiver", "lake": self._lake_url, "bucket": self._bucket,
+                  "owner": self._owner, "host": socket.gethostname(), **fields}
+        log.warning("archiver_health", **record)
+        try:
+            self._produce(self.health_topic, f"archiver|{self._bucket}".encode(),
+                          json.dumps(record, sort_keys=True).encode())
+            self._producer.flush(2.0)
+        except Exception as exc:  # a health record is best effort; the flush error stands
+            log.warning("health_record_failed", error=str(exc))
+        self._failures.clear()  # a lost health record must not fail the next notice flush
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._producer.flush(timeout_s)

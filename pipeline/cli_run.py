@@ -1,0 +1,132 @@
+"""``trailpipe run``: the main job on embedded defaults, wired from the parts.
+
+It brings up the local cluster (unless a bootstrap is configured), creates the topics, runs the
+traffic generator into ``audit.events.v1`` and the archiver into the lake (``file://var/lake``
+by default), and shows a live status line until Ctrl-C or ``--duration``. On exit it stops
+each part cleanly (generator flushed, archiver flushed and committed), stops the cluster it
+started, and prints how to query the lake.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from pipeline.cli_common import (
+    BootstrapOpt,
+    ConfigOpt,
+    LakeOpt,
+    S3Opt,
+    build_config,
+    fail,
+    resolve_bootstrap,
+)
+from pipeline.config import Config
+from pipeline.logs import get_logger
+
+log = get_logger("pipeline.cli_run")
+
+
+def run(
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    lake: LakeOpt = None,
+    s3_endpoint: S3Opt = None,
+    duration_s: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(help="Generated events per second.")] = None,
+) -> None:
+    """The main job on embedded defaults: local cluster (unless --bootstrap), topics, the
+    traffic generator into audit.events.v1, the archiver into the lake (file://var/lake), and
+    a live status line (events/s, end offsets, dead letters, archived) until Ctrl-C or
+    --duration."""
+    from pipeline.cli import admin_client
+    from pipeline.cli_consume import archiver_config
+    from pipeline.status import run_status
+    from pipeline.topics import ensure_topics, topic_specs
+
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
+                                  "storage.s3_endpoint": s3_endpoint,
+                                  "generator.rate_per_s": rate})
+    log.info("config_loaded", config=cfg.masked())
+    started_here = False if cfg.kafka.bootstrap else _dev_up_if_needed(cfg)
+    try:
+        boot = resolve_bootstrap(cfg)
+        for r in ensure_topics(admin_client(cfg, boot), topic_specs(cfg.topics)):
+            log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
+        with ExitStack() as parts:
+            parts.enter_context(_archiver_running(cfg, boot))
+            parts.enter_context(_generator_running(cfg, boot))
+            run_status(cfg, boot, duration_s=duration_s,
+                       archiver_group=archiver_config(cfg).group)
+        typer.echo(f"\nThe lake is at {cfg.storage.lake}. Query it with, for example:\n"
+                   f"  trailpipe lake query \"SELECT eventsource, eventname, count(*) AS n "
+                   f"FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"", err=True)
+    finally:
+        if started_here:
+            from pipeline.dev import down
+
+            down(cfg.dev.state_dir)
+            log.info("dev_cluster_stopped", state_dir=str(cfg.dev.state_dir))
+
+
+@contextmanager
+def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
+    """Run the generator in a background thread; on exit stop it, flush, print the summary."""
+    from pipeline.cli_produce import finish, make_publisher
+    from producers.generator_source import make_generator, run_generator
+
+    publisher = make_publisher(cfg, bootstrap, "generator")
+    gen = make_generator(cfg.generator, time.time_ns() // 1_000_000)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_generator, name="generator", daemon=True,
+                              args=(publisher, gen),
+                              kwargs={"rate_per_s": cfg.generator.rate_per_s, "stop": stop})
+    started_s = time.monotonic()
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(10)
+        finish(publisher, "generator", started_s, seed=cfg.generator.seed)
+
+
+@contextmanager
+def _archiver_running(cfg: Config, bootstrap: str) -> Iterator[None]:
+    """Run the archiver (its own Runner) in a background thread; on exit ask it to stop,
+    which flushes the open objects and commits."""
+    from consumers.archiver_main import build_archiver
+    from pipeline.cli_consume import archiver_config
+
+    archiver = build_archiver(cfg, archiver_config(cfg), bootstrap)
+    worker = threading.Thread(target=archiver.run, name="archiver", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        archiver.runner.request_stop()
+        worker.join(cfg.runner.shutdown_grace_s + 30)
+        log.info("archiver_stopped", **asdict(archiver.runner.stats))
+
+
+def _dev_up_if_needed(cfg: Config) -> bool:
+    """Start the local dev cluster when none runs; True when this call started it."""
+    from pipeline.dev import DevClusterError, status, up
+
+    if status(cfg.dev.state_dir) is not None:
+        return False
+    typer.echo("starting the local Kafka cluster (first run resolves jars with Maven)...",
+               err=True)
+    try:
+        up(cfg.dev.state_dir)
+    except DevClusterError as exc:
+        fail(1, [f"trailpipe: {exc}"])
+    return True

@@ -1,0 +1,52 @@
+"""``[archiver]``: settings of ``trailpipe consume archiver`` (the lake writer).
+
+Where the lake is (``lake`` URL, ``s3_endpoint``) lives in ``[storage]``; this section says how
+the archiver reads, rolls and encrypts. Unknown keys are rejected, like every config section.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                       "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
+
+
+class ArchiverConfig(BaseModel):
+    """How the archiver consumes ``topic`` and when it rolls a Parquet object.
+
+    A flush (one object per Hive partition x Kafka partition buffered) happens when the buffer
+    holds ``max_records`` records or ``max_bytes`` of consumed (Avro) bytes, or when its oldest
+    record has waited ``max_age_ms`` (wall clock). Where the rolls fall does not change the
+    exactly-once result (see :mod:`consumers.archiver`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str = "audit.events.v1"
+    group: str = "trailpipe-archiver"
+    deliveries_topic: str = "audit.deliveries.v1"
+    health_topic: str = "audit.health.v1"
+    max_records: int = Field(default=100_000, ge=1,
+                             description="buffered rows; ~1 KB of memory each, plus as much "
+                             "again while a flush builds its objects")
+    max_bytes: int = Field(default=128 * 1024 * 1024, ge=1024,
+                           description="buffered Avro bytes; Parquet objects are ~10x smaller")
+    max_age_ms: int = Field(default=60_000, ge=100)
+    row_group_rows: int = Field(default=128 * 1024, ge=1024)
+    zstd_level: int = Field(default=3, ge=1, le=22)
+    sse: Literal["AES256", "aws:kms"] = "AES256"
+    kms_key_id: str | None = None
+    storage_class: StorageClass | None = Field(
+        default=None, description="S3 storage class at write time; None: the bucket default")
+    health_interval_ms: int = Field(
+        default=10_000, ge=0, description="least gap between two health records of one state")
+    owner_id: str | None = Field(
+        default=None, description="names this writer in ownership records; default host-pid")
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> ArchiverConfig:
+        if self.kms_key_id and self.sse != "aws:kms":
+            raise ValueError("kms_key_id needs sse = \"aws:kms\"")
+        return self
