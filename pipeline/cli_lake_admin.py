@@ -100,8 +100,18 @@ def _print_table(table: Any, fmt: str) -> None:
         Console().print(out)
 
 
+def lake_ddl(config: ConfigOpt = None, lake: LakeOpt = None,
+             table: Annotated[str, typer.Option(help="Table name.")] = "cloudtrail") -> None:
+    """Print the Athena CREATE EXTERNAL TABLE for this lake's layout and columns."""
+    from pipeline.lake.ddl import athena_ddl
+
+    cfg = build_config(config, **{"storage.lake": lake})
+    typer.echo(athena_ddl(cfg.storage.lake, table))
+
+
 def register(app: typer.Typer) -> None:
-    """Add init, status and query to the ``lake`` command group."""
+    """Add init, status, query and ddl to the ``lake`` command group."""
     app.command("init")(lake_init)
     app.command("status")(lake_status)
     app.command("query")(lake_query)
+    app.command("ddl")(lake_ddl)
