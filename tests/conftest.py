@@ -133,3 +133,16 @@ def make_topic(kafka: TestCluster, unique: str) -> Iterator[Callable[..., str]]:
             # Cleanup only: a failed delete must not hide the test's own result.
             with contextlib.suppress(Exception):
                 fut.result(timeout=30)
+
+
+@pytest.fixture
+def no_documented_topics(kafka: TestCluster) -> Iterator[None]:
+    """For tests that create the documented topics (audit.events.v1, ...) with their own
+    settings: start from none and leave none, so the order of tests does not matter."""
+    from kit import delete_topics
+
+    from pipeline.topics import DOCUMENTED_TOPICS
+
+    delete_topics(kafka.bootstrap, DOCUMENTED_TOPICS)
+    yield
+    delete_topics(kafka.bootstrap, DOCUMENTED_TOPICS)

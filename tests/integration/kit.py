@@ -97,3 +97,19 @@ def read_partition(bootstrap: str, topic: str, partition: int,
     finally:
         consumer.close()
     return out
+
+
+def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
+    """Delete these topics if present and wait until the broker no longer lists them."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    wanted = set(names)
+    present = [t for t in wanted if t in admin.list_topics(timeout=10).topics]
+    if present:
+        for fut in admin.delete_topics(present, operation_timeout=30).values():
+            fut.result(timeout=30)
+    deadline = time.monotonic() + 30
+    while wanted & set(admin.list_topics(timeout=10).topics):
+        assert time.monotonic() < deadline, f"topics not deleted: {sorted(wanted)}"
+        time.sleep(0.2)

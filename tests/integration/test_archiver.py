@@ -234,6 +234,7 @@ def test_every_object_is_encrypted_and_poison_goes_to_the_dlq(kafka, s3_endpoint
         assert head["ServerSideEncryption"] == "AES256", key
 
 
+@pytest.mark.usefixtures("no_documented_topics")
 def test_consume_archiver_command_runs_until_sigterm(kafka, s3_endpoint, unique):
     subprocess.run([str(REPO / ".venv" / "bin" / "trailpipe"), "topics", "create",
                     "--bootstrap", kafka.bootstrap], check=True, capture_output=True, cwd=REPO)

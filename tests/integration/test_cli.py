@@ -46,6 +46,7 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     assert "s3cret-value" not in result.stdout + result.stderr
 
 
+@pytest.mark.usefixtures("no_documented_topics")
 def test_topics_create_is_idempotent_and_reports_drift(kafka, unique) -> None:
     # Our own topic names: the documented ones may already exist with other settings.
     first = trailpipe("topics", "create", "--bootstrap", kafka.bootstrap,
@@ -65,10 +66,11 @@ def test_topics_create_is_idempotent_and_reports_drift(kafka, unique) -> None:
     assert "drift: retention.ms: has 604800000, config wants 3600000" in drift.stdout
 
 
-def test_run_creates_topics_and_stops_after_duration(kafka) -> None:
-    # Same topic settings as the topics test, so the two pass in any order.
+@pytest.mark.usefixtures("no_documented_topics")
+def test_run_creates_topics_and_stops_after_duration(kafka, tmp_path: Path) -> None:
     result = trailpipe("run", "--bootstrap", kafka.bootstrap, "--duration", "2",
-                       env={"TRAILPIPE_TOPICS__PARTITIONS": "2"})
+                       env={"TRAILPIPE_TOPICS__PARTITIONS": "2",
+                            "TRAILPIPE_STORAGE__LAKE": f"file://{tmp_path}/lake"})
     assert result.returncode == 0, result.stderr
     events = [json.loads(line)["event"] for line in result.stderr.splitlines()
               if line.startswith("{")]

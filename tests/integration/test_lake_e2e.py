@@ -37,6 +37,7 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=180)
 
 
+@pytest.mark.usefixtures("no_documented_topics")
 def test_lake_counts_match_the_producer_and_athena_sql_runs(kafka, make_topic, unique,
                                                             tmp_path: Path) -> None:
     topic = make_topic("events", 6)
