@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.archiver import ArchiverProcessor, ArchiverSink, UploadHook, bucket_of
-from consumers.archiver_notify import Notifier
+from consumers.archiver_notify import Notifier, SnsNotices
 from pipeline.config import Config
 from pipeline.events.errors import InvalidDatum
 from pipeline.events.wire import decode
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing
-from pipeline.lake.store import ObjectStore, open_store
+from pipeline.lake.store import ObjectStore, aws_client, open_store
 from pipeline.runner import Runner, RunStats
 
 
@@ -46,6 +46,14 @@ class Archiver:
             self.notifier.close()
 
 
+def _sns(archiver: ArchiverConfig) -> SnsNotices | None:
+    if not archiver.sns_topic_arn:
+        return None
+    region = archiver.sns_topic_arn.split(":")[3] if archiver.sns_topic_arn.count(":") >= 5 \
+        else None
+    return SnsNotices(aws_client("sns", archiver.sns_endpoint, region), archiver.sns_topic_arn)
+
+
 def build_archiver(cfg: Config, archiver: ArchiverConfig, bootstrap: str, *,
                    store: ObjectStore | None = None,
                    on_upload: UploadHook | None = None) -> Archiver:
@@ -62,7 +70,8 @@ def build_archiver(cfg: Config, archiver: ArchiverConfig, bootstrap: str, *,
                         deliveries_topic=archiver.deliveries_topic,
                         health_topic=archiver.health_topic, lake_url=store.url,
                         bucket=bucket_of(store.url),
-                        health_interval_ms=archiver.health_interval_ms, owner=owner)
+                        health_interval_ms=archiver.health_interval_ms, owner=owner,
+                        sns=_sns(archiver))
     sink = ArchiverSink(store, Fencing(store, owner), notifier, archiver, on_upload=on_upload)
     consumer_extra = {"session.timeout.ms": str(cfg.runner.session_timeout_ms),
                       "max.poll.interval.ms": str(cfg.runner.max_poll_interval_ms), **extra}

@@ -28,13 +28,38 @@ class NoticeError(Exception):
     """Delivery notices could not be made durable on Kafka."""
 
 
+class SnsNotices:
+    """Publishes delivery notices to an SNS topic. Best effort, as CloudTrail's own SNS
+    notifications: the Kafka notice is the durable record; an SNS failure is logged and
+    counted, never fails the flush (the object is already written and committed to be)."""
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._client, self._topic_arn = client, topic_arn
+        self.published = 0
+        self.failed = 0
+
+    def publish_all(self, notices: list[Delivery]) -> None:
+        for notice in notices:
+            try:
+                self._client.publish(
+                    TopicArn=self._topic_arn, Message=notice.to_json().decode(),
+                    Subject="trailpipe lake delivery",
+                    MessageAttributes={"key": {"DataType": "String", "StringValue": notice.key}})
+                self.published += 1
+            except Exception as exc:  # best effort: see the class docstring
+                self.failed += 1
+                log.warning("sns_publish_failed", key=notice.key, error=str(exc))
+
+
 class Notifier:
     """Produces notices and health records; ``flush`` makes notices durable or raises."""
 
     def __init__(self, producer_conf: Mapping[str, Any], *, deliveries_topic: str,
                  health_topic: str, lake_url: str, bucket: str, health_interval_ms: int,
-                 owner: str) -> None:
+                 owner: str, sns: SnsNotices | None = None) -> None:
         self._producer = Producer(dict(producer_conf))
+        self._sns = sns
+        self._sns_pending: list[Delivery] = []
         self.deliveries_topic, self.health_topic = deliveries_topic, health_topic
         self._lake_url, self._bucket, self._owner = lake_url, bucket, owner
         self._interval_ms = health_interval_ms
@@ -58,6 +83,8 @@ class Notifier:
     def delivered(self, notice: Delivery) -> None:
         """Queue the notice of one durable object (durable on Kafka after :meth:`flush`)."""
         self._produce(self.deliveries_topic, notice.key.encode(), notice.to_json())
+        if self._sns is not None:
+            self._sns_pending.append(notice)
 
     def missing_topics(self, timeout_s: float = 10.0) -> list[str]:
         """The notice and health topics the cluster does not have (a startup check: without
@@ -72,6 +99,9 @@ class Notifier:
         if remaining or failures:
             raise NoticeError(f"{remaining} notices undelivered, {len(failures)} failed: "
                               f"{[str(f) for f in failures[:3]]}")
+        if self._sns is not None:
+            pending, self._sns_pending = self._sns_pending, []
+            self._sns.publish_all(pending)
 
     def failing(self, error: BaseException, *, key: str | None, stage: str) -> None:
         """Report a failed flush (rate-limited). Never raises: Kafka may be down too."""

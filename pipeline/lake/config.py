@@ -44,6 +44,11 @@ class ArchiverConfig(BaseModel):
         default=10_000, ge=0, description="least gap between two health records of one state")
     owner_id: str | None = Field(
         default=None, description="names this writer in ownership records; default host-pid")
+    sns_topic_arn: str | None = Field(
+        default=None, description="also publish each delivery notice to this SNS topic, as "
+        "CloudTrail notifies on each log file (best effort, after the Kafka notice)")
+    sns_endpoint: str | None = Field(default=None, pattern=r"^https?://.+",
+                                     description="SNS API endpoint; None: AWS")
 
     @model_validator(mode="after")
     def _kms_key_needs_kms(self) -> ArchiverConfig:

@@ -81,7 +81,12 @@ def open_store(url: str, *, s3_endpoint: str | None = None, sse: str = "AES256",
 
 
 def s3_client_for(endpoint: str | None) -> Any:
-    """A boto3 S3 client with bounded retries and timeouts (credentials from the usual chain;
+    """A boto3 S3 client for ``endpoint`` (None: AWS); see :func:`aws_client`."""
+    return aws_client("s3", endpoint)
+
+
+def aws_client(service: str, endpoint: str | None, region: str | None = None) -> Any:
+    """A boto3 client with bounded retries and timeouts (credentials from the usual chain;
     for a local endpoint without credentials, dummy ones)."""
     import boto3
     from botocore.config import Config as BotoConfig
@@ -91,7 +96,7 @@ def s3_client_for(endpoint: str | None) -> Any:
     if endpoint and session.get_credentials() is None:
         creds = {"aws_access_key_id": "trailpipe", "aws_secret_access_key": "trailpipe"}
     return session.client(
-        "s3", endpoint_url=endpoint, region_name=session.region_name or "us-east-1",
+        service, endpoint_url=endpoint, region_name=region or session.region_name or "us-east-1",
         config=BotoConfig(retries={"max_attempts": 2, "mode": "standard"},
                           connect_timeout=3, read_timeout=20), **creds)
 
