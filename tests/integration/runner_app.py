@@ -81,7 +81,10 @@ def build(bootstrap: str, topic: str, group: str, *, sink: FileSink | None,
           transactional_id: str | None = None) -> Runner:
     base = {"bootstrap.servers": bootstrap}
     return Runner(
-        consumer_conf=consumer_config(base, group, {}, read_committed=transactional_id is not None),
+        # A short session: a SIGKILLed member is noticed in seconds, not the default 45 s.
+        consumer_conf=consumer_config(base, group, {"session.timeout.ms": "6000",
+                                                    "heartbeat.interval.ms": "1000"},
+                                      read_committed=transactional_id is not None),
         producer_conf=producer_config(base, {}),
         topics=[topic], processor=processor, sink=sink,
         config=runner_cfg or RunnerConfig(commit_interval_ms=500),
