@@ -1,6 +1,7 @@
 """The archiver against the real broker and moto's S3 server over HTTP: exactly-once under
-SIGKILL (one mid-flush, between two uploads), server-side encryption of every object, delivery
-notices, and the ``trailpipe consume archiver`` command. Fault tests (rebalance, zombie, S3
+SIGKILL (one mid-flush, between two uploads), then the digester over its delivery notices and
+``trailpipe lake validate`` green; server-side encryption of every object, delivery notices, and
+the ``trailpipe consume archiver`` command. Fault tests (rebalance, zombie, S3
 outage) are in test_archiver_faults.py; both share the helpers here."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from kit import committed, end_offsets, produce, read_all
+from lake_kit import digest_deliveries, keypair, validate_cli
 
 from pipeline.lake.layout import Delivery
 
@@ -172,7 +174,7 @@ def latest_notices(kafka: Any, topic: str) -> dict[str, Delivery]:
     return {n.key: n for n in notices}
 
 
-def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, unique):
+def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, unique, tmp_path):
     lake = make_lake(kafka, make_topic, unique, s3_endpoint)
     started = time.monotonic()
     generate(kafka, lake["archiver"]["topic"], TOTAL, 1_000_000)
@@ -208,8 +210,24 @@ def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, uniqu
     assert set(notices) == set(events)
     for key, notice in notices.items():
         assert notice.sha256 == hashlib.sha256(events[key]).hexdigest()
+
+    # Every delivery hour digested (repeated notices of a re-written key listed once), then
+    # `lake validate` over the whole chain: every object listed, every hash matching.
+    checked = time.monotonic()
+    private, public = keypair(tmp_path)
+    lake_url = f"s3://{lake['bucket']}/lake"
+    digested = digest_deliveries(kafka.bootstrap, lake_url, s3_endpoint,
+                                 lake["archiver"]["deliveries_topic"], f"digester-{unique}",
+                                 private)
+    assert digested.keys == len(events)
+    report = validate_cli(lake_url, s3_endpoint, public, digested.to_ms)
+    assert (report.failures, report.notes, report.digests) == (0, 0, digested.digests), \
+        report.output
+    assert report.objects_verified == report.objects_scanned == len(events), report.output
     print(f"\n{TOTAL} events: produced in {produced_s:.1f} s, archived through 3 SIGKILLs "
-          f"in {elapsed_s - produced_s:.1f} s, {len(events)} objects")
+          f"in {elapsed_s - produced_s:.1f} s, {len(events)} objects, {digested.notices} "
+          f"notices; {digested.digests} digest(s) and lake validate OK in "
+          f"{time.monotonic() - checked:.1f} s")
 
 
 def test_every_object_is_encrypted_and_poison_goes_to_the_dlq(kafka, s3_endpoint, make_topic,
