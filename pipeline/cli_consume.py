@@ -33,11 +33,9 @@ def consume() -> None:
 
 
 def archiver_config(cfg: Config, **overrides: Any) -> ArchiverConfig:
-    """The ``[archiver]`` section of ``cfg`` (defaults when the tree has none) with the
-    non-None ``overrides`` applied; exits 2 when they do not validate."""
-    section = getattr(cfg, "archiver", None)
-    base = section if isinstance(section, ArchiverConfig) else ArchiverConfig()
-    raw = {**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    """The ``[archiver]`` section of ``cfg`` with the non-None ``overrides`` applied; exits 2
+    when they do not validate."""
+    raw = {**cfg.archiver.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
     try:
         return ArchiverConfig.model_validate(raw)
     except ValueError as exc:

@@ -41,9 +41,8 @@ PublicKeyOpt = Annotated[list[Path] | None, typer.Option(
 
 
 def digest_config(cfg: Config) -> DigestConfig:
-    """The ``[digest]`` section (defaults until the section is mounted in Config)."""
-    section = getattr(cfg, "digest", None)
-    return section if isinstance(section, DigestConfig) else DigestConfig()
+    """The ``[digest]`` section."""
+    return cfg.digest
 
 
 def _trusted(cfg: Config, paths: list[Path] | None) -> dict[str, Ed25519PublicKey]:

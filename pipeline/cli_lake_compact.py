@@ -24,21 +24,18 @@ from pipeline.cli_common import (
 )
 from pipeline.config import Config
 from pipeline.lake.compact import CompactConfig
-from pipeline.lake.digest_config import DigestConfig
 
 if TYPE_CHECKING:
     from pipeline.lake.compact import Summary
     from pipeline.lake.compact_notify import KafkaNotices
 
 def compact_config(cfg: Config) -> CompactConfig:
-    """The ``[compact]`` section (defaults until the section is mounted in Config)."""
-    section = getattr(cfg, "compact", None)
-    return section if isinstance(section, CompactConfig) else CompactConfig()
+    """The ``[compact]`` section."""
+    return cfg.compact
 
 
 def _deliveries_topic(cfg: Config) -> str:
-    section = getattr(cfg, "digest", None)
-    return (section if isinstance(section, DigestConfig) else DigestConfig()).deliveries_topic
+    return cfg.digest.deliveries_topic
 
 
 def _notices(cfg: Config) -> KafkaNotices:
