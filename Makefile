@@ -23,7 +23,7 @@ install: $(STAMP) ## Create .venv and install trailpipe with its pinned dependen
 kafka-libs: $(STAMP) ## Resolve the Apache Kafka jars from Maven Central (cached in var/kafka)
 	$(BIN)/python -c "from pipeline.dev.libs import ensure_kafka_libs, find_repo_root; print(*ensure_kafka_libs(find_repo_root()))"
 
-run: kafka-libs ## The main job: local cluster, topics, live status (Ctrl-C to stop)
+run: kafka-libs ## The main job: local cluster, generator, archiver to var/lake, live status (Ctrl-C)
 	$(BIN)/trailpipe run $(ARGS)
 
 test: kafka-libs ## Run the whole test suite against a real local broker and S3 endpoint
