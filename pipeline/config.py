@@ -162,8 +162,8 @@ class GeneratorConfig(_Strict):
 
     rate_per_s: float = Field(default=200.0, gt=0)
     seed: int = 42
-    accounts: int = Field(default=3, ge=1)
-    regions: int = Field(default=2, ge=1)
+    accounts: int = Field(default=5, ge=1)
+    regions: int = Field(default=3, ge=1)
     error_rate: float = Field(default=0.02, ge=0, le=1)
     scenarios: CommaList[str] = Field(
         default_factory=lambda: ["logging-tampering", "root-login-no-mfa", "access-denied-burst",
