@@ -207,8 +207,6 @@ class Runner:
             # Outputs of this cycle are not durable: abort (transactional) and re-read them.
             log.warning("outputs_failed", error=str(exc),
                         transactional=self._producer.transactional)
-            if self._producer.transactional:
-                self._producer.abort_and_rebuild(10)
             self._rewind("outputs_failed", pause=pause)
             return False
         self._ledger.mark_committed(plan)
@@ -249,8 +247,12 @@ class Runner:
                 backoff_s = min(backoff_s * 2, 2.0)
 
     def _rewind(self, reason: str, *, pause: bool) -> None:
-        """Drop everything not durable and seek back to the committed offsets."""
+        """Drop everything not durable and seek back to the committed offsets. In
+        transactional mode that includes the open transaction: its outputs and dead letters
+        would otherwise be committed with the re-read copies by the next cycle."""
         self.stats.rewinds += 1
+        if self._producer.transactional:
+            self._producer.abort_and_rebuild(10)
         if self._sink is not None:
             self._sink.discard()
         self._processor.drop(self._assigned)
@@ -297,8 +299,6 @@ class Runner:
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
-        if self._producer.transactional:
-            self._producer.abort_and_rebuild(10)
         self._rewind("partitions_lost", pause=False)
         self._forget(lost)
         log.warning("partitions_lost", partitions=len(lost))

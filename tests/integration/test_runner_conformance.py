@@ -19,6 +19,7 @@ from kit import committed, end_offsets, produce, read_all, read_jsonl
 from runner_app import EchoProcessor, FileSink, build
 
 from pipeline.config import RunnerConfig
+from pipeline.model import KafkaRecord
 
 pytestmark = pytest.mark.integration
 APP = Path(__file__).with_name("runner_app.py")
@@ -211,3 +212,42 @@ def test_transactional_daemon_killed_mid_transaction_leaves_no_visible_output(
     values = Counter(m.value() for m in visible)
     assert len(visible) == 1000 and len(values) == 1000  # the aborted part never shows
     assert committed(kafka.bootstrap, group, src, 1) == {0: 1000}
+
+
+class _BothOutputs(EchoProcessor):
+    """Emits a Kafka output and a sink row per record (a transactional daemon with a sink)."""
+
+    def __init__(self, output_topic: str) -> None:
+        super().__init__()
+        self.kafka_topic = output_topic
+
+    def process(self, event):
+        rows = list(super().process(event))
+        return [*rows, KafkaRecord(self.kafka_topic, value=event.value, key=event.key)]
+
+
+def test_transactional_sink_failure_aborts_the_open_transaction(kafka, make_topic, unique,
+                                                                 tmp_path):
+    src, dst, group = make_topic("in", 2), make_topic("out", 1), f"g-{unique}"
+    produce(kafka.bootstrap, src, (f"v{i}".encode() for i in range(400)))
+    flag = tmp_path / "sink-down"
+    flag.touch()
+    sink = FileSink(tmp_path / "out.jsonl", max_records=100, fail_flag=flag)
+    cfg = RunnerConfig(flush_retry_budget_ms=200, flush_retry_backoff_ms=50,
+                       backpressure_pause_ms=500, commit_interval_ms=200)
+    runner = build(kafka.bootstrap, src, group, sink=sink, processor=_BothOutputs(dst),
+                   runner_cfg=cfg, transactional_id=f"txn-{unique}")
+    def recover() -> None:  # the sink comes back after the Runner has rewound twice
+        deadline = time.monotonic() + 60
+        while runner.stats.rewinds < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        flag.unlink()
+
+    threading.Thread(target=recover).start()
+    stats = runner.run(idle_exit_s=5)
+
+    assert sink.failures >= 2 and stats.rewinds >= 2
+    visible = read_all(kafka.bootstrap, dst, read_committed=True, expected=400, timeout_s=30)
+    values = Counter(m.value() for m in visible)
+    assert len(visible) == 400 and len(values) == 400  # aborted copies never show
+    assert len(coords(read_jsonl(sink.path))) == 400 == len(read_jsonl(sink.path))
