@@ -9,6 +9,9 @@
   so every event is acknowledged by the broker. JSON parsing is not included: the records are
   parsed once up front, as a source hands them over (``json_parse_events_per_s_per_core`` says
   what parsing would add);
+* **publish, workers 2**: the same with mapping + encoding in an
+  :class:`~producers.pool.EncodePool` of 2 processes (``Publisher.publish_many``, as
+  ``cloudtrail-dir --workers 2``), to another fresh topic; ``events_per_s_workers_2``;
 * **java**: ``org.apache.kafka.tools.ProducerPerformance`` sends as many records of the average
   event size (value bytes) to another fresh topic with the same acks, compression, idempotence,
   linger and batch size. Its payloads are random letters and unkeyed (sticky partitioner), ours
@@ -40,9 +43,11 @@ from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.wire import encode
 from pipeline.kafka import producer_config
 from producers.files import RawRecord
+from producers.pool import EncodePool
 from producers.publisher import DeliveryFailed, Publisher
 
 MIN_EVENTS = 500_000
+WORKERS = 2  # the second publish run: mapping + encoding in an EncodePool of this many
 PARTITIONS = 6
 ENCODE_SAMPLE = 50_000
 POLL_EVERY_RECORDS = 1_000  # as producers.dir_source
@@ -100,9 +105,36 @@ class PublishRun:
 
 
 def publish(bootstrap: str, records: list[RawRecord], events: int, topic: str, dlq: str,
-            extra: Mapping[str, str] | None = None) -> PublishRun:
+            extra: Mapping[str, str] | None = None, workers: int = 1) -> PublishRun:
     """Publish ``events`` records (cycled) through a Publisher configured as the daemon's
-    (plus ``extra`` librdkafka settings, for experiments)."""
+    (plus ``extra`` librdkafka settings, for experiments). ``workers`` > 1: through
+    ``publish_many`` with an EncodePool of that many processes, started and warmed up before
+    the clock starts (``cpu_s`` then counts this process only, not the workers)."""
+    publisher = _publisher(bootstrap, topic, dlq, extra)
+    pool = EncodePool(workers) if workers > 1 else None
+    try:
+        if pool is not None:
+            pool.warm_up()
+        n = len(records)
+        cpu0, start = _cpu_s(), time.perf_counter()
+        publisher.publish_many((records[i % n] for i in range(events)), pool,
+                               poll_every=POLL_EVERY_RECORDS)
+        stats = publisher.flush(120)
+    except DeliveryFailed as exc:
+        raise BenchError(f"publish failed: {exc}") from exc
+    finally:
+        if pool is not None:
+            pool.terminate()
+    elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu0
+    del publisher  # free the Kafka client before the broker stops (no reconnect noise)
+    if stats.produced != events or stats.dead_lettered:
+        raise BenchError(f"produced {stats.produced}, dead-lettered {stats.dead_lettered} "
+                         f"of {events}")
+    return PublishRun(events, elapsed, cpu, stats.bytes_out, stats.bytes_in)
+
+
+def _publisher(bootstrap: str, topic: str, dlq: str,
+               extra: Mapping[str, str] | None) -> Publisher:
     p = ProducerConfig()
     # log_level 3: a fresh broker makes the idempotent producer warn while it loads.
     base = {"bootstrap.servers": bootstrap, "client.id": "bench-produce", "log_level": 3}
@@ -114,22 +146,7 @@ def publish(bootstrap: str, records: list[RawRecord], events: int, topic: str, d
                           producer_id="bench-produce")
     if not publisher.healthy(10):
         raise BenchError(f"topic {topic} not visible to the producer")
-    n = len(records)
-    cpu0, start = _cpu_s(), time.perf_counter()
-    for i in range(events):
-        publisher.publish(records[i % n])
-        if i % POLL_EVERY_RECORDS == 0:
-            publisher.poll()
-    try:
-        stats = publisher.flush(120)
-    except DeliveryFailed as exc:
-        raise BenchError(f"publish failed: {exc}") from exc
-    elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu0
-    del publisher  # free the Kafka client before the broker stops (no reconnect noise)
-    if stats.produced != events or stats.dead_lettered:
-        raise BenchError(f"produced {stats.produced}, dead-lettered {stats.dead_lettered} "
-                         f"of {events}")
-    return PublishRun(events, elapsed, cpu, stats.bytes_out, stats.bytes_in)
+    return publisher
 
 
 def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
@@ -140,13 +157,17 @@ def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
     encode_per_core = encode_rate(records)
     parse_per_core = parse_rate(records)
     say(f"  encode {encode_per_core:,.0f} events/s per core; publishing {events:,} events")
-    for name in ("events", "java"):
+    for name in ("events", "events2", "java"):
         create_topic(ctx.bootstrap, topics[name], PARTITIONS)
     create_topic(ctx.bootstrap, topics["dlq"], 1)
     run = publish(ctx.bootstrap, records, events, topics["events"], topics["dlq"])
     rate = run.events / run.elapsed_s
     avro_bytes = run.value_bytes / run.events
-    say(f"  {rate:,.0f} events/s ({run.elapsed_s:.1f}s); Java ProducerPerformance, "
+    say(f"  {rate:,.0f} events/s ({run.elapsed_s:.1f}s); with {WORKERS} encode workers")
+    run2 = publish(ctx.bootstrap, records, events, topics["events2"], topics["dlq"],
+                   workers=WORKERS)
+    rate2 = run2.events / run2.elapsed_s
+    say(f"  {rate2:,.0f} events/s ({run2.elapsed_s:.1f}s); Java ProducerPerformance, "
         f"{events:,} x {round(avro_bytes)} B")
     p = ProducerConfig()
     java = producer_perf(ctx.repo_root, ctx.bootstrap, topics["java"], events,
@@ -170,6 +191,12 @@ def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
         "producer_perf_error": java.error,
         "ratio_vs_producer_perf": (None if java.records_per_s is None
                                    else round(rate / java.records_per_s, 3)),
+        "workers": WORKERS,
+        "events_per_s_workers_2": round(rate2, 1),
+        "elapsed_s_workers_2": round(run2.elapsed_s, 3),
+        "producer_main_cpu_us_per_event_workers_2": round(run2.cpu_s / run2.events * 1e6, 2),
+        "ratio_vs_producer_perf_workers_2": (None if java.records_per_s is None
+                                             else round(rate2 / java.records_per_s, 3)),
         "encode_events_per_s_per_core": round(encode_per_core, 1),
         "json_parse_events_per_s_per_core": round(parse_per_core, 1),
         "avro_bytes_per_event": round(avro_bytes, 1),
@@ -180,7 +207,8 @@ def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure on fresh topics, deleted afterwards."""
     suffix = uuid.uuid4().hex[:8]
-    topics = {name: f"bench.produce.{name}.{suffix}" for name in ("events", "dlq", "java")}
+    topics = {name: f"bench.produce.{name}.{suffix}" for name in ("events", "events2", "dlq",
+                                                                     "java")}
     try:
         return _measure(ctx, topics)
     finally:
@@ -198,7 +226,9 @@ def summary(r: ScenarioResult) -> str:
         java += f" ({r['producer_perf_error']})"
     return (f"produce: {r['events']:,} events | {_rate(r['events_per_s'], 'events/s')} "
             f"({r['mb_per_s']} MiB/s, {r['elapsed_s']}s) | ProducerPerformance {java} "
-            f"= ratio {r['ratio_vs_producer_perf']} | encode "
+            f"= ratio {r['ratio_vs_producer_perf']} | {r.get('workers', 2)} workers "
+            f"{_rate(r.get('events_per_s_workers_2'), 'events/s')} = ratio "
+            f"{r.get('ratio_vs_producer_perf_workers_2')} | encode "
             f"{_rate(r['encode_events_per_s_per_core'], 'events/s/core')} | "
             f"{r['avro_bytes_per_event']} B Avro vs {r['json_bytes_per_event']} B JSON")
 

@@ -98,18 +98,24 @@ def cloudtrail_dir(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories (recursive).")],
     config: ConfigOpt = None,
     bootstrap: BootstrapOpt = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Processes mapping + encoding records (default 1: in the producing thread).")] = None,
 ) -> None:
     """CloudTrail log files as AWS delivers them (.json.gz with Records), plain JSON, JSON
     lines; bad records are dead-lettered with file and line/index."""
     from producers.dir_source import ingest_paths
 
-    cfg = build_config(config, **{"kafka.bootstrap": bootstrap})
+    cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "producer.workers": workers})
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(2, [f"trailpipe: no such file or directory: {m}" for m in missing])
+    if cfg.producer.workers > 1 and cfg.schema_registry.url:
+        fail(2, ["trailpipe: producer.workers > 1 needs the default Avro encoding "
+                 "(schema_registry.url is set)"])
     publisher = make_publisher(cfg, resolve_bootstrap(cfg), "cloudtrail-dir")
     started_s = time.monotonic()
-    files = ingest_paths(publisher, paths, max_record_bytes=cfg.producer.max_record_bytes)
+    files = ingest_paths(publisher, paths, max_record_bytes=cfg.producer.max_record_bytes,
+                         workers=cfg.producer.workers)
     finish(publisher, "cloudtrail-dir", started_s, files=files)
 
 

@@ -134,6 +134,8 @@ class ProducerConfig(_Strict):
     batch_bytes: int = Field(default=1_000_000, ge=1024)
     producer_id: str | None = Field(default=None, description="default: <hostname>-<pid>")
     delivery_timeout_ms: int = Field(default=120_000, ge=1000)
+    workers: int = Field(default=1, ge=1, description="processes mapping + encoding records "
+                         "(cloudtrail-dir; 1: in the producing thread)")
 
 
 class SchemaRegistryConfig(_Strict):

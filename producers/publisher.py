@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from pipeline.events.errors import EventError
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
 from pipeline.events.wire import encode, headers_for
 from producers.files import RawRecord
+from producers.pool import MAPPING_ERRORS, EncodeError, EncodePool, EncodeResult, EncodeTask
 
 DLQ_MAX_VALUE_BYTES = 512 * 1024
 """Dead letters larger than this keep a prefix (brokers reject messages over ~1 MB)."""
@@ -118,12 +119,61 @@ class Publisher:
             ingest = IngestMeta(self._clock_ms(), self._source, self._producer_id,
                                 record.location)
             payload = self._encode(to_avro(record.value, ingest=ingest))
-        except (EventError, TypeError, ValueError, OverflowError) as exc:  # bad input, never fatal
+        except MAPPING_ERRORS as exc:  # bad input, never fatal
             self._dead_letter(record, type(exc).__name__, str(exc), batch)
             return
         self._produce(self._events_topic, event_key(record.value), payload,
                       [*self._headers, ("x-source-location", record.location.encode())],
                       self._callbacks_for(batch)[0])
+
+    def publish_many(self, records: Iterable[RawRecord], pool: EncodePool | None = None, *,
+                     poll_every: int = 1000) -> int:
+        """Publish ``records`` in order, serving delivery reports every ``poll_every`` records;
+        returns how many were handed over. Without ``pool``: :meth:`publish` per record. With
+        one: mapping + encoding run in the pool's workers, and each record ends exactly as
+        :meth:`publish` would end it (same key, payload, headers, dead letters, accounting, and
+        IngestMeta: the ingest time is taken when the record is handed to the pool). A pool
+        needs the default Avro encoding (raises ValueError for another ``encoder``), and
+        ``record.raw`` must parse (``json.loads``) to ``record.value``, as it does for records
+        of :mod:`producers.files`: workers get the raw bytes, cheaper to send than the value."""
+        if pool is not None and self._encode is not encode:
+            raise ValueError("an EncodePool encodes with pipeline.events.wire.encode only")
+        count = 0
+        if pool is None:
+            for count, record in enumerate(records, start=1):
+                self.publish(record)
+                if count % poll_every == 0:
+                    self.poll()
+            return count
+        held: deque[RawRecord] = deque()
+        for count, result in enumerate(pool.encode(self._tasks(records, held)), start=1):
+            self._publish_encoded(held.popleft(), result)
+            if count % poll_every == 0:
+                self.poll()
+        return count
+
+    def _tasks(self, records: Iterable[RawRecord],
+               held: deque[RawRecord]) -> Iterator[EncodeTask | None]:
+        for record in records:
+            held.append(record)
+            yield (None if record.value is None else
+                   (record.raw, self._clock_ms(), self._source, self._producer_id,
+                    record.location))
+
+    def _publish_encoded(self, record: RawRecord, result: EncodeResult) -> None:
+        """The end of :meth:`publish` for a record the pool mapped and encoded."""
+        with self._lock:
+            self.stats.read += 1
+            self.stats.bytes_in += len(record.raw)
+        if result is None:
+            self._dead_letter(record, record.error_type or "InvalidRecord",
+                              record.error or "invalid record", None)
+        elif isinstance(result, EncodeError):
+            self._dead_letter(record, result.error_type, result.message, None)
+        else:
+            self._produce(self._events_topic, result[0], result[1],
+                          [*self._headers, ("x-source-location", record.location.encode())],
+                          self._callbacks[0])
 
     def _dead_letter(self, record: RawRecord, error_type: str, error: str,
                      batch: Batch | None) -> None:
