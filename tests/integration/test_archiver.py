@@ -1,5 +1,5 @@
 """The archiver against the real broker and moto's S3 server over HTTP: exactly-once under
-SIGKILL (one mid-flush, between two uploads), then the digester over its delivery notices and
+SIGKILL (one in the middle of a PUT), then the digester over its delivery notices and
 ``trailpipe lake validate`` green; server-side encryption of every object, delivery notices, and
 the ``trailpipe consume archiver`` command. Fault tests (rebalance, zombie, S3
 outage) are in test_archiver_faults.py; both share the helpers here."""
@@ -32,25 +32,43 @@ REPO = Path(__file__).resolve().parents[2]
 TOTAL = int(os.environ.get("TRAILPIPE_TEST_ARCHIVER_EVENTS", "200000"))
 FAST_GROUPS = {"TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000"}  # a killed member leaves in 6 s
 
-# The daemon as a subprocess: the real wiring (consumers.archiver_main) with a test hook that
-# SIGKILLs the process right after its Nth object upload (mid-flush, between two objects).
+# The daemon as a subprocess: the real wiring (consumers.archiver_main) with test hooks that
+# SIGKILL the process right after its Nth object upload (mid-flush, between two objects), or
+# in the middle of its Nth Parquet PUT (after part of the body was read by the HTTP client).
 LAUNCHER = """
-import json, os, signal, sys
+import io, json, os, signal, sys
 from consumers.archiver_main import build_archiver
 from pipeline.config import LogConfig, load_config
 from pipeline.lake.config import ArchiverConfig
+from pipeline.lake.store import open_store
 from pipeline.logs import configure_logging
 args = json.loads(sys.argv[1])
 cfg = load_config(overrides=args["overrides"])
 configure_logging(LogConfig(format="json"))
+arch = ArchiverConfig(**args["archiver"])
 uploads = 0
 def on_upload(key):
     global uploads
     uploads += 1
     if args.get("kill_at_upload") and uploads >= args["kill_at_upload"]:
         os.kill(os.getpid(), signal.SIGKILL)
-daemon = build_archiver(cfg, ArchiverConfig(**args["archiver"]),
-                        args["overrides"]["kafka.bootstrap"], on_upload=on_upload)
+class KillingBody(io.BytesIO):
+    def read(self, n=-1):
+        if self.tell() > 0:  # the second read of the body: the request is under way
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().read(min(n, 4096) if n and n > 0 else 4096)
+store = open_store(cfg.storage.lake, s3_endpoint=cfg.storage.s3_endpoint, sse=arch.sse)
+real_put, puts = store.client.put_object, 0
+def put_object(**kw):
+    global puts
+    if kw["Key"].endswith(".parquet"):
+        puts += 1
+        if args.get("kill_in_put") and puts >= args["kill_in_put"]:
+            kw["Body"] = KillingBody(kw["Body"])
+    return real_put(**kw)
+store.client.put_object = put_object
+daemon = build_archiver(cfg, arch, args["overrides"]["kafka.bootstrap"], store=store,
+                        on_upload=on_upload)
 daemon.runner.install_signal_handlers()
 stats = daemon.run(idle_exit_s=args.get("idle_exit_s"))
 print(json.dumps({"consumed": stats.consumed, "dead_lettered": stats.dead_lettered,
@@ -77,13 +95,14 @@ def make_lake(kafka: Any, make_topic: Any, unique: str, s3_endpoint: str,
 
 
 def start_archiver(lake: dict[str, Any], *, env: dict[str, str] | None = None,
-                   kill_at_upload: int | None = None,
+                   kill_at_upload: int | None = None, kill_in_put: int | None = None,
                    idle_exit_s: float | None = None) -> subprocess.Popen[str]:
     """Start the archiver as a real process; its JSON log goes to ``proc.log_path``."""
     args = {"overrides": {"kafka.bootstrap": lake["kafka"], "storage.lake":
                           f"s3://{lake['bucket']}/lake", "storage.s3_endpoint": lake["s3"],
                           "runner.dlq_topic": lake["dlq"]},
             "archiver": lake["archiver"], "kill_at_upload": kill_at_upload,
+            "kill_in_put": kill_in_put,
             "idle_exit_s": idle_exit_s}
     log_path = Path(tempfile.mkstemp(prefix="archiver.", suffix=".log")[1])
     with log_path.open("w") as log:
@@ -180,7 +199,7 @@ def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, uniqu
     generate(kafka, lake["archiver"]["topic"], TOTAL, 1_000_000)
     produced_s = time.monotonic() - started
     rng = random.Random(unique)
-    first = start_archiver(lake, kill_at_upload=rng.randint(4, 12))  # dies between 2 uploads
+    first = start_archiver(lake, kill_in_put=rng.randint(4, 12))  # dies during an upload
     assert first.wait(180) == -signal.SIGKILL
     runs = [first]
     for _ in range(2):  # SIGKILL at random moments
