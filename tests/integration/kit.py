@@ -76,6 +76,15 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
         consumer.close()
 
 
+def assert_fully_committed(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    """The group committed every partition's end offset (partitions that never received a
+    record have nothing to commit: keyless producers may leave some empty)."""
+    ends = end_offsets(bootstrap, topic, partitions)
+    got = committed(bootstrap, group, topic, partitions)
+    assert {p: got[p] for p, e in ends.items() if e} == {p: e for p, e in ends.items() if e}
+    assert all(got[p] in (-1001, 0) for p, e in ends.items() if not e)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from kit import committed, end_offsets, produce, read_all, read_jsonl
+from kit import assert_fully_committed, committed, produce, read_all, read_jsonl
 from runner_app import EchoProcessor, FileSink, build
 
 from pipeline.config import RunnerConfig
@@ -91,8 +91,7 @@ def test_poison_record_is_dead_lettered_and_loop_goes_on(kafka, make_topic, uniq
         assert h["x-source-topic"] == topic.encode()
         where = (int(h["x-source-partition"]), int(h["x-source-offset"]))
         assert source[where] == b"poison"
-    assert committed(kafka.bootstrap, f"g-{unique}", topic, 3) == end_offsets(
-        kafka.bootstrap, topic, 3)
+    assert_fully_committed(kafka.bootstrap, f"g-{unique}", topic, 3)
 
 
 def test_sigkill_after_flush_before_commit_reprocesses(kafka, make_topic, unique, tmp_path):
@@ -146,7 +145,7 @@ def test_sink_outage_pauses_rewinds_and_commits_nothing_unflushed(kafka, make_to
     assert all(off == -1001 for snap in during for off in snap.values())  # nothing committed
     rows = read_jsonl(sink.path)
     assert len(rows) == 300 and len(coords(rows)) == 300  # all written, each once
-    assert committed(kafka.bootstrap, group, topic, 3) == end_offsets(kafka.bootstrap, topic, 3)
+    assert_fully_committed(kafka.bootstrap, group, topic, 3)
 
 
 def test_rebalance_under_load_loses_and_duplicates_nothing(kafka, make_topic, unique, tmp_path):
@@ -173,7 +172,7 @@ def test_rebalance_under_load_loses_and_duplicates_nothing(kafka, make_topic, un
     rows = read_jsonl(tmp_path / "a.jsonl") + read_jsonl(tmp_path / "b.jsonl")
     seen = coords(rows)
     assert len(rows) == total and len(seen) == total, "lost or duplicated records"
-    assert committed(kafka.bootstrap, group, topic, 6) == end_offsets(kafka.bootstrap, topic, 6)
+    assert_fully_committed(kafka.bootstrap, group, topic, 6)
     assert read_jsonl(tmp_path / "a.jsonl") and read_jsonl(tmp_path / "b.jsonl")
 
 
@@ -191,7 +190,7 @@ def test_sigterm_flushes_commits_and_exits_zero_within_grace(kafka, make_topic, 
     assert app.wait(30) == 0
     assert time.monotonic() - started < 5 + 2  # grace plus process exit
     assert len(coords(read_jsonl(out))) == 1000
-    assert committed(kafka.bootstrap, group, topic, 3) == end_offsets(kafka.bootstrap, topic, 3)
+    assert_fully_committed(kafka.bootstrap, group, topic, 3)
 
 
 def test_transactional_daemon_killed_mid_transaction_leaves_no_visible_output(
