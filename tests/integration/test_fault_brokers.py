@@ -73,10 +73,18 @@ def _create_topic(info: ClusterInfo) -> str:
 
 
 def _leader_of_partition0(info: ClusterInfo, topic: str) -> int:
-    md = AdminClient(_conf(info)).list_topics(topic, timeout=30)
-    leader: int = md.topics[topic].partitions[0].leader
-    assert leader in {b.node_id for b in info.brokers}
-    return leader
+    """The leader of partition 0, once every broker's metadata has the new topic (a broker
+    may answer before the creation has propagated to it)."""
+    admin = AdminClient(_conf(info))
+    nodes = {b.node_id for b in info.brokers}
+    deadline = time.monotonic() + 30
+    while True:
+        partitions = admin.list_topics(topic, timeout=30).topics[topic].partitions
+        if 0 in partitions and partitions[0].leader in nodes:
+            leader: int = partitions[0].leader
+            return leader
+        assert time.monotonic() < deadline, f"no leader for {topic}[0]: {partitions}"
+        time.sleep(0.2)
 
 
 def _produce_with_faults(info: ClusterInfo, state_dir: Path, topic: str) -> Deliveries:
