@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.dev.model import DevClusterError
@@ -72,32 +73,37 @@ def _run_mvn(repo_root: Path, out_dir: Path) -> None:
                               "-DincludeScope=runtime"], "Kafka jars")
 
 
-def ensure_kafka_libs(repo_root: Path) -> tuple[Path, str]:
-    """Return ``(libs_dir, kafka_version)`` with every runtime jar in ``libs_dir``.
-
-    The first call runs Maven into a temp dir next to the target and renames it into place, so
-    ``var/kafka/libs-<version>/`` either is complete (has its marker file) or does not exist;
-    later calls return at once. Raises DevClusterError if Maven is missing or fails.
-    """
-    version = kafka_version(repo_root)
-    base = repo_root / "var" / "kafka"
-    libs = base / f"libs-{version}"
-    if (libs / _MARKER).is_file():
-        return libs, version
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".libs-{version}.", dir=base))
+def cached_build(target: Path, version: str, build: Callable[[Path], None]) -> Path:
+    """Make ``target`` by running ``build(tmp)`` in a temp dir beside it, then renaming it into
+    place with a marker file, so ``target`` is either complete or absent; a complete one is
+    returned at once. ``build`` raises DevClusterError when it cannot produce the content."""
+    if (target / _MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _run_mvn(repo_root, tmp)
-        if not any(tmp.glob("kafka_2.13-*.jar")):
-            raise DevClusterError(f"mvn produced no kafka_2.13 jar in {tmp}")
+        build(tmp)
         (tmp / _MARKER).write_text(version + "\n", encoding="utf-8")
-        if libs.exists() and not (libs / _MARKER).is_file():
-            shutil.rmtree(libs)  # an interrupted copy from a pre-marker layout
+        shutil.rmtree(target, ignore_errors=True)  # an interrupted copy (no marker)
         try:
-            os.rename(tmp, libs)
+            os.rename(tmp, target)
         except OSError:
-            if not (libs / _MARKER).is_file():  # lost a race against a broken copy
+            if not (target / _MARKER).is_file():  # lost a race against a broken copy
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return libs, version
+    return target
+
+
+def ensure_kafka_libs(repo_root: Path) -> tuple[Path, str]:
+    """Return ``(libs_dir, kafka_version)`` with every runtime jar in ``libs_dir``
+    (``var/kafka/libs-<version>/``, built once by Maven; see :func:`cached_build`).
+    Raises DevClusterError if Maven is missing or fails."""
+    version = kafka_version(repo_root)
+
+    def build(tmp: Path) -> None:
+        _run_mvn(repo_root, tmp)
+        if not any(tmp.glob("kafka_2.13-*.jar")):
+            raise DevClusterError(f"mvn produced no kafka_2.13 jar in {tmp}")
+
+    return cached_build(repo_root / "var" / "kafka" / f"libs-{version}", version, build), version

@@ -15,10 +15,8 @@ version (confluent-kafka's serializers always send the same text, so ids stay st
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ from pathlib import Path
 
 from pipeline.dev import kafka_config as kc
 from pipeline.dev import procs
-from pipeline.dev.libs import pom_property, run_mvn
+from pipeline.dev.libs import cached_build, pom_property, run_mvn
 from pipeline.dev.model import HOST, DevClusterError, RegistryRecord
 
 POM = Path("infra/schema-registry/pom.xml")
@@ -37,7 +35,6 @@ JVM_OPTS = ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
             "-Djava.awt.headless=true"]
 """C1 only and the serial GC: starts in ~2 s instead of ~3-5 s; plenty for a dev registry."""
 DEFAULT_COMPATIBILITY = "BACKWARD"
-_MARKER = ".complete"
 
 
 def registry_version(repo_root: Path) -> str:
@@ -60,19 +57,14 @@ def _unpack(tarball: Path, into: Path) -> None:
 def ensure_registry_app(repo_root: Path) -> tuple[Path, str]:
     """Return ``(runner_jar, version)`` of the unpacked Apicurio Registry app.
 
-    The first call runs Maven (~142 MB, then cached in ~/.m2) into a temp dir next to the
-    target, unpacks there and renames into place, so ``var/schema-registry/<version>/`` is
-    either complete (has its marker file) or absent; later calls return at once. Raises
-    DevClusterError if Maven is missing or fails, or the tarball holds no runner jar.
+    The first call runs Maven (~142 MB, then cached in ~/.m2) and unpacks the tarball into
+    ``var/schema-registry/<version>/`` (complete or absent: :func:`cached_build`); later calls
+    return at once. Raises DevClusterError if Maven is missing or fails, or the tarball holds
+    no runner jar.
     """
     version = registry_version(repo_root)
-    base = repo_root / "var" / "schema-registry"
-    app = base / version
-    if (app / _MARKER).is_file():
-        return _runner_jar(app, version), version
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=base))
-    try:
+
+    def build(tmp: Path) -> None:
         download = tmp / "download"
         run_mvn(repo_root / POM, ["dependency:copy", f"-DoutputDirectory={download}"],
                 "the Apicurio Registry app")
@@ -83,15 +75,8 @@ def ensure_registry_app(repo_root: Path) -> tuple[Path, str]:
         shutil.rmtree(download)
         if not _runner_jar(tmp, version).is_file():
             raise DevClusterError(f"{tarballs[0].name} holds no {_runner_jar(tmp, version).name}")
-        (tmp / _MARKER).write_text(version + "\n", encoding="utf-8")
-        shutil.rmtree(app, ignore_errors=True)  # an incomplete copy (no marker)
-        try:
-            os.rename(tmp, app)
-        except OSError:
-            if not (app / _MARKER).is_file():  # lost a race against a broken copy
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    app = cached_build(repo_root / "var" / "schema-registry" / version, version, build)
     return _runner_jar(app, version), version
 
 
