@@ -1,7 +1,7 @@
 """Scenario ``archive``: ``trailpipe consume archiver`` against a Quix Streams S3 Parquet sink.
 
 * **fill**: ``max(--records, 500,000)`` synthetic CloudTrail records (the seeded
-  :class:`~producers.generator.Generator`: unique eventIDs/requestIDs, several accounts and
+  :class:`~producers.generator.engine.Generator`: unique eventIDs/requestIDs, several accounts and
   regions, event time advancing at ``EVENT_TIME_RATE`` per second, the attack scenarios of
   ``make run``) are published through a :class:`~producers.publisher.Publisher` configured as
   ``trailpipe produce`` configures it, to a fresh 6-partition topic. While they are produced the

@@ -28,7 +28,7 @@ from pipeline.dev import s3 as dev_s3
 from pipeline.dev.model import DevClusterError
 from pipeline.kafka import producer_config
 from producers.files import RawRecord
-from producers.generator_source import make_generator
+from producers.generator.source import make_generator
 from producers.publisher import DeliveryFailed, Publisher
 
 MIN_EVENTS = 500_000

@@ -1,7 +1,7 @@
 """The digester daemon: delivery notices in, one signed, chained digest per hour out.
 
 Reads ``audit.deliveries.v1`` (Delivery and Compaction notices, see
-:mod:`pipeline.lake.digest`) and holds each notice under the hour it was delivered. When
+:mod:`pipeline.lake.digest.model`) and holds each notice under the hour it was delivered. When
 wall-clock passes an hour's end + ``close_grace_ms`` and the consumer has caught up, ``tick``
 emits that hour's digest (also for hours with no deliveries, every hour in order) and the
 sink writes it with ``if_none_match``, so a digest is never silently replaced.
@@ -28,7 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from pipeline.config import RunnerConfig
 from pipeline.kafka import consumer_config, producer_config
-from pipeline.lake.digest import (
+from pipeline.lake.digest.chain import ChainError, Listings, find_head, recent_listings
+from pipeline.lake.digest.config import DigestConfig
+from pipeline.lake.digest.model import (
     Compaction,
     CompactionEntry,
     ObjectEntry,
@@ -36,8 +38,6 @@ from pipeline.lake.digest import (
     build_digest,
     parse_notice,
 )
-from pipeline.lake.digest_chain import ChainError, Listings, find_head, recent_listings
-from pipeline.lake.digest_config import DigestConfig
 from pipeline.lake.layout import HOUR_MS, hour_start
 from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError
 from pipeline.logs import get_logger

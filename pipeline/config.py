@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.lake.compact import CompactConfig
+from pipeline.lake.compact.model import CompactConfig
 from pipeline.lake.config import ArchiverConfig
-from pipeline.lake.digest_config import DigestConfig
+from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.policy import LakePolicyConfig
 
 ENV_PREFIX = "TRAILPIPE_"

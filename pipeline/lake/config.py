@@ -20,7 +20,7 @@ class ArchiverConfig(BaseModel):
     A flush (one object per Hive partition x Kafka partition buffered) happens when the buffer
     holds ``max_records`` records or ``max_bytes`` of consumed (Avro) bytes, or when its oldest
     record has waited ``max_age_ms`` (wall clock). Where the rolls fall does not change the
-    exactly-once result (see :mod:`consumers.archiver`)."""
+    exactly-once result (see :mod:`consumers.archiver.sink`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

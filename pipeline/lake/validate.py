@@ -9,7 +9,7 @@ digest (so deleting the newest digests is caught); without it, the newest digest
 from a deleted later one, and objects newer than it are ``pending``. Objects under ``events/``
 whose event hour is in the range must be listed in a digest of the range or, with ``to``, in
 a (validly signed) digest of the following ``LATE_WINDOW_HOURS``.
-See :mod:`pipeline.lake.digest_verify` for the problem kinds.
+See :mod:`pipeline.lake.digest.verify` for the problem kinds.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pipeline.lake.digest import (
+from pipeline.lake.digest.chain import digest_hours, read_digest
+from pipeline.lake.digest.model import (
     DigestFormatError,
     ObjectEntry,
     SignedDigest,
     verify_signature,
 )
-from pipeline.lake.digest_chain import digest_hours, read_digest
-from pipeline.lake.digest_verify import (
+from pipeline.lake.digest.verify import (
     Problem,
     check_chain,
     check_object,

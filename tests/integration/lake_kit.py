@@ -13,8 +13,8 @@ from kit import read_all
 
 from consumers.digester import build_runner
 from pipeline.config import RunnerConfig
-from pipeline.lake.digest import iso_ms
-from pipeline.lake.digest_config import DigestConfig
+from pipeline.lake.digest.config import DigestConfig
+from pipeline.lake.digest.model import iso_ms
 from pipeline.lake.keys import generate_keypair, load_private_key, trusted_keys
 from pipeline.lake.layout import HOUR_MS, Delivery, hour_start
 from pipeline.lake.store import open_store

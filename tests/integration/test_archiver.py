@@ -32,12 +32,12 @@ REPO = Path(__file__).resolve().parents[2]
 TOTAL = int(os.environ.get("TRAILPIPE_TEST_ARCHIVER_EVENTS", "200000"))
 FAST_GROUPS = {"TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000"}  # a killed member leaves in 6 s
 
-# The daemon as a subprocess: the real wiring (consumers.archiver_main) with test hooks that
+# The daemon as a subprocess: the real wiring (consumers.archiver.daemon) with test hooks that
 # SIGKILL the process right after its Nth object upload (mid-flush, between two objects), or
 # in the middle of its Nth Parquet PUT (after part of the body was read by the HTTP client).
 LAUNCHER = """
 import io, json, os, signal, sys
-from consumers.archiver_main import build_archiver
+from consumers.archiver.daemon import build_archiver
 from pipeline.config import LogConfig, load_config
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.store import open_store
@@ -281,7 +281,7 @@ def test_consume_archiver_command_runs_until_sigterm(kafka, s3_endpoint, unique)
     log_path = Path(tempfile.mkstemp(prefix="archiver-cli.", suffix=".log")[1])
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from pipeline.cli_consume import app; app()", "archiver",
+            [sys.executable, "-c", "from pipeline.cli.consume import app; app()", "archiver",
              "--bootstrap", kafka.bootstrap, "--lake", f"s3://{bucket}/lake", "--s3-endpoint",
              s3_endpoint, "--group", group], stdout=subprocess.PIPE, stderr=log, text=True,
             cwd=REPO, env={**os.environ, **FAST_GROUPS})

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from kit import read_all
 
-from consumers.archiver_main import build_archiver
+from consumers.archiver.daemon import build_archiver
 from pipeline.config import load_config
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def test_each_object_is_notified_on_sns(kafka, s3_endpoint, make_topic, unique) 
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
                   Attributes={"RawMessageDelivery": "true"})
 
-    made = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "generator",
+    made = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "generator",
                            "--count", "2000", "--rate", "1000000", "--bootstrap", kafka.bootstrap],
                           env={**os.environ, "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events},
                           capture_output=True, text=True, timeout=120)

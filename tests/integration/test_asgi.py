@@ -21,8 +21,8 @@ from starlette.routing import Route
 from pipeline.config import KafkaConfig
 from pipeline.events import decode, from_avro
 from pipeline.kafka import base_client_config, producer_config
-from producers.asgi import AuditMiddleware
-from producers.asgi_redact import REDACTED
+from producers.asgi.middleware import AuditMiddleware
+from producers.asgi.redact import REDACTED
 from producers.publisher import Publisher
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 pytestmark = pytest.mark.integration
-TRAILPIPE = [sys.executable, "-m", "pipeline.cli"]
+TRAILPIPE = [sys.executable, "-m", "pipeline.cli.app"]
 
 
 def trailpipe(*args: str, env: dict[str, str] | None = None,

@@ -23,11 +23,11 @@ from consumers.digester import build_runner
 from pipeline.config import LogConfig, RunnerConfig
 from pipeline.kafka import producer_config
 from pipeline.lake.columns import LAKE_SCHEMA
-from pipeline.lake.compact import CompactConfig
-from pipeline.lake.compact_notify import KafkaNotices
-from pipeline.lake.compact_plan import INTENTS_DIR
-from pipeline.lake.compact_run import Compactor
-from pipeline.lake.digest_config import DigestConfig
+from pipeline.lake.compact.model import CompactConfig
+from pipeline.lake.compact.notify import KafkaNotices
+from pipeline.lake.compact.plan import INTENTS_DIR
+from pipeline.lake.compact.run import Compactor
+from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.keys import generate_keypair, load_private_key, trusted_keys
 from pipeline.lake.layout import HOUR_MS, Delivery, hour_start, object_key
 from pipeline.lake.query import run_query
@@ -104,7 +104,7 @@ def invoke(app: typer.Typer, args: list[str]):
 
 def validate(store: ObjectStore, s3_endpoint: str | None, pub: Path, *,
              ok: bool = True) -> dict:
-    from pipeline.cli_lake import app
+    from pipeline.cli.lake import app
 
     args = ["validate", "--lake", store.url, "--public-key", str(pub), "--format", "json"]
     result = invoke(app, args + (["--s3-endpoint", s3_endpoint] if s3_endpoint else []))
@@ -119,7 +119,7 @@ def recorded_compactions(store: ObjectStore) -> list[dict]:
 
 
 def compact_cli(args: list[str]) -> dict:
-    from pipeline.cli_lake_compact import register
+    from pipeline.cli.lake_compact import register
 
     app = typer.Typer()
     app.callback()(lambda: None)

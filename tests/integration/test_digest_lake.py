@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from consumers.digester import build_runner
 from pipeline.config import LogConfig, RunnerConfig
-from pipeline.lake.digest import parse_iso_ms
-from pipeline.lake.digest_config import DigestConfig
+from pipeline.lake.digest.config import DigestConfig
+from pipeline.lake.digest.model import parse_iso_ms
 from pipeline.lake.keys import load_private_key, trusted_keys
 from pipeline.lake.layout import Delivery, digest_key, object_key
 from pipeline.lake.store import ObjectStore, open_store, s3_client_for
@@ -33,7 +33,7 @@ GRACE = 60_000
 
 @pytest.fixture(scope="module")
 def keypair(tmp_path_factory) -> tuple[Path, Path]:
-    from pipeline.cli_lake import app
+    from pipeline.cli.lake import app
 
     out = tmp_path_factory.mktemp("keys") / "digest.pem"
     result = invoke(app, ["keygen", "--out", str(out)])
@@ -69,7 +69,7 @@ def run_digester(kafka, store: ObjectStore, topic: str, group: str, key: Path,
 
 
 def validate(url: str, s3_endpoint: str | None, pub: Path, *extra: str) -> tuple[int, dict]:
-    from pipeline.cli_lake import app
+    from pipeline.cli.lake import app
 
     args = ["validate", "--lake", url, "--public-key", str(pub), "--format", "json", *extra]
     if s3_endpoint:
@@ -133,7 +133,7 @@ def test_file_lake_validates_and_a_copied_folder_too(kafka, make_topic, unique, 
     code, report = validate(copy, None, pub, "--from", "2024-03-10T09:30", "--to",
                             "2024-03-10T12:00Z")
     assert code == 1 and failures(report) == {("digest_missing", digest_key(H0 + 3 * HOUR))}
-    from pipeline.cli_lake import app
+    from pipeline.cli.lake import app
 
     wrong = tmp_path / "other.pem"
     assert invoke(app, ["keygen", "--out", str(wrong)]).exit_code == 0
@@ -168,7 +168,7 @@ def test_s3_lake_validates_on_a_copy_and_names_each_tampering(kafka, make_topic,
     client.create_bucket(Bucket=copies)
     store = open_store(f"s3://{bucket}/prod", s3_endpoint=s3_endpoint)
     objects = build_lake(kafka, make_topic, unique, store, key)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli_lake", "validate", "--lake",
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli.lake", "validate", "--lake",
                            store.url, "--s3-endpoint", s3_endpoint, "--public-key", str(pub)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -12,7 +12,7 @@ from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.wire import encode
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "cloudtrail"
-CLI = [sys.executable, "-m", "pipeline.cli", "events"]
+CLI = [sys.executable, "-m", "pipeline.cli.app", "events"]
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -66,8 +66,8 @@ def test_bad_records_are_reported_and_good_ones_still_written(tmp_path: Path) ->
 
 def test_encode_pipe_decode_reproduces_a_corpus_file() -> None:
     path = CORPUS / "stratus-red-team" / "records.jsonl"
-    shell = f"{sys.executable} -m pipeline.cli events encode {path} | " \
-            f"{sys.executable} -m pipeline.cli events decode"
+    shell = f"{sys.executable} -m pipeline.cli.app events encode {path} | " \
+            f"{sys.executable} -m pipeline.cli.app events decode"
     result = subprocess.run(shell, shell=True, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     want = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

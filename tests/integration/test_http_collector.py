@@ -34,7 +34,7 @@ def start(kafka, events: str, dlq: str, **env: str) -> tuple[subprocess.Popen[st
     full_env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", "TRAILPIPE_HTTP__TOKENS": TOKEN,
                 "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events, "TRAILPIPE_PRODUCER__DLQ_TOPIC": dlq,
                 **env}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "produce", "http",
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.app", "produce", "http",
                              "--bootstrap", kafka.bootstrap, "--port", str(port)],
                             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
@@ -134,7 +134,7 @@ def test_unconfirmed_delivery_is_503_not_202(kafka, make_topic) -> None:
 
 def test_http_requires_tokens(kafka) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILPIPE_HTTP__")}
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "http",
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "http",
                              "--bootstrap", kafka.bootstrap], env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "http.tokens" in result.stderr

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 def lake(*args: str, s3: str, extra_env: dict[str, str] | None = None):
     env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "lake", *args,
+    return subprocess.run([sys.executable, "-m", "pipeline.cli.app", "lake", *args,
                            "--s3-endpoint", s3], capture_output=True, text=True, env=env,
                           timeout=120)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kit import read_all
 
-from consumers.archiver_main import build_archiver
+from consumers.archiver.daemon import build_archiver
 from pipeline.config import load_config
 from pipeline.events.mapping import from_avro
 from pipeline.events.wire import decode
@@ -32,7 +32,7 @@ ORDER BY failures DESC, username
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pipeline.cli.app", *args], capture_output=True,
                           text=True, env={**os.environ, "TRAILPIPE_LOG__FORMAT": "json", **env},
                           timeout=180)
 

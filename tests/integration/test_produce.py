@@ -24,7 +24,7 @@ CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "clo
 def produce(kafka, events: str, dlq: str, *args: str) -> tuple[int, dict]:
     env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json",
            "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events, "TRAILPIPE_PRODUCER__DLQ_TOPIC": dlq}
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", *args,
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", *args,
                              "--bootstrap", kafka.bootstrap], capture_output=True, text=True,
                             env=env, timeout=300)
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
@@ -97,7 +97,7 @@ def test_bad_files_are_dead_lettered_with_reasons(kafka, make_topic, tmp_path) -
 
 
 def test_missing_path_exits_2(kafka, tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "cloudtrail-dir",
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "cloudtrail-dir",
                              str(tmp_path / "nope"), "--bootstrap", kafka.bootstrap],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no such file or directory" in result.stderr

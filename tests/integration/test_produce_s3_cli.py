@@ -20,7 +20,7 @@ CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "clo
 def run(kafka, s3_endpoint: str, events: str, *args: str) -> tuple[int, dict]:
     env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json",
            "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events}
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "cloudtrail-s3",
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "cloudtrail-s3",
                              *args, "--bootstrap", kafka.bootstrap, "--s3-endpoint", s3_endpoint],
                             capture_output=True, text=True, env=env, timeout=120)
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
@@ -51,7 +51,7 @@ def test_org_trail_layout_once_then_checkpointed(kafka, s3_endpoint, make_topic,
 
 
 def test_bad_url_exits_2(kafka, s3_endpoint, tmp_path) -> None:
-    rc = subprocess.run([sys.executable, "-m", "pipeline.cli", "produce", "cloudtrail-s3",
+    rc = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "cloudtrail-s3",
                          "http://not-s3", "--bootstrap", kafka.bootstrap,
                          "--checkpoint", str(tmp_path / "cp.db")],
                         capture_output=True, text=True, timeout=60).returncode

@@ -14,14 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 from test_archiver_fencing import MemStore
 
-from consumers.archiver import ArchiverProcessor, ArchiverSink
+from consumers.archiver.sink import ArchiverProcessor, ArchiverSink
 from pipeline.events import IngestMeta, decode, encode, to_avro
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fenced, Fencing
 from pipeline.lake.layout import Delivery
 from pipeline.lake.store import FileStore, StoreUnavailable
 from pipeline.model import Event
-from producers.generator import Generator
+from producers.generator.engine import Generator
 
 TOPIC, PARTITIONS, PER_PARTITION = "audit.events.v1", 3, 200
 _GEN = Generator(7, 3, 2, start_ms=1_764_201_000_000, error_rate=0.05, scenarios=(),

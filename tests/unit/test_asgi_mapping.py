@@ -16,9 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from producers.asgi import AuditMiddleware
-from producers.asgi_identity import default_identity, source_ip, unverified_jwt_claims
-from producers.asgi_mapping import (
+from producers.asgi.identity import default_identity, source_ip, unverified_jwt_claims
+from producers.asgi.mapping import (
     AuditContext,
     Exchange,
     RouteInfo,
@@ -29,7 +28,8 @@ from producers.asgi_mapping import (
     pascal_case,
     read_only,
 )
-from producers.asgi_redact import DEFAULT_SECRET_KEYS, REDACTED, TRUNCATED, is_secret, redact
+from producers.asgi.middleware import AuditMiddleware
+from producers.asgi.redact import DEFAULT_SECRET_KEYS, REDACTED, TRUNCATED, is_secret, redact
 from producers.files import RawRecord
 
 CTX = AuditContext("orders.example.internal", "111122223333", "eu-west-1")

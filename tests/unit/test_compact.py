@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.lake.compact import CompactConfig, PartitionResult, Summary
-from pipeline.lake.compact_merge import describe, merge, split_sizes
-from pipeline.lake.compact_plan import (
+from pipeline.lake.compact.merge import describe, merge, split_sizes
+from pipeline.lake.compact.model import CompactConfig, PartitionResult, Summary
+from pipeline.lake.compact.plan import (
     CompactionError,
     Intent,
     LakeFile,

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from pipeline.config import LogConfig
 from pipeline.lake.columns import LAKE_SCHEMA
-from pipeline.lake.compact import STAGES, CompactConfig
-from pipeline.lake.compact_plan import INTENTS_DIR
-from pipeline.lake.compact_run import Compactor
-from pipeline.lake.digest import Compaction, parse_notice
+from pipeline.lake.compact.model import STAGES, CompactConfig
+from pipeline.lake.compact.plan import INTENTS_DIR
+from pipeline.lake.compact.run import Compactor
+from pipeline.lake.digest.model import Compaction, parse_notice
 from pipeline.lake.layout import Delivery, object_key
 from pipeline.lake.store import FileStore, ObjectStore
 from pipeline.logs import configure_logging
@@ -205,7 +205,7 @@ def test_refuses_an_interrupted_unit_whose_inputs_and_outputs_are_gone(store: Fi
 
 
 def test_cli_dry_run_prints_json(store: FileStore):
-    from pipeline.cli_lake_compact import register
+    from pipeline.cli.lake_compact import register
 
     app = typer.Typer()
     app.callback()(lambda: None)

@@ -10,7 +10,8 @@ import stat
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pipeline.lake.digest import (
+from pipeline.lake.digest.config import DigestConfig
+from pipeline.lake.digest.model import (
     ChainLink,
     Compaction,
     CompactionEntry,
@@ -26,7 +27,6 @@ from pipeline.lake.digest import (
     signing_payload,
     verify_signature,
 )
-from pipeline.lake.digest_config import DigestConfig
 from pipeline.lake.keys import (
     SigningKeyError,
     fingerprint,

@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.digester import DigestConflict, DigestProcessor, DigestSink
-from pipeline.lake.digest import Compaction, parse_iso_ms
-from pipeline.lake.digest_config import DigestConfig
-from pipeline.lake.digest_verify import check_chain, event_hour
+from pipeline.lake.digest.config import DigestConfig
+from pipeline.lake.digest.model import Compaction, parse_iso_ms
+from pipeline.lake.digest.verify import check_chain, event_hour
 from pipeline.lake.keys import trusted_keys
 from pipeline.lake.layout import Delivery, digest_key
 from pipeline.lake.store import ObjectInfo, PreconditionFailed, StoreError
@@ -101,13 +101,13 @@ class Lake:
 
 
 def _date(ms: int) -> str:
-    from pipeline.lake.digest import iso_ms
+    from pipeline.lake.digest.model import iso_ms
 
     return iso_ms(ms)[:10]
 
 
 def _hh(ms: int) -> str:
-    from pipeline.lake.digest import iso_ms
+    from pipeline.lake.digest.model import iso_ms
 
     return iso_ms(ms)[11:13]
 
@@ -242,7 +242,7 @@ def test_tampering_is_named(lake, tamper, expected):
                                                     else "BBB=")
         s[names["d1"]] = json.dumps(doc).encode()
     elif tamper == "replace_digest":  # re-signed by an attacker's own key
-        from pipeline.lake.digest import build_digest, parse_digest
+        from pipeline.lake.digest.model import build_digest, parse_digest
 
         old = parse_digest(names["d1"], s[names["d1"]])
         forged = build_digest(H0 + HOUR, lake="x", previous=None, objects=old.objects,
@@ -300,7 +300,7 @@ def test_compaction_keeps_validate_green(lake):
 
 
 def test_chain_rules_on_gaps_and_restarts(lake):
-    from pipeline.lake.digest import parse_digest
+    from pipeline.lake.digest.model import parse_digest
 
     ds = [parse_digest(k, lake.store.objects[k]) for k in sorted(lake.store.objects)
           if k.startswith("digests/")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli_lake import app
+from pipeline.cli.lake import app
 from pipeline.config import LogConfig
 from pipeline.logs import configure_logging
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from producers.gen_base import REGIONS
-from producers.generator import SCENARIOS, Generator
-from producers.scenarios import MARKER, scenario_of
+from producers.generator.base import REGIONS
+from producers.generator.engine import SCENARIOS, Generator
+from producers.generator.scenarios import MARKER, scenario_of
 
 START_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 DOC_NETS = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24",

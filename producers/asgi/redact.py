@@ -1,4 +1,4 @@
-"""Secret redaction for :mod:`producers.asgi`. Pure, no I/O.
+"""Secret redaction for :mod:`producers.asgi.middleware`. Pure, no I/O.
 
 **Rule** (:func:`redact`): a member whose key, lower-cased and with ``-``, ``_``, ``.``
 and spaces removed, contains any fragment of ``secret_keys`` (normalised the same way) has its

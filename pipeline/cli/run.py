@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     BootstrapOpt,
     ConfigOpt,
     LakeOpt,
@@ -30,7 +30,7 @@ from pipeline.cli_common import (
 from pipeline.config import Config
 from pipeline.logs import get_logger
 
-log = get_logger("pipeline.cli_run")
+log = get_logger("pipeline.cli.run")
 
 
 def run(
@@ -47,8 +47,8 @@ def run(
     traffic generator into audit.events.v1, the archiver into the lake (file://var/lake), and
     a live status line (events/s, end offsets, dead letters, archived) until Ctrl-C or
     --duration."""
-    from pipeline.cli import admin_client
-    from pipeline.cli_consume import archiver_config
+    from pipeline.cli.app import admin_client
+    from pipeline.cli.consume import archiver_config
     from pipeline.status import run_status
     from pipeline.topics import ensure_topics, topic_specs
 
@@ -80,8 +80,8 @@ def run(
 @contextmanager
 def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
     """Run the generator in a background thread; on exit stop it, flush, print the summary."""
-    from pipeline.cli_produce import finish, make_publisher
-    from producers.generator_source import make_generator, run_generator
+    from pipeline.cli.produce import finish, make_publisher
+    from producers.generator.source import make_generator, run_generator
 
     publisher = make_publisher(cfg, bootstrap, "generator")
     gen = make_generator(cfg.generator, time.time_ns() // 1_000_000)
@@ -103,8 +103,8 @@ def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
 def _archiver_running(cfg: Config, bootstrap: str) -> Iterator[None]:
     """Run the archiver (its own Runner) in a background thread; on exit ask it to stop,
     which flushes the open objects and commits."""
-    from consumers.archiver_main import build_archiver
-    from pipeline.cli_consume import archiver_config
+    from consumers.archiver.daemon import build_archiver
+    from pipeline.cli.consume import archiver_config
 
     archiver = build_archiver(cfg, archiver_config(cfg), bootstrap)
     worker = threading.Thread(target=archiver.run, name="archiver", daemon=True)

@@ -9,8 +9,8 @@ rarely, the root user (console, with MFA). About 80% of calls are read-only; ``e
 them fail with a realistic errorCode (mostly authorization failures). Event time starts at
 ``start_ms`` and advances by exponential gaps averaging ``1/events_per_second``.
 
-Scenarios (see :mod:`producers.scenarios`) are injected once per ``scenario_every`` records
-(and once in a shorter finite run) at seeded positions, interleaved with benign records.
+Scenarios (see :mod:`producers.generator.scenarios`) are injected once per ``scenario_every``
+records (and once in a shorter finite run) at seeded positions, interleaved with benign records.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from producers.gen_base import REGIONS, Principal
-from producers.gen_catalog import (
+from producers.generator.base import REGIONS, Principal
+from producers.generator.catalog import (
     HUMAN_READS,
     HUMAN_WRITES,
     ROOT_READS,
@@ -32,8 +32,8 @@ from producers.gen_catalog import (
     Api,
     error_for,
 )
-from producers.gen_record import Env, Step, build_world
-from producers.scenarios import SCENARIOS, mark, resolve
+from producers.generator.record import Env, Step, build_world
+from producers.generator.scenarios import SCENARIOS, mark, resolve
 
 __all__ = ["SCENARIOS", "Generator"]
 

@@ -1,5 +1,5 @@
 """The engine of ``lake compact``: plan the units of a date, run each through the protocol
-documented (with its crash analysis) in :mod:`pipeline.lake.compact`, and resume the units an
+documented (with its crash analysis) in :mod:`pipeline.lake.compact.model`, and resume the units an
 earlier run left unfinished."""
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from pipeline.lake.compact import CompactConfig, PartitionResult, Summary
-from pipeline.lake.compact_merge import (
+from pipeline.lake.compact.merge import (
     describe,
     estimate_bytes,
     merge,
@@ -20,8 +19,9 @@ from pipeline.lake.compact_merge import (
     split_sizes,
     to_parquet,
 )
-from pipeline.lake.compact_notify import NoticeError, Notices
-from pipeline.lake.compact_plan import (
+from pipeline.lake.compact.model import CompactConfig, PartitionResult, Summary
+from pipeline.lake.compact.notify import NoticeError, Notices
+from pipeline.lake.compact.plan import (
     INTENTS_DIR,
     CompactionError,
     Intent,
@@ -33,16 +33,16 @@ from pipeline.lake.compact_plan import (
     partition_of,
     plan_partition,
 )
-from pipeline.lake.digest import Compaction
-from pipeline.lake.digest_verify import event_hour
+from pipeline.lake.digest.model import Compaction
+from pipeline.lake.digest.verify import event_hour
 from pipeline.lake.layout import HOUR_MS, Delivery
 from pipeline.lake.store import ObjectInfo, ObjectStore, PreconditionFailed, StoreError
 from pipeline.logs import get_logger
 
-log = get_logger("pipeline.lake.compact")
+log = get_logger("pipeline.lake.compact.model")
 Clock = Callable[[], int]
 Hook = Callable[[str, str], None]
-"""Called with (stage, intent key) after each stage of :data:`~pipeline.lake.compact.STAGES`;
+"""Called with (stage, intent key) after each stage of :data:`~pipeline.lake.compact.model.STAGES`;
 tests raise from it to simulate a crash there."""
 _ABSENT = ("NoSuchKey", "404", "NotFound")
 

@@ -16,7 +16,7 @@ Contract:
   app sends and receives (keeping at most ``max_body_bytes`` of a JSON request/response body,
   and only the part of the request body the app reads) and, once the app has returned (the
   response is sent), hands the exchange to a bounded queue. A worker thread builds the record
-  (:func:`producers.asgi_mapping.build_record`: naming, redaction, identity) and calls
+  (:func:`producers.asgi.mapping.build_record`: naming, redaction, identity) and calls
   ``publisher.publish`` with ``RawRecord(location="asgi:<service>:<requestID>")``, serving
   delivery reports in between.
 - Nothing raises into the app: a full queue (``stats.dropped``), a resolver or mapping error or
@@ -46,10 +46,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from producers.asgi_capture import Capture
-from producers.asgi_identity import IdentityResolver, default_identity
-from producers.asgi_mapping import AuditContext, Exchange, RouteNamer, build_record
-from producers.asgi_redact import DEFAULT_SECRET_KEYS
+from producers.asgi.capture import Capture
+from producers.asgi.identity import IdentityResolver, default_identity
+from producers.asgi.mapping import AuditContext, Exchange, RouteNamer, build_record
+from producers.asgi.redact import DEFAULT_SECRET_KEYS
 from producers.files import RawRecord
 from producers.publisher import DeliveryFailed, Publisher
 
@@ -73,7 +73,7 @@ class AuditStats:
 
 class AuditMiddleware:
     """Pure ASGI middleware auditing each HTTP call (see the module docstring for the contract,
-    :mod:`producers.asgi_mapping` for the eventName, redaction and errorCode rules)."""
+    :mod:`producers.asgi.mapping` for the eventName, redaction and errorCode rules)."""
 
     def __init__(self, app: ASGIApp, *, publisher: Publisher, service: str, account_id: str,
                  region: str, resolver: IdentityResolver | None = None,

@@ -11,8 +11,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.archiver import ArchiverProcessor, ArchiverSink, UploadHook, bucket_of
-from consumers.archiver_notify import Notifier, SnsNotices
+from consumers.archiver.notify import Notifier, SnsNotices
+from consumers.archiver.sink import ArchiverProcessor, ArchiverSink, UploadHook, bucket_of
 from pipeline.config import Config
 from pipeline.events.errors import InvalidDatum
 from pipeline.events.wire import decode

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     BootstrapOpt,
     ConfigOpt,
     LakeOpt,
@@ -56,7 +56,7 @@ def archiver(
     Runs until SIGTERM/Ctrl-C; prints a JSON summary on exit."""
     from confluent_kafka import KafkaException
 
-    from consumers.archiver_main import build_archiver
+    from consumers.archiver.daemon import build_archiver
     from pipeline.runner import FatalRunnerError
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,

@@ -1,6 +1,6 @@
-"""Observing one HTTP exchange for :mod:`producers.asgi` without changing it: the messages
-pass through untouched, the request id is put in the scope, and at most ``limit`` bytes of a
-JSON request/response body are kept. Nothing here raises into the app.
+"""Observing one HTTP exchange for :mod:`producers.asgi.middleware` without changing it: the
+messages pass through untouched, the request id is put in the scope, and at most ``limit`` bytes
+of a JSON request/response body are kept. Nothing here raises into the app.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from producers.asgi_mapping import Exchange
+from producers.asgi.mapping import Exchange
 
 REQUEST_ID_SCOPE_KEY = "trailpipe.request_id"
 log = logging.getLogger("trailpipe.asgi")

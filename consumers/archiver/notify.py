@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from pipeline.lake.layout import Delivery
 from pipeline.logs import get_logger
 
-log = get_logger("consumers.archiver")
+log = get_logger("consumers.archiver.sink")
 
 
 class NoticeError(Exception):

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pipeline.lake.digest import ObjectEntry, SignedDigest
+from pipeline.lake.digest.model import ObjectEntry, SignedDigest
 from pipeline.lake.layout import HOUR_MS, digest_key
 
 _EVENT_HOUR_RE = re.compile(r"/date=(\d{4})-(\d\d)-(\d\d)/hour=(\d\d)/")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from producers.gen_base import (
+from producers.generator.base import (
     ATTACK_AGENTS,
     Principal,
     account_ids,
@@ -18,7 +18,7 @@ from producers.gen_base import (
     make_principals,
     new_uuid,
 )
-from producers.gen_catalog import VERSIONS, Api, Params, Resources, make_resources
+from producers.generator.catalog import VERSIONS, Api, Params, Resources, make_resources
 
 Step = Callable[[int], dict[str, Any]]
 """One injected event: called once with the event time (epoch ms), returns the record."""

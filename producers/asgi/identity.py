@@ -1,4 +1,4 @@
-"""Who made an API call and from where, for :mod:`producers.asgi`: the pluggable identity
+"""Who made an API call and from where, for :mod:`producers.asgi.middleware`: the pluggable identity
 resolver and the source IP rule. Pure functions, no I/O.
 """
 

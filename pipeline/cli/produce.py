@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     BootstrapOpt,
     ConfigOpt,
     S3Opt,
@@ -176,7 +176,7 @@ def generator(
     scenarios (logging tampering, root login without MFA, AccessDenied bursts, IAM privilege
     escalation, public bucket policy, KMS key deletion, security group open to the world).
     Runs until --count, --duration or Ctrl-C."""
-    from producers.generator_source import make_generator, run_generator
+    from producers.generator.source import make_generator, run_generator
 
     scenarios = [] if scenario == ["none"] else scenario
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "generator.rate_per_s": rate,

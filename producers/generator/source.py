@@ -8,7 +8,7 @@ import time
 
 from pipeline.config import GeneratorConfig
 from producers.files import RawRecord
-from producers.generator import Generator
+from producers.generator.engine import Generator
 from producers.publisher import Publisher
 
 TICK_S = 0.05

@@ -22,7 +22,7 @@ Protocol of one unit (each step is idempotent; the *intent* makes a re-run finis
    ``if_none_match`` -- the replaced keys, the output keys and each output's row count;
 1. outputs written with ``if_none_match`` (an existing output is kept, after checking its row
    count), then a :class:`~pipeline.lake.layout.Delivery` notice for each, flushed;
-2. a :class:`~pipeline.lake.digest.Compaction` notice (replaced, by), flushed;
+2. a :class:`~pipeline.lake.digest.model.Compaction` notice (replaced, by), flushed;
 3. the replaced objects deleted, then the intent.
 
 Crash analysis (a re-run of the same command -- same date, same or no ``--account`` --

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     BootstrapOpt,
     ConfigOpt,
     LakeOpt,
@@ -23,11 +23,11 @@ from pipeline.cli_common import (
     resolve_bootstrap,
 )
 from pipeline.config import Config
-from pipeline.lake.compact import CompactConfig
+from pipeline.lake.compact.model import CompactConfig
 
 if TYPE_CHECKING:
-    from pipeline.lake.compact import Summary
-    from pipeline.lake.compact_notify import KafkaNotices
+    from pipeline.lake.compact.model import Summary
+    from pipeline.lake.compact.notify import KafkaNotices
 
 def compact_config(cfg: Config) -> CompactConfig:
     """The ``[compact]`` section."""
@@ -40,7 +40,7 @@ def _deliveries_topic(cfg: Config) -> str:
 
 def _notices(cfg: Config) -> KafkaNotices:
     from pipeline.kafka import base_client_config, producer_config
-    from pipeline.lake.compact_notify import KafkaNotices
+    from pipeline.lake.compact.notify import KafkaNotices
 
     base = base_client_config(cfg.kafka, resolve_bootstrap(cfg))
     return KafkaNotices(producer_config(base, cfg.kafka.extra), _deliveries_topic(cfg))
@@ -61,7 +61,7 @@ def lake_compact(
     compact.target_object_bytes, dropping duplicate rows (same _partition and _offset).
     Announces the new objects and the compaction on the deliveries topic (the digester records
     it), then deletes the replaced objects. Safe to re-run: it finishes interrupted work."""
-    from pipeline.lake.compact_run import Compactor
+    from pipeline.lake.compact.run import Compactor
     from pipeline.lake.store import StoreError, open_store
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,

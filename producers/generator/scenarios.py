@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from producers.gen_base import aws_date, hex_id, key_id
-from producers.gen_catalog import Api, denied_message, iam_action
-from producers.gen_record import Account, Env, Step
+from producers.generator.base import aws_date, hex_id, key_id
+from producers.generator.catalog import Api, denied_message, iam_action
+from producers.generator.record import Account, Env, Step
 
 MARKER = "trailpipeScenario"
 """Key inside ``additionalEventData`` naming the scenario that produced a record."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pipeline.lake.digest import (
+from pipeline.lake.digest.model import (
     DigestFormatError,
     SignedDigest,
     hour_of_digest_key,

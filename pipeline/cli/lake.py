@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     BootstrapOpt,
     ConfigOpt,
     LakeOpt,
@@ -22,7 +22,7 @@ from pipeline.cli_common import (
     resolve_bootstrap,
 )
 from pipeline.config import Config
-from pipeline.lake.digest_config import DigestConfig
+from pipeline.lake.digest.config import DigestConfig
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -77,7 +77,7 @@ def _signer(cfg: Config) -> Ed25519PrivateKey:
 
 
 def _time(value: str | None, flag: str) -> int | None:
-    from pipeline.lake.digest import parse_iso_ms
+    from pipeline.lake.digest.model import parse_iso_ms
 
     if value is None:
         return None
@@ -120,7 +120,7 @@ def validate(
 
 
 def _print_report(report: Report, lake: str, fmt: str) -> None:
-    from pipeline.lake.digest import iso_ms
+    from pipeline.lake.digest.model import iso_ms
 
     if fmt == "json":
         typer.echo(json.dumps({"lake": lake, **report.to_dict()}, indent=2))
@@ -196,5 +196,5 @@ def register(lake_app: typer.Typer) -> None:
     lake_app.command("digester")(digester)
 
 
-if __name__ == "__main__":  # `python -m pipeline.cli_lake` until mounted as `trailpipe lake`
+if __name__ == "__main__":  # `python -m pipeline.cli.lake` until mounted as `trailpipe lake`
     app()

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import typer
 
-from pipeline.cli_common import ConfigOpt, LakeOpt, S3Opt, build_config, fail
+from pipeline.cli.common import ConfigOpt, LakeOpt, S3Opt, build_config, fail
 from pipeline.config import Config
 
 FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json (lines).")]

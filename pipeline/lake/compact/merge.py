@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.lake.compact_plan import CompactionError
-from pipeline.lake.digest_verify import event_hour
+from pipeline.lake.compact.plan import CompactionError
+from pipeline.lake.digest.verify import event_hour
 from pipeline.lake.layout import HOUR_MS, Delivery
 
 COORDINATES = ("_partition", "_offset")

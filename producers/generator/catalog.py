@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from producers.gen_base import HOUR_MS, Principal, aws_date, hex_id, key_id, new_uuid
+from producers.generator.base import HOUR_MS, Principal, aws_date, hex_id, key_id, new_uuid
 
 Params = tuple[Any, Any, list[dict[str, str]] | None, dict[str, Any] | None]
 ParamFn = Callable[[random.Random, "Resources", str, Principal, int], Params]

@@ -54,8 +54,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-from consumers.archiver_notify import Notifier
-from consumers.archiver_objects import LakeObject, RowBuffer, build_objects
+from consumers.archiver.notify import Notifier
+from consumers.archiver.objects import LakeObject, RowBuffer, build_objects
 from pipeline.events.errors import InvalidDatum
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing, Lease
@@ -64,7 +64,7 @@ from pipeline.lake.store import ObjectStore
 from pipeline.logs import get_logger
 from pipeline.model import Event, StatelessProcessor, TopicPartitionKey
 
-log = get_logger("consumers.archiver")
+log = get_logger("consumers.archiver.sink")
 
 UploadHook = Callable[[str], None]
 """Called with each object key right after its upload (tests inject crashes here)."""

@@ -1,4 +1,5 @@
-"""One HTTP exchange -> one CloudTrail-shaped record, for :mod:`producers.asgi`. Pure, no I/O.
+"""One HTTP exchange -> one CloudTrail-shaped record, for :mod:`producers.asgi.middleware`.
+Pure, no I/O.
 
 **eventName** (:func:`event_name`), first rule that gives a name wins:
 
@@ -11,7 +12,7 @@
 4. no route matched (a 404 from the router, a plain ASGI app): ``"<METHOD> (unmatched)"``;
    the raw path is then in ``additionalEventData.path`` (a template otherwise).
 
-**Redaction**: see :mod:`producers.asgi_redact`; applied to requestParameters,
+**Redaction**: see :mod:`producers.asgi.redact`; applied to requestParameters,
 responseElements and the recorded request headers.
 
 **Errors** (:func:`error_for`): status >= 400 gives ``errorCode`` 403 ``AccessDenied``,
@@ -34,8 +35,8 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 
-from producers.asgi_identity import IdentityResolver, default_identity, source_ip
-from producers.asgi_redact import DEFAULT_SECRET_KEYS, redact
+from producers.asgi.identity import IdentityResolver, default_identity, source_ip
+from producers.asgi.redact import DEFAULT_SECRET_KEYS, redact
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ERROR_CODES = {403: "AccessDenied", 404: "NotFound", 500: "InternalError"}

@@ -1,6 +1,6 @@
 """What ``lake compact`` works on: the Hive partitions of a date, the objects in them, the
 units to merge, their deterministic output keys, and the intent record of a unit in progress.
-No Parquet here (see :mod:`pipeline.lake.compact_merge`)."""
+No Parquet here (see :mod:`pipeline.lake.compact.merge`)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     BootstrapOpt,
     ConfigOpt,
     LakeOpt,
@@ -74,25 +74,25 @@ def config_show(
 
 
 def _mount_subcommands() -> None:
-    from pipeline.cli_events import app as events_app
-    from pipeline.cli_produce import app as produce_app
+    from pipeline.cli.events import app as events_app
+    from pipeline.cli.produce import app as produce_app
     from pipeline.dev.cli import app as dev_app
 
     app.add_typer(dev_app, name="dev", help="Local Kafka (KRaft) and S3 endpoint for dev/tests.")
     app.add_typer(produce_app, name="produce", help="Publish audit events from a source.")
     app.add_typer(events_app, name="events", help="Convert CloudTrail JSON to Avro and back.")
     app.add_typer(_lake_app(), name="lake", help="The Parquet lake: set-up, query, integrity.")
-    from pipeline.cli_consume import app as consume_app
-    from pipeline.cli_run import run
+    from pipeline.cli.consume import app as consume_app
+    from pipeline.cli.run import run
 
     app.add_typer(consume_app, name="consume", help="Run a consumer daemon (archiver, ...).")
     app.command("run")(run)
 
 
 def _lake_app() -> typer.Typer:
-    from pipeline.cli_lake import register as register_integrity
-    from pipeline.cli_lake_admin import register as register_admin
-    from pipeline.cli_lake_compact import register as register_compact
+    from pipeline.cli.lake import register as register_integrity
+    from pipeline.cli.lake_admin import register as register_admin
+    from pipeline.cli.lake_compact import register as register_compact
 
     lake_app = typer.Typer(help="The Parquet lake on S3 or a local directory.",
                            no_args_is_help=True)

@@ -1,0 +1,1 @@
+"""The archiver daemon: Kafka → Parquet lake, exactly once."""

@@ -1,0 +1,1 @@
+"""The ``trailpipe`` command line: one module per command group (composition only)."""

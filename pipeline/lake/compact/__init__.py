@@ -1,0 +1,1 @@
+"""Lake compaction: plan, merge, run, notices."""

@@ -1,0 +1,1 @@
+"""Signed, chained integrity digests of the lake: records, chain, verification."""

@@ -1,0 +1,1 @@
+"""The ASGI audit middleware: capture, identity, mapping, redaction."""

@@ -1,0 +1,1 @@
+"""The deterministic demo generator: principals, API catalogue, records, attack scenarios."""
