@@ -6,9 +6,12 @@ and makes them durable), handed to the one poll loop in :mod:`pipeline.runner`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TopicPartitionKey = tuple[str, int]
 """(topic, partition): a hashable partition coordinate used for offset bookkeeping."""
@@ -40,6 +43,48 @@ class KafkaRecord:
     value: bytes | None
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+COORDINATE_COLUMNS = ("_topic", "_partition", "_offset", "_timestamp_ms", "_key", "_size_bytes")
+"""Kafka coordinates appended to every batch table: ``_topic`` (string), ``_partition``
+(int32), ``_offset`` and ``_timestamp_ms`` (int64), ``_key`` (binary, nullable) and
+``_size_bytes`` (int32: the value's size on the wire). Event columns never start with ``_``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """What a batch decoder made of ``n`` raw values: ``table`` holds one row per value that
+    decoded, in input order, and ``rows[i]`` is the input index of table row ``i``;
+    ``errors`` names every value that did not decode, as ``(input index, exception)``. Every
+    input index is in exactly one of ``rows`` and ``errors``."""
+
+    table: pa.Table
+    rows: Sequence[int]
+    errors: Sequence[tuple[int, Exception]] = ()
+
+
+class BatchDecoder(Protocol):
+    """Decodes a polled batch's values at once (natively, not per record in Python)."""
+
+    def __call__(self, values: Sequence[bytes | None]) -> DecodedBatch: ...
+
+
+class BatchProcessor(Protocol):
+    """Pure logic on a whole batch: ``table`` has the decoded event columns plus
+    :data:`COORDINATE_COLUMNS`. An exception from ``process_batch`` makes the Runner split the
+    batch and retry the halves, down to single rows that are dead-lettered, so it must not
+    change state before it raises. ``tick``/``pending_low_offsets``/``drop`` as
+    :class:`Processor`."""
+
+    def process_batch(self, table: pa.Table) -> Iterable[Any]:
+        """Return 0..n outputs for the batch."""
+        ...
+
+    def tick(self, now_ms: int) -> Iterable[Any]: ...
+
+    def pending_low_offsets(self) -> Mapping[TopicPartitionKey, int]: ...
+
+    def drop(self, partitions: Collection[TopicPartitionKey]) -> None: ...
 
 
 class Processor(Protocol):
