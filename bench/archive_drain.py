@@ -166,11 +166,11 @@ def drain(argv: list[str], env: Mapping[str, str], log_dir: Path, name: str, *,
 
 def archiver_env(topics: Mapping[str, str]) -> dict[str, str]:
     return {**AWS_ENV,
-            "TRAILPIPE_ARCHIVER__TOPIC": topics["events"],
-            "TRAILPIPE_ARCHIVER__DELIVERIES_TOPIC": topics["deliveries"],
-            "TRAILPIPE_ARCHIVER__HEALTH_TOPIC": topics["health"],
+            "TRAILPIPE_TOPICS__EVENTS": topics["events"],
+            "TRAILPIPE_TOPICS__DELIVERIES": topics["deliveries"],
+            "TRAILPIPE_TOPICS__HEALTH": topics["health"],
             "TRAILPIPE_ARCHIVER__MAX_AGE_MS": str(int(FLUSH_INTERVAL_S * 1000)),
-            "TRAILPIPE_RUNNER__DLQ_TOPIC": topics["dlq"],
+            "TRAILPIPE_TOPICS__DLQ": topics["dlq"],
             "TRAILPIPE_LOG__LEVEL": "warning", "TRAILPIPE_LOG__FORMAT": "json"}
 
 

@@ -27,7 +27,7 @@ from bench.common import BenchContext, BenchError, Scenario
 from bench.fill import create_topic, delete_bench_leftovers, fill_topic
 from bench.java_perf import consumer_perf
 from bench.results import ScenarioResult
-from pipeline.config import RunnerConfig
+from pipeline.config import RunnerConfig, TopicsConfig
 from pipeline.kafka import consumer_config, producer_config
 from pipeline.model import Event, StatelessProcessor
 from pipeline.runner import Runner
@@ -119,7 +119,8 @@ def drain_runner(bootstrap: str, topic: str, group: str, expected: int) -> Drain
     runner = Runner(consumer_conf=_consumer_conf(bootstrap, group),
                     producer_conf=producer_config(_QUIET | {"bootstrap.servers": bootstrap}, {}),
                     topics=[topic],
-                    processor=NoOpProcessor(), sink=sink, config=RunnerConfig())
+                    processor=NoOpProcessor(), sink=sink, config=RunnerConfig(),
+                    dlq_topic=TopicsConfig().dlq)
     stats = runner.run(max_messages=expected, idle_exit_s=30.0)
     end = time.perf_counter()
     del runner  # its idle producer lives in a reference cycle: free it before the broker stops

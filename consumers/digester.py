@@ -26,7 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pipeline.config import RunnerConfig
+from pipeline.config import RunnerConfig, TopicsConfig
 from pipeline.kafka import consumer_config, producer_config
 from pipeline.lake.digest.chain import ChainError, Listings, find_head, recent_listings
 from pipeline.lake.digest.config import DigestConfig
@@ -225,11 +225,13 @@ class DigestSink:
 
 
 def build_runner(*, kafka_base: Mapping[str, Any], kafka_extra: Mapping[str, str],
-                 runner_cfg: RunnerConfig, digest_cfg: DigestConfig, store: ObjectStore,
-                 signer: Ed25519PrivateKey, trusted: Mapping[str, Ed25519PublicKey],
+                 runner_cfg: RunnerConfig, digest_cfg: DigestConfig, topics: TopicsConfig,
+                 store: ObjectStore, signer: Ed25519PrivateKey,
+                 trusted: Mapping[str, Ed25519PublicKey],
                  clock: Clock | None = None) -> tuple[Runner, DigestProcessor, DigestSink]:
-    """Wire the digester: its processor and sink on a Runner consuming the deliveries topic
-    in group ``digest_cfg.group_id``. Nothing connects until ``Runner.run``."""
+    """Wire the digester: its processor and sink on a Runner consuming ``topics.deliveries``
+    in group ``digest_cfg.group_id``, dead letters to ``topics.dlq``. Nothing connects until
+    ``Runner.run``."""
     processor = DigestProcessor(store, signer, digest_cfg, trusted=trusted,
                                 batch_size=runner_cfg.batch_size, clock=clock)
     sink = DigestSink(store)
@@ -237,6 +239,6 @@ def build_runner(*, kafka_base: Mapping[str, Any], kafka_extra: Mapping[str, str
         consumer_conf=consumer_config(kafka_base, digest_cfg.group_id, kafka_extra,
                                       read_committed=True),
         producer_conf=producer_config(kafka_base, kafka_extra),
-        topics=[digest_cfg.deliveries_topic], processor=processor, sink=sink,
-        config=runner_cfg)
+        topics=[topics.deliveries], processor=processor, sink=sink,
+        config=runner_cfg, dlq_topic=topics.dlq)
     return runner, processor, sink

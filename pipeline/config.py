@@ -94,13 +94,40 @@ class TopicOverride(_Strict):
     min_insync_replicas: int | None = Field(default=None, ge=1)
 
 
+TOPIC_ROLES: tuple[str, ...] = ("events", "dlq", "deliveries", "health", "alerts", "aggregates",
+                                "insights")
+"""The keys of ``[topics]`` that name a topic."""
+
+
 class TopicsConfig(_Strict):
+    """``[topics]``: the name of every documented topic (the one place they are defined; every
+    producer and daemon reads them here) and the settings ``trailpipe topics create`` gives
+    them: these defaults, then ``overrides`` keyed by topic name. Names must be distinct."""
+
+    events: str = Field(default="audit.events.v1", min_length=1)
+    dlq: str = Field(default="audit.dlq.v1", min_length=1)
+    deliveries: str = Field(default="audit.deliveries.v1", min_length=1)
+    health: str = Field(default="audit.health.v1", min_length=1)
+    alerts: str = Field(default="audit.alerts.v1", min_length=1)
+    aggregates: str = Field(default="audit.aggregates.v1", min_length=1)
+    insights: str = Field(default="audit.insights.v1", min_length=1)
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3_600_000, ge=-1)
     cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
     min_insync_replicas: int | None = Field(default=None, ge=1)
     overrides: dict[str, TopicOverride] = Field(default_factory=dict)
+
+    def names(self) -> tuple[str, ...]:
+        """Every documented topic's name, in documentation order (events first)."""
+        return tuple(getattr(self, role) for role in TOPIC_ROLES)
+
+    @model_validator(mode="after")
+    def _names_distinct(self) -> TopicsConfig:
+        names = self.names()
+        if len(set(names)) != len(names):
+            raise ValueError(f"topic names must be distinct: {', '.join(names)}")
+        return self
 
 
 class RunnerConfig(_Strict):
@@ -113,7 +140,6 @@ class RunnerConfig(_Strict):
     backpressure_pause_ms: int = Field(default=5_000, ge=1)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     session_timeout_ms: int = Field(default=45_000, ge=6_000)
-    dlq_topic: str = "audit.dlq.v1"
 
     @model_validator(mode="after")
     def _budget_below_poll_interval(self) -> RunnerConfig:
@@ -124,10 +150,9 @@ class RunnerConfig(_Strict):
 
 
 class ProducerConfig(_Strict):
-    """Settings of ``trailpipe produce``: where events and dead letters go, and limits."""
+    """Settings of ``trailpipe produce``: limits and batching (the topics are ``[topics]``
+    ``events`` and ``dlq``)."""
 
-    events_topic: str = "audit.events.v1"
-    dlq_topic: str = "audit.dlq.v1"
     max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
     compression: Literal["zstd", "lz4", "gzip", "snappy", "none"] = "zstd"
     linger_ms: int = Field(default=50, ge=0)

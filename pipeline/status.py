@@ -20,7 +20,6 @@ from rich.live import Live
 from pipeline.config import Config
 from pipeline.kafka import base_client_config
 from pipeline.logs import get_logger
-from pipeline.topics import DOCUMENTED_TOPICS
 
 log = get_logger("pipeline.status")
 
@@ -84,8 +83,7 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
     consumer = Consumer(conf)
     # Only asked for committed offsets; it never subscribes, so it never joins the group.
     archiver = Consumer({**conf, "group.id": archiver_group}) if archiver_group else None
-    topics = tuple(dict.fromkeys((cfg.producer.events_topic, cfg.producer.dlq_topic,
-                                  *DOCUMENTED_TOPICS)))
+    topics = cfg.topics.names()
     start = time.monotonic()
     live: Any = Live("", console=Console(stderr=True)) if sys.stderr.isatty() else _LogLine()
     before: Snapshot | None = None
@@ -98,11 +96,11 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
                 try:
                     now = snapshot(consumer, topics)
                     if archiver is not None:
-                        parts = len(now.ends.get(cfg.producer.events_topic, []))
+                        parts = len(now.ends.get(cfg.topics.events, []))
                         now = replace(now, archived=committed_total(
-                            archiver, cfg.producer.events_topic, parts))
+                            archiver, cfg.topics.events, parts))
                     live.update(status_line(now, before, interval_s, uptime_s,
-                                            cfg.producer.events_topic, cfg.producer.dlq_topic))
+                                            cfg.topics.events, cfg.topics.dlq))
                     before = now
                 except KafkaException as exc:  # e.g. leaders still being elected after start
                     live.update(f"trailpipe | waiting for the cluster: {exc.args[0].str()}")

@@ -11,17 +11,11 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from pipeline.config import TopicsConfig
+from pipeline.config import TopicOverride, TopicsConfig
 
-DOCUMENTED_TOPICS: tuple[str, ...] = (
-    "audit.events.v1",
-    "audit.dlq.v1",
-    "audit.deliveries.v1",
-    "audit.health.v1",
-    "audit.alerts.v1",
-    "audit.aggregates.v1",
-    "audit.insights.v1",
-)
+DOCUMENTED_TOPICS: tuple[str, ...] = TopicsConfig().names()
+"""The documented topics under their default names; a config may rename them
+(:meth:`TopicsConfig.names` gives a config's names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +35,13 @@ class TopicResult:
     drift: tuple[str, ...] = ()
 
 
-def topic_specs(
-    config: TopicsConfig, names: tuple[str, ...] = DOCUMENTED_TOPICS
-) -> list[TopicSpec]:
-    """Resolve every topic's settings: the [topics] defaults, then its override."""
+def topic_specs(config: TopicsConfig) -> list[TopicSpec]:
+    """Resolve the settings of every topic ``config`` names: the [topics] defaults, then the
+    topic's override."""
     specs = []
-    for name in names:
-        merged = config.model_dump(exclude={"overrides"})
+    defaults = config.model_dump(include=set(TopicOverride.model_fields))
+    for name in config.names():
+        merged = dict(defaults)
         override = config.overrides.get(name)
         if override is not None:
             merged.update(override.model_dump(exclude_none=True))

@@ -57,7 +57,8 @@ def _sns(archiver: ArchiverConfig) -> SnsNotices | None:
 def build_archiver(cfg: Config, archiver: ArchiverConfig, bootstrap: str, *,
                    store: ObjectStore | None = None,
                    on_upload: UploadHook | None = None) -> Archiver:
-    """The archiver for ``cfg`` (``[kafka]``, ``[runner]``, ``[storage]``) and ``archiver``.
+    """The archiver for ``cfg`` (``[kafka]``, ``[topics]``, ``[runner]``, ``[storage]``) and
+    ``archiver``.
     Raises ValueError for an unsupported lake URL."""
     if store is None:
         store = open_store(cfg.storage.lake, s3_endpoint=cfg.storage.s3_endpoint,
@@ -67,8 +68,8 @@ def build_archiver(cfg: Config, archiver: ArchiverConfig, bootstrap: str, *,
     base = base_client_config(cfg.kafka, bootstrap)
     extra = dict(cfg.kafka.extra)
     notifier = Notifier(producer_config(base, {"linger.ms": "5", **extra}),
-                        deliveries_topic=archiver.deliveries_topic,
-                        health_topic=archiver.health_topic, lake_url=store.url,
+                        deliveries_topic=cfg.topics.deliveries,
+                        health_topic=cfg.topics.health, lake_url=store.url,
                         bucket=bucket_of(store.url),
                         health_interval_ms=archiver.health_interval_ms, owner=owner,
                         sns=_sns(archiver))
@@ -78,7 +79,7 @@ def build_archiver(cfg: Config, archiver: ArchiverConfig, bootstrap: str, *,
     runner = Runner(
         consumer_conf=consumer_config(base, archiver.group, consumer_extra, read_committed=True),
         producer_conf=producer_config(base, extra),
-        topics=[archiver.topic], processor=ArchiverProcessor(sink), sink=sink,
+        topics=[cfg.topics.events], processor=ArchiverProcessor(sink), sink=sink,
         config=cfg.runner.model_copy(update={"commit_interval_ms": archiver.max_age_ms}),
-        decode=decode_event)
+        dlq_topic=cfg.topics.dlq, decode=decode_event)
     return Archiver(runner, sink, notifier)

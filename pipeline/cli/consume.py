@@ -73,7 +73,7 @@ def archiver(
     if missing:
         fail(2, [f"trailpipe: topic {t} does not exist; create the documented topics with "
                  "`trailpipe topics create`" for t in missing])
-    daemon.sink.healthcheck(settings.topic)
+    daemon.sink.healthcheck(cfg.topics.events)
     daemon.runner.install_signal_handlers()
     try:
         stats = daemon.run()

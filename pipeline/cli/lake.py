@@ -179,6 +179,7 @@ def digester(
     runner, _, sink = build_runner(
         kafka_base=base_client_config(cfg.kafka, resolve_bootstrap(cfg)),
         kafka_extra=cfg.kafka.extra, runner_cfg=cfg.runner, digest_cfg=digest_config(cfg),
+        topics=cfg.topics,
         store=store, signer=signer, trusted=trusted)
     runner.install_signal_handlers()
     try:

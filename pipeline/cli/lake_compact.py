@@ -34,16 +34,12 @@ def compact_config(cfg: Config) -> CompactConfig:
     return cfg.compact
 
 
-def _deliveries_topic(cfg: Config) -> str:
-    return cfg.digest.deliveries_topic
-
-
 def _notices(cfg: Config) -> KafkaNotices:
     from pipeline.kafka import base_client_config, producer_config
     from pipeline.lake.compact.notify import KafkaNotices
 
     base = base_client_config(cfg.kafka, resolve_bootstrap(cfg))
-    return KafkaNotices(producer_config(base, cfg.kafka.extra), _deliveries_topic(cfg))
+    return KafkaNotices(producer_config(base, cfg.kafka.extra), cfg.topics.deliveries)
 
 
 def lake_compact(

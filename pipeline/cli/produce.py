@@ -50,8 +50,8 @@ def make_publisher(cfg: Config, bootstrap: str, source: str) -> Publisher:
     extra: dict[str, Any] = {}
     if cfg.schema_registry.url:
         extra = _confluent_encoding(cfg)
-    return Publisher(conf, events_topic=p.events_topic, dlq_topic=p.dlq_topic, source=source,
-                     producer_id=producer_id, **extra)
+    return Publisher(conf, events_topic=cfg.topics.events, dlq_topic=cfg.topics.dlq,
+                     source=source, producer_id=producer_id, **extra)
 
 
 def _confluent_encoding(cfg: Config) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _confluent_encoding(cfg: Config) -> dict[str, Any]:
     sr = cfg.schema_registry
     client_conf = ({"basic.auth.user.info": sr.basic_auth_user_info.get_secret_value()}
                    if sr.basic_auth_user_info else None)
-    codec = ConfluentCodec.for_topic(str(sr.url), cfg.producer.events_topic,
+    codec = ConfluentCodec.for_topic(str(sr.url), cfg.topics.events,
                                      auto_register=sr.auto_register, client_conf=client_conf)
     try:
         schema_id = codec.register()

@@ -15,7 +15,8 @@ StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIE
 
 
 class ArchiverConfig(BaseModel):
-    """How the archiver consumes ``topic`` and when it rolls a Parquet object.
+    """How the archiver consumes the events topic and when it rolls a Parquet object (the
+    topics it reads and writes are named in ``[topics]``: ``events``, ``deliveries``, ``health``).
 
     A flush (one object per Hive partition x Kafka partition buffered) happens when the buffer
     holds ``max_records`` records or ``max_bytes`` of consumed (Avro) bytes, or when its oldest
@@ -24,10 +25,7 @@ class ArchiverConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    topic: str = "audit.events.v1"
     group: str = "trailpipe-archiver"
-    deliveries_topic: str = "audit.deliveries.v1"
-    health_topic: str = "audit.health.v1"
     max_records: int = Field(default=100_000, ge=1,
                              description="buffered rows; ~1 KB of memory each, plus as much "
                              "again while a flush builds its objects")

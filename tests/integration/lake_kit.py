@@ -12,7 +12,7 @@ from pathlib import Path
 from kit import read_all
 
 from consumers.digester import build_runner
-from pipeline.config import RunnerConfig
+from pipeline.config import RunnerConfig, TopicsConfig
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.digest.model import iso_ms
 from pipeline.lake.keys import generate_keypair, load_private_key, trusted_keys
@@ -46,7 +46,8 @@ def digest_deliveries(bootstrap: str, lake_url: str, s3_endpoint: str | None, to
     runner, _, sink = build_runner(
         kafka_base={"bootstrap.servers": bootstrap}, kafka_extra={},
         runner_cfg=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
-        digest_cfg=DigestConfig(deliveries_topic=topic, group_id=group, close_grace_ms=GRACE_MS,
+        topics=TopicsConfig(deliveries=topic),
+        digest_cfg=DigestConfig(group_id=group, close_grace_ms=GRACE_MS,
                                 startup_settle_ms=20_000),
         store=open_store(lake_url, s3_endpoint=s3_endpoint), signer=signer,
         trusted=trusted_keys([signer.public_key()]),

@@ -86,12 +86,12 @@ def make_lake(kafka: Any, make_topic: Any, unique: str, s3_endpoint: str,
     """Topics, a bucket, and the archiver settings that use them."""
     bucket = f"lake-{unique}"
     s3_client(s3_endpoint).create_bucket(Bucket=bucket)
-    archiver = {"topic": make_topic("events", partitions),
-                "deliveries_topic": make_topic("deliveries", 1),
-                "health_topic": make_topic("health", 1), "group": f"archiver-{unique}",
-                "max_records": 15_000, "max_age_ms": 1_500, **settings}
+    topics = {"events": make_topic("events", partitions), "dlq": make_topic("dlq", 1),
+              "deliveries": make_topic("deliveries", 1), "health": make_topic("health", 1)}
+    archiver = {"group": f"archiver-{unique}", "max_records": 15_000, "max_age_ms": 1_500,
+                **settings}
     return {"bucket": bucket, "s3": s3_endpoint, "kafka": kafka.bootstrap, "archiver": archiver,
-            "dlq": make_topic("dlq", 1), "partitions": partitions}
+            "topics": topics, "partitions": partitions}
 
 
 def start_archiver(lake: dict[str, Any], *, env: dict[str, str] | None = None,
@@ -100,7 +100,7 @@ def start_archiver(lake: dict[str, Any], *, env: dict[str, str] | None = None,
     """Start the archiver as a real process; its JSON log goes to ``proc.log_path``."""
     args = {"overrides": {"kafka.bootstrap": lake["kafka"], "storage.lake":
                           f"s3://{lake['bucket']}/lake", "storage.s3_endpoint": lake["s3"],
-                          "runner.dlq_topic": lake["dlq"]},
+                          **{f"topics.{role}": name for role, name in lake["topics"].items()}},
             "archiver": lake["archiver"], "kill_at_upload": kill_at_upload,
             "kill_in_put": kill_in_put,
             "idle_exit_s": idle_exit_s}
@@ -135,7 +135,7 @@ def generate(kafka: Any, topic: str, count: int, rate: int,
         [str(REPO / ".venv" / "bin" / "trailpipe"), "produce", "generator", "--count",
          str(count), "--rate", str(rate), "--bootstrap", kafka.bootstrap],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
-        env={**os.environ, "TRAILPIPE_PRODUCER__EVENTS_TOPIC": topic})
+        env={**os.environ, "TRAILPIPE_TOPICS__EVENTS": topic})
     if background:
         return proc
     out, _ = proc.communicate(timeout=300)
@@ -146,7 +146,7 @@ def generate(kafka: Any, topic: str, count: int, rate: int,
 
 def wait_committed(lake: dict[str, Any], timeout_s: float = 120) -> dict[int, int]:
     """Wait until the group committed every partition's end offset; returns the ends."""
-    topic, parts = lake["archiver"]["topic"], lake["partitions"]
+    topic, parts = lake["topics"]["events"], lake["partitions"]
     ends = end_offsets(lake["kafka"], topic, parts)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -196,7 +196,7 @@ def latest_notices(kafka: Any, topic: str) -> dict[str, Delivery]:
 def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, unique, tmp_path):
     lake = make_lake(kafka, make_topic, unique, s3_endpoint)
     started = time.monotonic()
-    generate(kafka, lake["archiver"]["topic"], TOTAL, 1_000_000)
+    generate(kafka, lake["topics"]["events"], TOTAL, 1_000_000)
     produced_s = time.monotonic() - started
     rng = random.Random(unique)
     first = start_archiver(lake, kill_in_put=rng.randint(4, 12))  # dies during an upload
@@ -225,7 +225,7 @@ def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, uniqu
     assert any(json.loads(line).get("pending_end") for run in runs[1:]
                for line in log_of(run).splitlines() if '"partition_acquired"' in line)
     events = {k[len("lake/"):]: v for k, v in objects.items() if "/events/" in k}
-    notices = latest_notices(kafka, lake["archiver"]["deliveries_topic"])
+    notices = latest_notices(kafka, lake["topics"]["deliveries"])
     assert set(notices) == set(events)
     for key, notice in notices.items():
         assert notice.sha256 == hashlib.sha256(events[key]).hexdigest()
@@ -236,7 +236,7 @@ def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, uniqu
     private, public = keypair(tmp_path)
     lake_url = f"s3://{lake['bucket']}/lake"
     digested = digest_deliveries(kafka.bootstrap, lake_url, s3_endpoint,
-                                 lake["archiver"]["deliveries_topic"], f"digester-{unique}",
+                                 lake["topics"]["deliveries"], f"digester-{unique}",
                                  private)
     assert digested.keys == len(events)
     report = validate_cli(lake_url, s3_endpoint, public, digested.to_ms)
@@ -252,15 +252,15 @@ def test_exactly_once_under_three_sigkills(kafka, s3_endpoint, make_topic, uniqu
 def test_every_object_is_encrypted_and_poison_goes_to_the_dlq(kafka, s3_endpoint, make_topic,
                                                                unique):
     lake = make_lake(kafka, make_topic, unique, s3_endpoint, partitions=3)
-    generate(kafka, lake["archiver"]["topic"], 3_000, 1_000_000)
-    produce(kafka.bootstrap, lake["archiver"]["topic"], [b"not avro", b"\xc3\x01short", b""])
+    generate(kafka, lake["topics"]["events"], 3_000, 1_000_000)
+    produce(kafka.bootstrap, lake["topics"]["events"], [b"not avro", b"\xc3\x01short", b""])
     proc = start_archiver(lake, idle_exit_s=4)
     assert proc.wait(120) == 0, log_of(proc)[-3000:]
     summary = json.loads(proc.stdout.read().strip().splitlines()[-1])  # type: ignore[union-attr]
     assert (summary["consumed"], summary["dead_lettered"], summary["rows"]) == (3_003, 3, 3_000)
-    dead = read_all(kafka.bootstrap, lake["dlq"], expected=3)
+    dead = read_all(kafka.bootstrap, lake["topics"]["dlq"], expected=3)
     assert sorted(m.value() for m in dead) == [b"", b"not avro", b"\xc3\x01short"]
-    assert all(dict(m.headers())["x-source-topic"] == lake["archiver"]["topic"].encode()
+    assert all(dict(m.headers())["x-source-topic"] == lake["topics"]["events"].encode()
                for m in dead)
     wait_committed(lake, 10)
     s3 = s3_client(s3_endpoint)

@@ -40,7 +40,7 @@ def test_rebalance_a_member_joins_and_one_leaves(kafka, s3_endpoint, make_topic,
     lake = make_lake(kafka, make_topic, unique, s3_endpoint, max_records=4_000)
     a = start_archiver(lake)
     wait_for_log(a, "partitions_assigned")
-    producer = generate(kafka, lake["archiver"]["topic"], EVENTS, 5_000, background=True)
+    producer = generate(kafka, lake["topics"]["events"], EVENTS, 5_000, background=True)
     time.sleep(2)
     b = start_archiver(lake)
     wait_for_log(b, "partitions_assigned")
@@ -67,7 +67,7 @@ def test_a_stalled_member_wakes_as_a_zombie_and_is_fenced(kafka, s3_endpoint, ma
             "TRAILPIPE_RUNNER__BACKPRESSURE_PAUSE_MS": "1000"}
     zombie = start_archiver(lake, env=fast)
     wait_for_log(zombie, "partitions_assigned")
-    producer = generate(kafka, lake["archiver"]["topic"], EVENTS, 5_000, background=True)
+    producer = generate(kafka, lake["topics"]["events"], EVENTS, 5_000, background=True)
     time.sleep(2.5)
     zombie.send_signal(signal.SIGSTOP)  # stalls with a buffer, past its 6 s session
     b = start_archiver(lake, env=fast)
@@ -121,7 +121,7 @@ def test_s3_outage_backpressures_reports_health_and_loses_nothing(kafka, make_to
     fast = {"TRAILPIPE_RUNNER__FLUSH_RETRY_BUDGET_MS": "1500",
             "TRAILPIPE_RUNNER__FLUSH_RETRY_BACKOFF_MS": "100",
             "TRAILPIPE_RUNNER__BACKPRESSURE_PAUSE_MS": "1500"}
-    topic, group, parts = lake["archiver"]["topic"], lake["archiver"]["group"], 6
+    topic, group, parts = lake["topics"]["events"], lake["archiver"]["group"], 6
     archiver = start_archiver(lake, env=fast)
     wait_for_log(archiver, "partitions_assigned")
     # 40 s of traffic: it goes on through the outage and after S3 is back.
@@ -155,7 +155,7 @@ def test_s3_outage_backpressures_reports_health_and_loses_nothing(kafka, make_to
 
 def assert_health_reported(kafka: Any, lake: dict[str, Any]) -> None:
     health = [json.loads(m.value()) for m in read_all(kafka.bootstrap,
-                                                       lake["archiver"]["health_topic"])]
+                                                       lake["topics"]["health"])]
     failing = [h for h in health if h["status"] == "failing"]
     assert failing and health[-1]["status"] == "recovered"
     assert all(h["bucket"] == lake["bucket"] and h["error"] for h in failing)
@@ -171,7 +171,7 @@ def assert_nothing_lost(kafka: Any, lake: dict[str, Any], endpoint: str,
     start = {p: max(before[p], 0) for p in range(parts)}
     rows = lake_rows(lake_objects(endpoint, lake["bucket"]))
     assert_exactly_once(rows, {p: range(start[p], ends[p]) for p in range(parts)})
-    notices = latest_notices(kafka, lake["archiver"]["deliveries_topic"]).values()
+    notices = latest_notices(kafka, lake["topics"]["deliveries"]).values()
     for p in range(parts):
         below = [n for n in notices if n.partition == p and n.first_offset < start[p]]
         assert sum(n.records for n in below) == start[p], p

@@ -33,14 +33,14 @@ def test_each_object_is_notified_on_sns(kafka, s3_endpoint, make_topic, unique) 
 
     made = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "generator",
                            "--count", "2000", "--rate", "1000000", "--bootstrap", kafka.bootstrap],
-                          env={**os.environ, "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events},
+                          env={**os.environ, "TRAILPIPE_TOPICS__EVENTS": events},
                           capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr[-2000:]
     cfg = load_config(env={}, overrides={
         "kafka.bootstrap": kafka.bootstrap, "storage.lake": f"s3://sns-{unique}/lake",
-        "storage.s3_endpoint": s3_endpoint, "archiver.topic": events,
-        "archiver.group": f"sns-{unique}", "archiver.deliveries_topic": deliveries,
-        "archiver.health_topic": health, "archiver.max_age_ms": 1000,
+        "storage.s3_endpoint": s3_endpoint, "topics.events": events,
+        "archiver.group": f"sns-{unique}", "topics.deliveries": deliveries,
+        "topics.health": health, "archiver.max_age_ms": 1000,
         "archiver.sns_topic_arn": topic_arn, "archiver.sns_endpoint": s3_endpoint})
     archiver = build_archiver(cfg, cfg.archiver, kafka.bootstrap)
     assert archiver.run(idle_exit_s=3).consumed == 2000

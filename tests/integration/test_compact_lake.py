@@ -20,7 +20,7 @@ from kit import produce
 from typer.testing import CliRunner
 
 from consumers.digester import build_runner
-from pipeline.config import LogConfig, RunnerConfig
+from pipeline.config import LogConfig, RunnerConfig, TopicsConfig
 from pipeline.kafka import producer_config
 from pipeline.lake.columns import LAKE_SCHEMA
 from pipeline.lake.compact.model import CompactConfig
@@ -87,7 +87,8 @@ def run_digester(kafka, store: ObjectStore, setup: Setup, clock_ms: int) -> int:
     runner, _, sink = build_runner(
         kafka_base={"bootstrap.servers": kafka.bootstrap}, kafka_extra={},
         runner_cfg=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
-        digest_cfg=DigestConfig(deliveries_topic=setup.topic, group_id=setup.group,
+        topics=TopicsConfig(deliveries=setup.topic),
+        digest_cfg=DigestConfig(group_id=setup.group,
                                 close_grace_ms=GRACE, startup_settle_ms=20_000),
         store=store, signer=signer, trusted=trusted_keys([signer.public_key()]),
         clock=lambda _ms: clock_ms)
@@ -153,7 +154,7 @@ def setup(make_topic, unique, tmp_path) -> Setup:
     key, pub, _ = generate_keypair(tmp_path / "digest.pem")
     topic = make_topic("deliveries", 1)
     config = tmp_path / "trailpipe.toml"
-    config.write_text(f'[digest]\ndeliveries_topic = "{topic}"\n')
+    config.write_text(f'[topics]\ndeliveries = "{topic}"\n')
     return Setup(key, pub, topic, f"compact-{unique}", config)
 
 

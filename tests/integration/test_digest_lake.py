@@ -17,7 +17,7 @@ from kit import committed, end_offsets, produce
 from typer.testing import CliRunner
 
 from consumers.digester import build_runner
-from pipeline.config import LogConfig, RunnerConfig
+from pipeline.config import LogConfig, RunnerConfig, TopicsConfig
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.digest.model import parse_iso_ms
 from pipeline.lake.keys import load_private_key, trusted_keys
@@ -59,7 +59,8 @@ def run_digester(kafka, store: ObjectStore, topic: str, group: str, key: Path,
     runner, _, sink = build_runner(
         kafka_base={"bootstrap.servers": kafka.bootstrap}, kafka_extra={},
         runner_cfg=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
-        digest_cfg=DigestConfig(deliveries_topic=topic, group_id=group, close_grace_ms=GRACE,
+        topics=TopicsConfig(deliveries=topic),
+        digest_cfg=DigestConfig(group_id=group, close_grace_ms=GRACE,
                                 startup_settle_ms=20_000),
         store=store, signer=signer, trusted=trusted_keys([signer.public_key()]),
         clock=lambda _ms: now_ms)

@@ -32,7 +32,7 @@ def free_port() -> int:
 def start(kafka, events: str, dlq: str, **env: str) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     full_env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", "TRAILPIPE_HTTP__TOKENS": TOKEN,
-                "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events, "TRAILPIPE_PRODUCER__DLQ_TOPIC": dlq,
+                "TRAILPIPE_TOPICS__EVENTS": events, "TRAILPIPE_TOPICS__DLQ": dlq,
                 **env}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.app", "produce", "http",
                              "--bootstrap", kafka.bootstrap, "--port", str(port)],

@@ -42,7 +42,7 @@ def test_lake_counts_match_the_producer_and_athena_sql_runs(kafka, make_topic, u
                                                             tmp_path: Path) -> None:
     topic = make_topic("events", 6)
     lake = f"file://{tmp_path}/lake"
-    env = {"TRAILPIPE_PRODUCER__EVENTS_TOPIC": topic, "TRAILPIPE_STORAGE__LAKE": lake}
+    env = {"TRAILPIPE_TOPICS__EVENTS": topic, "TRAILPIPE_STORAGE__LAKE": lake}
     # The archiver publishes a notice per object on audit.deliveries.v1 (same settings as the
     # CLI tests, so the tests pass in any order).
     assert cli("topics", "create", "--bootstrap", kafka.bootstrap,
@@ -53,7 +53,7 @@ def test_lake_counts_match_the_producer_and_athena_sql_runs(kafka, make_topic, u
     assert json.loads(made.stdout.splitlines()[-1])["produced"] == 20000
 
     cfg = load_config(env={}, overrides={"kafka.bootstrap": kafka.bootstrap,
-                                         "storage.lake": lake, "archiver.topic": topic,
+                                         "storage.lake": lake, "topics.events": topic,
                                          "archiver.group": f"arch-{unique}",
                                          "archiver.max_age_ms": 1000})
     stats = build_archiver(cfg, cfg.archiver, kafka.bootstrap).run(idle_exit_s=4)

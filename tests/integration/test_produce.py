@@ -23,7 +23,7 @@ CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "clo
 
 def produce(kafka, events: str, dlq: str, *args: str) -> tuple[int, dict]:
     env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json",
-           "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events, "TRAILPIPE_PRODUCER__DLQ_TOPIC": dlq}
+           "TRAILPIPE_TOPICS__EVENTS": events, "TRAILPIPE_TOPICS__DLQ": dlq}
     result = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", *args,
                              "--bootstrap", kafka.bootstrap], capture_output=True, text=True,
                             env=env, timeout=300)

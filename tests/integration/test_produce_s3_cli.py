@@ -19,7 +19,7 @@ CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "clo
 
 def run(kafka, s3_endpoint: str, events: str, *args: str) -> tuple[int, dict]:
     env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json",
-           "TRAILPIPE_PRODUCER__EVENTS_TOPIC": events}
+           "TRAILPIPE_TOPICS__EVENTS": events}
     result = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "cloudtrail-s3",
                              *args, "--bootstrap", kafka.bootstrap, "--s3-endpoint", s3_endpoint],
                             capture_output=True, text=True, env=env, timeout=120)

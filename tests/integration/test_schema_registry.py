@@ -129,7 +129,7 @@ def test_produce_command_uses_the_registry_wire_format(cluster: ClusterInfo, url
     topic = make_topic(cluster)
     path = CORPUS / "stratus-red-team" / "records.jsonl"
     env = {**os.environ, "TRAILPIPE_SCHEMA_REGISTRY__URL": url,
-           "TRAILPIPE_PRODUCER__EVENTS_TOPIC": topic, "TRAILPIPE_LOG__FORMAT": "json"}
+           "TRAILPIPE_TOPICS__EVENTS": topic, "TRAILPIPE_LOG__FORMAT": "json"}
     result = subprocess.run([sys.executable, "-m", "pipeline.cli.app", "produce", "cloudtrail-dir",
                              str(path), "--bootstrap", cluster.bootstrap], env=env,
                             capture_output=True, text=True, timeout=120)

@@ -85,3 +85,13 @@ def test_retry_budget_must_leave_room_for_polling() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env={"TRAILPIPE_RUNNER__FLUSH_RETRY_BUDGET_MS": "200000"})
     assert "max_poll_interval_ms" in info.value.errors[0]
+
+
+@pytest.mark.parametrize("key", ["runner.dlq_topic", "producer.events_topic",
+                                 "producer.dlq_topic", "archiver.topic",
+                                 "archiver.deliveries_topic", "archiver.health_topic",
+                                 "digest.deliveries_topic"])
+def test_topic_names_are_set_only_in_the_topics_section(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, overrides={key: "x.y.v1"})
+    assert info.value.errors == [f"{key}: unknown key"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.config import load_config
+import pytest
+
+from pipeline.config import ConfigError, load_config
 from pipeline.topics import DOCUMENTED_TOPICS, topic_specs
 
 
@@ -28,3 +30,27 @@ def test_min_insync_replicas_only_when_set() -> None:
     spec = topic_specs(cfg.topics)[0]
     assert spec.replication_factor == 3
     assert spec.configs["min.insync.replicas"] == "2"
+
+
+def test_the_default_names_are_the_documented_topics() -> None:
+    topics = load_config(env={}).topics
+    assert (topics.events, topics.dlq, topics.deliveries, topics.health) == (
+        "audit.events.v1", "audit.dlq.v1", "audit.deliveries.v1", "audit.health.v1")
+    assert topics.names() == DOCUMENTED_TOPICS
+    assert DOCUMENTED_TOPICS[4:] == ("audit.alerts.v1", "audit.aggregates.v1",
+                                     "audit.insights.v1")
+
+
+def test_a_renamed_topic_is_created_under_its_new_name_with_its_override() -> None:
+    cfg = load_config(env={"TRAILPIPE_TOPICS__EVENTS": "acme.events.v2"}, overrides={
+        "topics.overrides": {"acme.events.v2": {"partitions": 12}}})
+    specs = {s.name: s for s in topic_specs(cfg.topics)}
+    assert "audit.events.v1" not in specs
+    assert specs["acme.events.v2"].partitions == 12
+    assert specs["audit.dlq.v1"].partitions == 6
+
+
+def test_topic_names_must_be_distinct() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, overrides={"topics.health": "audit.deliveries.v1"})
+    assert info.value.errors[0].startswith("topics: Value error, topic names must be distinct")

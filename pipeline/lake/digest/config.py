@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 class DigestConfig(BaseModel):
     """Integrity digests (``trailpipe lake digester`` writes them, ``lake validate`` checks).
 
-    Keys are PEM text or paths of PEM files (``trailpipe lake keygen --out PATH``).
+    Keys are PEM text or paths of PEM files (``trailpipe lake keygen --out PATH``). The
+    digester reads the ``[topics]`` ``deliveries`` topic.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -21,7 +22,6 @@ class DigestConfig(BaseModel):
     trusted_public_keys: list[str] = Field(
         default_factory=list, description="more public keys validate trusts (PEM text or "
         "paths), e.g. the keys that signed older digests before a rotation")
-    deliveries_topic: str = "audit.deliveries.v1"
     group_id: str = "trailpipe-digester"
     close_grace_ms: int = Field(
         default=15 * 60_000, ge=0, description="an hour's digest is written once wall-clock "
