@@ -108,10 +108,13 @@ class Processor(Protocol):
 
 
 class Sink(Protocol):
-    """Buffers outputs and makes them durable on ``flush``."""
+    """Buffers outputs and makes them durable on ``flush``. The Runner commits no offset at or
+    above what :meth:`held` reports, and calls :meth:`release` for partitions it revoked, lost
+    or rewound."""
 
     def add(self, item: Any, source: Event | None) -> None:
-        """Buffer one output; ``source`` is the event it came from (None for ticks)."""
+        """Buffer one output; ``source`` is the event it came from (None for ticks and for
+        batch outputs, which carry their own coordinates)."""
         ...
 
     def should_flush(self, now_ms: int) -> bool:
@@ -125,6 +128,40 @@ class Sink(Protocol):
     def discard(self) -> None:
         """Drop everything not yet flushed; the Runner then re-reads it from Kafka."""
         ...
+
+    def held(self) -> Mapping[TopicPartitionKey, int]:
+        """Oldest offset per partition the sink still holds back after a flush (not durable
+        yet); the Runner commits nothing from there on."""
+        ...
+
+    def release(self, partitions: Collection[TopicPartitionKey]) -> None:
+        """Forget everything about these partitions (revoked, lost, or rewound)."""
+        ...
+
+    def healthcheck(self) -> bool:
+        """A startup check that the destination answers; logs and returns False otherwise
+        (never raises: the daemon starts anyway and backpressures until it answers)."""
+        ...
+
+    def close(self) -> None:
+        """Release clients; called once after the Runner stopped."""
+        ...
+
+
+class SinkBase:
+    """Defaults for sinks that hold nothing back after a flush and own no clients."""
+
+    def held(self) -> Mapping[TopicPartitionKey, int]:
+        return {}
+
+    def release(self, partitions: Collection[TopicPartitionKey]) -> None:
+        return None
+
+    def healthcheck(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        return None
 
 
 class StatelessProcessor:

@@ -24,6 +24,11 @@ class OffsetLedger:
         self._committed.setdefault(tp, offset)
         self._next[tp] = offset + 1
 
+    def processed_range(self, tp: TopicPartitionKey, first: int, last: int) -> None:
+        """Record that offsets ``first``..``last`` of ``tp`` are done (one polled batch)."""
+        self._committed.setdefault(tp, first)
+        self._next[tp] = last + 1
+
     def commit_plan(
         self, pending_low: Mapping[TopicPartitionKey, int]
     ) -> dict[TopicPartitionKey, int]:

@@ -10,22 +10,39 @@ When the sink cannot flush within its retry budget the Runner applies backpressu
 the unflushed buffer, rewinds the partitions to their committed offsets, pauses them, keeps
 polling (so the group membership stays alive) and resumes after ``backpressure_pause_ms``.
 Poison records (decode or process errors) go to the DLQ and count as processed.
+
+Two modes, with the same offsets, commit order, transactions, backpressure and rebalance
+handling: per record (a :class:`~pipeline.model.Processor` gets one decoded
+:class:`~pipeline.model.Event` at a time) and batch (with ``decode_batch``: each poll is decoded
+at once into a ``pyarrow.Table`` with the Kafka coordinates as columns, and a
+:class:`~pipeline.model.BatchProcessor` gets the table; values that do not decode are
+dead-lettered, and a table the processor fails on is bisected down to the poison rows). Without
+a processor the decoded events (per record) or the table (batch) go straight to the sink.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from pipeline.batches import Polled, process_isolating, with_coordinates
 from pipeline.config import RunnerConfig
 from pipeline.kafka import dead_letter
 from pipeline.logs import get_logger
-from pipeline.model import Event, KafkaRecord, Processor, Sink, TopicPartitionKey
+from pipeline.model import (
+    BatchDecoder,
+    BatchProcessor,
+    Event,
+    KafkaRecord,
+    Processor,
+    Sink,
+    TopicPartitionKey,
+)
 from pipeline.offsets import OffsetLedger
 from pipeline.outputs import OutputError, OutputProducer
 
@@ -64,17 +81,23 @@ class Runner:
 
     Outputs that are :class:`KafkaRecord` go to the Runner's producer; any other output goes to
     ``sink``. ``transactional_id`` switches on exactly-once mode for Kafka outputs.
+    ``decode_batch`` switches on batch mode (``processor`` is then a BatchProcessor or None).
     """
 
     def __init__(self, *, consumer_conf: dict[str, Any], producer_conf: dict[str, Any],
-                 topics: list[str], processor: Processor, sink: Sink | None,
-                 config: RunnerConfig, decode: Decoder = _identity,
+                 topics: list[str], processor: Processor | BatchProcessor | None,
+                 sink: Sink | None, config: RunnerConfig, dlq_topic: str,
+                 decode: Decoder = _identity, decode_batch: BatchDecoder | None = None,
                  transactional_id: str | None = None) -> None:
+        if processor is None and sink is None:
+            raise ValueError("a Runner needs a processor, a sink, or both")
         self._cfg = config
         self._topics = topics
         self._processor = processor
         self._sink = sink
+        self._dlq_topic = dlq_topic
         self._decode = decode
+        self._decode_batch = decode_batch
         self._consumer = Consumer(consumer_conf)
         self._producer = OutputProducer(producer_conf, transactional_id)
         self._ledger = OffsetLedger()
@@ -138,20 +161,56 @@ class Runner:
     def _poll_batch(self) -> int:
         """Consume one batch and process it; returns how many records it held."""
         msgs = self._consumer.consume(self._cfg.batch_size, self._cfg.poll_timeout_ms / 1000)
-        count = 0
+        good = [msg for msg in msgs if msg.error() is None]
+        if len(good) < len(msgs):
+            self._consume_errors(msgs)
+        if good and self._decode_batch is not None:
+            self._handle_batch(Polled.of(good), self._decode_batch)
+        else:
+            for msg in good:
+                self._handle(msg)
+        self._producer.poll()
+        if self._processor is not None:
+            for item in self._processor.tick(int(time.time() * 1000)):
+                self._route(item, None)
+        return len(good)
+
+    @staticmethod
+    def _consume_errors(msgs: list[Message]) -> None:
         for msg in msgs:
             err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise FatalRunnerError(str(err))
-                log.warning("consume_error", error=str(err), retriable=err.retriable())
+            if err is None:
                 continue
-            count += 1
-            self._handle(msg)
-        self._producer.poll()
-        for item in self._processor.tick(int(time.time() * 1000)):
-            self._route(item, None)
-        return count
+            if err.fatal():
+                raise FatalRunnerError(str(err))
+            log.warning("consume_error", error=str(err), retriable=err.retriable())
+
+    def _handle_batch(self, polled: Polled, decode_batch: BatchDecoder) -> None:
+        """Decode the poll at once, dead-letter what does not decode, process the rest as one
+        table (bisecting to the rows the processor fails on), then record the progress."""
+        self.stats.consumed += len(polled.messages)
+        decoded = decode_batch(polled.values)
+        for index, exc in decoded.errors:
+            self._dead_letter(polled.messages[index], exc)
+        rows = list(decoded.rows)
+        if rows:
+            table = with_coordinates(decoded.table, polled.coordinates(rows))
+            outputs: list[Any] = [table]
+            failed: list[tuple[int, Exception]] = []
+            if self._processor is not None:
+                process = self._processor.process_batch  # type: ignore[union-attr]
+                outputs, failed = process_isolating(process, table)
+            for row, exc in failed:
+                self._dead_letter(polled.messages[rows[row]], exc)
+            for item in outputs:
+                self._route(item, None)
+            self.stats.processed += len(rows) - len(failed)
+        for tp, (first, last) in polled.ranges().items():
+            self._ledger.processed_range(tp, first, last)
+
+    def _dead_letter(self, msg: Message, exc: Exception) -> None:
+        self._producer.produce(dead_letter(msg, exc, self._dlq_topic))
+        self.stats.dead_lettered += 1
 
     def _handle(self, msg: Message) -> None:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
@@ -162,10 +221,10 @@ class Runner:
                           topic=topic, partition=partition, offset=offset,
                           headers=_headers(msg),
                           raw=msg.value())
-            outputs = list(self._processor.process(event))
+            outputs = [event.value] if self._processor is None else \
+                list(self._processor.process(event))  # type: ignore[union-attr]
         except Exception as exc:  # poison: any decode/process failure dead-letters the record
-            self._producer.produce(dead_letter(msg, exc, self._cfg.dlq_topic))
-            self.stats.dead_lettered += 1
+            self._dead_letter(msg, exc)
         else:
             for item in outputs:
                 self._route(item, event)
@@ -195,7 +254,7 @@ class Runner:
         if self._sink is not None and not self._flush_sink(retry):
             self._rewind("sink_flush_failed", pause=pause)
             return False
-        plan = self._ledger.commit_plan(self._processor.pending_low_offsets())
+        plan = self._ledger.commit_plan(self._held())
         timeout_s = self._cfg.shutdown_grace_s if self._closing else 30.0
         try:
             if self._producer.transactional:
@@ -215,6 +274,19 @@ class Runner:
             log.info("offsets_committed", partitions=len(plan),
                      offsets={f"{t}[{p}]": o for (t, p), o in sorted(plan.items())})
         return True
+
+    def _held(self) -> dict[TopicPartitionKey, int]:
+        """Per partition, the oldest offset the processor or the sink still holds."""
+        held = dict(self._processor.pending_low_offsets()) if self._processor else {}
+        for tp, offset in (self._sink.held() if self._sink else {}).items():
+            held[tp] = min(offset, held.get(tp, offset))
+        return held
+
+    def _drop(self, tps: Collection[TopicPartitionKey]) -> None:
+        if self._processor is not None:
+            self._processor.drop(tps)
+        if self._sink is not None:
+            self._sink.release(tps)
 
     def _commit_offsets(self, plan: dict[TopicPartitionKey, int]) -> None:
         """Synchronous commit. A failed commit is not data loss (the sink already holds the
@@ -255,7 +327,7 @@ class Runner:
             self._producer.abort_and_rebuild(10)
         if self._sink is not None:
             self._sink.discard()
-        self._processor.drop(self._assigned)
+        self._drop(self._assigned)
         targets = self._ledger.rewind_targets(self._assigned)
         tps = [TopicPartition(t, p, o) for (t, p), o in targets.items()]
         for tp in tps:
@@ -304,6 +376,6 @@ class Runner:
         log.warning("partitions_lost", partitions=len(lost))
 
     def _forget(self, tps: set[TopicPartitionKey]) -> None:
-        self._processor.drop(tps)
+        self._drop(tps)
         self._ledger.forget(tps)
         self._assigned -= tps

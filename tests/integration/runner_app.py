@@ -9,17 +9,38 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from pipeline.config import RunnerConfig
 from pipeline.kafka import consumer_config, producer_config
-from pipeline.model import Event, KafkaRecord, StatelessProcessor
+from pipeline.model import DecodedBatch, Event, KafkaRecord, SinkBase, StatelessProcessor
 from pipeline.runner import Runner
 
+UNDECODABLE = b"undecodable"
 
-class FileSink:
+
+def decode_values(values: Sequence[bytes | None]) -> DecodedBatch:
+    """The batch decoder of the tests: each value as one binary ``value`` column;
+    ``b"undecodable"`` does not decode."""
+    errors = [(i, ValueError("undecodable value")) for i, v in enumerate(values)
+              if v == UNDECODABLE]
+    rows = [i for i, v in enumerate(values) if v != UNDECODABLE]
+    table = pa.table({"value": pa.array([values[i] for i in rows], pa.binary())})
+    return DecodedBatch(table, rows, errors)
+
+
+def decode_value(raw: bytes | None) -> bytes | None:
+    """The per-record decoder matching :func:`decode_values`."""
+    if raw == UNDECODABLE:
+        raise ValueError("undecodable value")
+    return raw
+
+
+class FileSink(SinkBase):
     """Buffers dicts; flush appends them as JSON lines (fsync). Raises while ``fail_flag``
     exists (a simulated outage). With ``crash_after_flush`` it SIGKILLs its own process right
     after the first durable flush, before the Runner can commit."""
@@ -69,16 +90,34 @@ class EchoProcessor(StatelessProcessor):
         if self.output_topic is None:
             return [{"topic": event.topic, "partition": event.partition, "offset": event.offset,
                      "value": (event.value or b"").decode()}]
-        self.outputs += 1
-        if self.kill_after_outputs and self.outputs > self.kill_after_outputs:
+        self._maybe_die(1)
+        return [KafkaRecord(self.output_topic, value=event.value, key=event.key)]
+
+    def process_batch(self, table: pa.Table) -> Iterable[Any]:
+        """The same as :meth:`process`, for a whole batch (raises if any row is poison)."""
+        cols = {c: table[c].to_pylist() for c in ("_topic", "_partition", "_offset", "value")}
+        if b"poison" in cols["value"]:
+            raise ValueError("poison record: cannot be processed")
+        if self.output_topic is None:
+            return [{"topic": t, "partition": p, "offset": o, "value": v.decode()}
+                    for t, p, o, v in zip(*cols.values(), strict=True)]
+        self._maybe_die(table.num_rows)
+        keys = table["_key"].to_pylist()
+        return [KafkaRecord(self.output_topic, value=v, key=k)
+                for v, k in zip(cols["value"], keys, strict=True)]
+
+    def _maybe_die(self, new_outputs: int) -> None:
+        if self.kill_after_outputs and self.outputs >= self.kill_after_outputs:
             time.sleep(1.5)  # let the producer thread ship the open transaction's records
             os.kill(os.getpid(), signal.SIGKILL)
-        return [KafkaRecord(self.output_topic, value=event.value, key=event.key)]
+        self.outputs += new_outputs
 
 
 def build(bootstrap: str, topic: str, group: str, *, sink: FileSink | None,
           processor: EchoProcessor, runner_cfg: RunnerConfig | None = None,
-          transactional_id: str | None = None) -> Runner:
+          transactional_id: str | None = None, batch: bool = False,
+          dlq_topic: str = "audit.dlq.v1") -> Runner:
+    """The conformance daemon; ``batch`` selects the Runner's batch mode."""
     base = {"bootstrap.servers": bootstrap}
     return Runner(
         # A short session: a SIGKILLed member is noticed in seconds, not the default 45 s.
@@ -87,7 +126,8 @@ def build(bootstrap: str, topic: str, group: str, *, sink: FileSink | None,
                                       read_committed=transactional_id is not None),
         producer_conf=producer_config(base, {}),
         topics=[topic], processor=processor, sink=sink,
-        config=runner_cfg or RunnerConfig(commit_interval_ms=500),
+        config=runner_cfg or RunnerConfig(commit_interval_ms=500), dlq_topic=dlq_topic,
+        decode=decode_value, decode_batch=decode_values if batch else None,
         transactional_id=transactional_id,
     )
 
@@ -106,14 +146,17 @@ def main() -> None:
     p.add_argument("--commit-interval-ms", type=int, default=500)
     p.add_argument("--shutdown-grace-s", type=float, default=10.0)
     p.add_argument("--idle-exit-s", type=float)
+    p.add_argument("--batch", action="store_true", help="the Runner's batch mode")
+    p.add_argument("--batch-size", type=int, default=1000)
     args = p.parse_args()
     sink = FileSink(args.out, args.max_records, crash_after_flush=args.crash_after_flush) \
         if args.out else None
     runner = build(args.bootstrap, args.topic, args.group, sink=sink,
                    processor=EchoProcessor(args.output_topic, args.kill_after_outputs),
                    runner_cfg=RunnerConfig(commit_interval_ms=args.commit_interval_ms,
-                                           shutdown_grace_s=args.shutdown_grace_s),
-                   transactional_id=args.transactional_id)
+                                           shutdown_grace_s=args.shutdown_grace_s,
+                                           batch_size=args.batch_size),
+                   transactional_id=args.transactional_id, batch=args.batch)
     runner.install_signal_handlers()
     stats = runner.run(idle_exit_s=args.idle_exit_s)
     print(json.dumps({"consumed": stats.consumed, "processed": stats.processed,

@@ -1,0 +1,129 @@
+"""One daemon shape: a Runner + a health check + close + a summary, built by one builder.
+
+A daemon module provides a *wiring* function ``wire(ctx) -> Parts``: its pure logic (a
+Processor or BatchProcessor, or none), its Sink (if it writes outside Kafka), which topics and
+group it reads, and how it reports. :func:`build_daemon` turns that into a :class:`Daemon`,
+applying the consumer and producer settings the same way for every daemon (security, the
+murmur2 partitioner, session and poll timeouts, ``[kafka] extra``, read_committed), so no
+daemon copies another's wiring. ``trailpipe consume <name>`` looks the wiring up by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.config import Config
+from pipeline.kafka import base_client_config, consumer_config, producer_config
+from pipeline.logs import get_logger
+from pipeline.model import BatchDecoder, BatchProcessor, Processor, Sink
+from pipeline.runner import Decoder, Runner, RunStats
+
+log = get_logger("pipeline.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a wiring function gets: the validated config, the bootstrap servers, the client
+    settings every Kafka client shares, and test hooks (``hooks``, by name)."""
+
+    cfg: Config
+    bootstrap: str
+    hooks: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kafka_base(self) -> dict[str, Any]:
+        return base_client_config(self.cfg.kafka, self.bootstrap)
+
+    def producer_conf(self, **overrides: str) -> dict[str, Any]:
+        """An idempotent producer's settings (for a daemon's own side producers)."""
+        return producer_config(self.kafka_base, {**overrides, **self.cfg.kafka.extra})
+
+
+@dataclass(slots=True)
+class Parts:
+    """A daemon's logic and outputs, as its wiring function returns them.
+
+    ``decode_batch`` selects batch mode (columnar); otherwise ``decode`` decodes each record.
+    ``startup_problems`` returns what makes starting pointless (e.g. missing topics; exit 2);
+    ``summary`` adds the daemon's own counters to the run's. ``closers`` run after the loop.
+    """
+
+    topics: list[str]
+    group: str
+    processor: Processor | BatchProcessor | None
+    sink: Sink | None
+    decode: Decoder | None = None
+    decode_batch: BatchDecoder | None = None
+    transactional: bool = False
+    commit_interval_ms: int | None = None
+    startup_problems: Callable[[], list[str]] = lambda: []
+    summary: Callable[[], dict[str, Any]] = lambda: {}
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+Wiring = Callable[[Context], Parts]
+
+
+@dataclass(slots=True)
+class Daemon:
+    """A built daemon. :meth:`run` polls until stopped and always closes what it opened."""
+
+    name: str
+    runner: Runner
+    parts: Parts
+
+    def startup_problems(self) -> list[str]:
+        return self.parts.startup_problems()
+
+    def healthcheck(self) -> bool:
+        """The sink's startup check (True without a sink)."""
+        return self.parts.sink.healthcheck() if self.parts.sink is not None else True
+
+    def run(self, *, idle_exit_s: float | None = None,
+            max_messages: int | None = None) -> RunStats:
+        try:
+            return self.runner.run(idle_exit_s=idle_exit_s, max_messages=max_messages)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.parts.sink is not None:
+            self.parts.sink.close()
+        for close in self.parts.closers:
+            close()
+
+    def summary(self, stats: RunStats) -> dict[str, Any]:
+        """The JSON summary printed on exit: the run's counters and the daemon's own."""
+        return {"daemon": self.name, "consumed": stats.consumed, "processed": stats.processed,
+                "dead_lettered": stats.dead_lettered, "outputs": stats.outputs,
+                "commits": stats.commits, "rewinds": stats.rewinds, **self.parts.summary()}
+
+
+def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
+    """Wire daemon ``name`` and put it on a Runner with the shared client settings. Nothing
+    connects until :meth:`Daemon.run`. Raises ValueError for settings the wiring rejects."""
+    parts = wiring(ctx)
+    cfg = ctx.cfg
+    extra = dict(cfg.kafka.extra)
+    consumer_extra = {"session.timeout.ms": str(cfg.runner.session_timeout_ms),
+                      "max.poll.interval.ms": str(cfg.runner.max_poll_interval_ms), **extra}
+    runner_cfg = cfg.runner
+    if parts.commit_interval_ms is not None:
+        runner_cfg = runner_cfg.model_copy(update={"commit_interval_ms": parts.commit_interval_ms})
+    runner = Runner(
+        consumer_conf=consumer_config(ctx.kafka_base, parts.group, consumer_extra,
+                                      read_committed=True),
+        producer_conf=producer_config(ctx.kafka_base, extra),
+        topics=parts.topics, processor=parts.processor, sink=parts.sink, config=runner_cfg,
+        dlq_topic=cfg.topics.dlq, decode=parts.decode or _identity,
+        decode_batch=parts.decode_batch,
+        transactional_id=f"{parts.group}-{name}" if parts.transactional else None)
+    log.info("daemon_built", daemon=name, group=parts.group, topics=parts.topics,
+             batch=parts.decode_batch is not None, transactional=parts.transactional)
+    return Daemon(name, runner, parts)
+
+
+def _identity(raw: bytes | None) -> Any:
+    return raw
