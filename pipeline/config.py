@@ -30,6 +30,7 @@ from pipeline.lake.compact.model import CompactConfig
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.policy import LakePolicyConfig
+from pipeline.lake.store import StorageClass
 
 ENV_PREFIX = "TRAILPIPE_"
 ENV_NESTING = "__"
@@ -206,8 +207,23 @@ class LogConfig(_Strict):
 
 
 class StorageConfig(_Strict):
+    """``[storage]``: where the lake is, and how every S3 object in it is written. The one
+    encryption setting: ``trailpipe lake init|status`` make it the bucket's default
+    encryption, and every put (archiver, compaction, digester) sends it."""
+
     lake: str = Field(default="file://var/lake", pattern=r"^(file|s3)://.+")
     s3_endpoint: str | None = Field(default=None, pattern=r"^https?://.+")
+    encryption: Literal["AES256", "aws:kms"] = "AES256"
+    kms_key_id: str | None = Field(default=None, description="only with encryption = aws:kms; "
+                                   "None: the account's AWS-managed key")
+    storage_class: StorageClass | None = Field(
+        default=None, description="S3 storage class at write time; None: the bucket default")
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> StorageConfig:
+        if self.kms_key_id and self.encryption != "aws:kms":
+            raise ValueError("kms_key_id needs encryption = \"aws:kms\"")
+        return self
 
 
 class DevConfig(_Strict):

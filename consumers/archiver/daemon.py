@@ -19,7 +19,7 @@ from pipeline.events.wire import decode
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing
-from pipeline.lake.store import ObjectStore, aws_client, open_store
+from pipeline.lake.store import ObjectStore, aws_client, open_lake
 from pipeline.runner import Runner, RunStats
 
 
@@ -61,9 +61,7 @@ def build_archiver(cfg: Config, archiver: ArchiverConfig, bootstrap: str, *,
     ``archiver``.
     Raises ValueError for an unsupported lake URL."""
     if store is None:
-        store = open_store(cfg.storage.lake, s3_endpoint=cfg.storage.s3_endpoint,
-                           sse=archiver.sse, kms_key_id=archiver.kms_key_id,
-                           storage_class=archiver.storage_class)
+        store = open_lake(cfg.storage)
     owner = archiver.owner_id or f"{socket.gethostname()}-{os.getpid()}"
     base = base_client_config(cfg.kafka, bootstrap)
     extra = dict(cfg.kafka.extra)

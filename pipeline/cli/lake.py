@@ -101,7 +101,7 @@ def validate(
 ) -> None:
     """Check the digest chain, every signature, every listed object's SHA-256, and report
     objects no digest lists. One line per problem, then a summary; exit 1 on any failure."""
-    from pipeline.lake.store import StoreError, open_store
+    from pipeline.lake.store import StoreError, open_lake
     from pipeline.lake.validate import validate_lake
 
     cfg = build_config(config, **{"storage.lake": lake, "storage.s3_endpoint": s3_endpoint})
@@ -110,7 +110,7 @@ def validate(
     from_ms, to_ms = _time(from_, "--from"), _time(to, "--to")
     keys = _trusted(cfg, public_key)
     try:
-        store = open_store(cfg.storage.lake, s3_endpoint=cfg.storage.s3_endpoint)
+        store = open_lake(cfg.storage)
         report = validate_lake(store, keys, from_ms=from_ms, to_ms=to_ms)
     except (StoreError, ValueError) as exc:
         fail(1, [f"trailpipe: cannot read the lake {cfg.storage.lake}: {exc}"])
@@ -167,15 +167,14 @@ def digester(
     (run exactly one per lake). SIGTERM/SIGINT stop it cleanly."""
     from consumers.digester import build_runner
     from pipeline.kafka import base_client_config
-    from pipeline.lake.store import open_store
+    from pipeline.lake.store import open_lake
     from pipeline.runner import FatalRunnerError
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
                                   "storage.s3_endpoint": s3_endpoint})
     signer = _signer(cfg)
     trusted = _trusted(cfg, None)
-    store = open_store(cfg.storage.lake, s3_endpoint=cfg.storage.s3_endpoint,
-                       sse=cfg.lake.encryption, kms_key_id=cfg.lake.kms_key_id)
+    store = open_lake(cfg.storage)
     runner, _, sink = build_runner(
         kafka_base=base_client_config(cfg.kafka, resolve_bootstrap(cfg)),
         kafka_extra=cfg.kafka.extra, runner_cfg=cfg.runner, digest_cfg=digest_config(cfg),

@@ -34,7 +34,7 @@ def lake_init(config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3Opt
 
     cfg = build_config(config, **{"storage.lake": lake, "storage.s3_endpoint": s3_endpoint})
     client, bucket, prefix = _bucket(cfg)
-    done = init_bucket(client, bucket, prefix, cfg.lake)
+    done = init_bucket(client, bucket, prefix, cfg.lake, cfg.storage)
     typer.echo("\n".join(done) if done else "nothing to do: the bucket matches the config")
 
 
@@ -45,7 +45,7 @@ def lake_status(config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3O
 
     cfg = build_config(config, **{"storage.lake": lake, "storage.s3_endpoint": s3_endpoint})
     client, bucket, prefix = _bucket(cfg)
-    checks = bucket_status(client, bucket, prefix, cfg.lake)
+    checks = bucket_status(client, bucket, prefix, cfg.lake, cfg.storage)
     if as_json:
         typer.echo(json.dumps([{"aspect": c.aspect, "ok": c.ok, "wanted": c.wanted,
                                 "actual": c.actual} for c in checks], indent=2))

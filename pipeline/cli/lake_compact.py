@@ -58,7 +58,7 @@ def lake_compact(
     Announces the new objects and the compaction on the deliveries topic (the digester records
     it), then deletes the replaced objects. Safe to re-run: it finishes interrupted work."""
     from pipeline.lake.compact.run import Compactor
-    from pipeline.lake.store import StoreError, open_store
+    from pipeline.lake.store import StoreError, open_lake
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
                                   "storage.s3_endpoint": s3_endpoint})
@@ -69,9 +69,7 @@ def lake_compact(
     if fmt not in ("table", "json"):
         fail(2, [f"trailpipe: --format must be table or json, not {fmt!r}"])
     try:
-        store = open_store(cfg.storage.lake, s3_endpoint=cfg.storage.s3_endpoint,
-                           sse=cfg.lake.encryption, kms_key_id=cfg.lake.kms_key_id,
-                           storage_class=cfg.lake.storage_class)
+        store = open_lake(cfg.storage)
     except ValueError as exc:
         fail(2, [f"trailpipe: {exc}"])
     notices = None if dry_run else _notices(cfg)

@@ -1,12 +1,13 @@
-"""``trailpipe lake init`` and ``lake status``: apply the bucket policy from config, and show
-what the bucket has against what config wants. Idempotent: init only writes what differs."""
+"""``trailpipe lake init`` and ``lake status``: apply the bucket policy from config (``[lake]``,
+and ``[storage]`` for the default encryption), and show what the bucket has against what config
+wants. Idempotent: init only writes what differs."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -18,6 +19,9 @@ from pipeline.lake.policy import (
     lifecycle_rules,
     public_access_block,
 )
+
+if TYPE_CHECKING:
+    from pipeline.config import StorageConfig
 
 OURS = "trailpipe-"
 
@@ -87,7 +91,8 @@ def _actual(client: Any, bucket: str) -> dict[str, str]:
     }
 
 
-def _wanted(cfg: LakePolicyConfig, bucket: str, prefix: str) -> dict[str, str]:
+def _wanted(cfg: LakePolicyConfig, storage: StorageConfig, bucket: str,
+            prefix: str) -> dict[str, str]:
     policy = bucket_policy(cfg, bucket)
     lock: Any = "none"
     if cfg.object_lock:
@@ -98,7 +103,7 @@ def _wanted(cfg: LakePolicyConfig, bucket: str, prefix: str) -> dict[str, str]:
         lock = canonical(lock)
     return {
         "encryption": canonical([r["ApplyServerSideEncryptionByDefault"]
-                                 for r in encryption_document(cfg)["Rules"]]),
+                                 for r in encryption_document(storage)["Rules"]]),
         "public_access_block": canonical(public_access_block()) if cfg.block_public_access
         else "none",
         "bucket_policy": canonical(policy) if policy else "none",
@@ -109,13 +114,15 @@ def _wanted(cfg: LakePolicyConfig, bucket: str, prefix: str) -> dict[str, str]:
     }
 
 
-def bucket_status(client: Any, bucket: str, prefix: str, cfg: LakePolicyConfig) -> list[Check]:
+def bucket_status(client: Any, bucket: str, prefix: str, cfg: LakePolicyConfig,
+                  storage: StorageConfig) -> list[Check]:
     """Every aspect, wanted against actual (canonical JSON text on both sides)."""
-    wanted, actual = _wanted(cfg, bucket, prefix), _actual(client, bucket)
+    wanted, actual = _wanted(cfg, storage, bucket, prefix), _actual(client, bucket)
     return [Check(aspect, wanted[aspect], actual[aspect]) for aspect in wanted]
 
 
-def init_bucket(client: Any, bucket: str, prefix: str, cfg: LakePolicyConfig) -> list[str]:
+def init_bucket(client: Any, bucket: str, prefix: str, cfg: LakePolicyConfig,
+                storage: StorageConfig) -> list[str]:
     """Create the bucket if missing and apply every aspect that differs; returns what it did."""
     done: list[str] = []
     if _read(lambda: client.head_bucket(Bucket=bucket), "404", "NoSuchBucket") is None:
@@ -124,10 +131,15 @@ def init_bucket(client: Any, bucket: str, prefix: str, cfg: LakePolicyConfig) ->
             args["ObjectLockEnabledForBucket"] = True
         client.create_bucket(**args)
         done.append("bucket created")
-    for check in bucket_status(client, bucket, prefix, cfg):
-        if not check.ok:
+    for check in bucket_status(client, bucket, prefix, cfg, storage):
+        if check.ok:
+            continue
+        if check.aspect == "encryption":
+            client.put_bucket_encryption(
+                Bucket=bucket, ServerSideEncryptionConfiguration=encryption_document(storage))
+        else:
             _APPLY[check.aspect](client, bucket, prefix, cfg)
-            done.append(f"{check.aspect} applied")
+        done.append(f"{check.aspect} applied")
     return done
 
 
@@ -167,8 +179,6 @@ def _apply_pab(client: Any, bucket: str, _prefix: str, cfg: LakePolicyConfig) ->
 
 
 _APPLY: dict[str, Callable[[Any, str, str, LakePolicyConfig], None]] = {
-    "encryption": lambda c, b, _p, cfg: c.put_bucket_encryption(
-        Bucket=b, ServerSideEncryptionConfiguration=encryption_document(cfg)),
     "public_access_block": _apply_pab,
     "bucket_policy": _apply_policy,
     "versioning": lambda c, b, _p, cfg: c.put_bucket_versioning(

@@ -1,17 +1,13 @@
 """``[archiver]``: settings of ``trailpipe consume archiver`` (the lake writer).
 
-Where the lake is (``lake`` URL, ``s3_endpoint``) lives in ``[storage]``; this section says how
-the archiver reads, rolls and encrypts. Unknown keys are rejected, like every config section.
+Where the lake is and how its objects are written (``lake`` URL, ``s3_endpoint``,
+``encryption``, ``kms_key_id``, ``storage_class``) lives in ``[storage]``; this section says how
+the archiver reads and rolls. Unknown keys are rejected, like every config section.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
-                       "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ArchiverConfig(BaseModel):
@@ -34,10 +30,6 @@ class ArchiverConfig(BaseModel):
     max_age_ms: int = Field(default=60_000, ge=100)
     row_group_rows: int = Field(default=128 * 1024, ge=1024)
     zstd_level: int = Field(default=3, ge=1, le=22)
-    sse: Literal["AES256", "aws:kms"] = "AES256"
-    kms_key_id: str | None = None
-    storage_class: StorageClass | None = Field(
-        default=None, description="S3 storage class at write time; None: the bucket default")
     health_interval_ms: int = Field(
         default=10_000, ge=0, description="least gap between two health records of one state")
     owner_id: str | None = Field(
@@ -47,9 +39,3 @@ class ArchiverConfig(BaseModel):
         "CloudTrail notifies on each log file (best effort, after the Kafka notice)")
     sns_endpoint: str | None = Field(default=None, pattern=r"^https?://.+",
                                      description="SNS API endpoint; None: AWS")
-
-    @model_validator(mode="after")
-    def _kms_key_needs_kms(self) -> ArchiverConfig:
-        if self.kms_key_id and self.sse != "aws:kms":
-            raise ValueError("kms_key_id needs sse = \"aws:kms\"")
-        return self

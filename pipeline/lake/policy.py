@@ -5,9 +5,12 @@ from config and compares them with what a bucket has (see :mod:`pipeline.lake.ad
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from pipeline.config import StorageConfig
 
 StorageClass = Literal["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR",
                        "GLACIER", "DEEP_ARCHIVE"]
@@ -38,11 +41,9 @@ def _default_tiers() -> dict[str, PrefixLifecycle]:
 
 
 class LakePolicyConfig(_Strict):
-    """The ``[lake]`` section: how ``trailpipe lake init`` sets up the bucket."""
+    """The ``[lake]`` section: how ``trailpipe lake init`` sets up the bucket (its default
+    encryption is ``[storage]`` ``encryption``, the same setting every put uses)."""
 
-    encryption: Literal["AES256", "aws:kms"] = "AES256"
-    kms_key_id: str | None = None
-    storage_class: str | None = Field(default=None, description="storage class at write time")
     deny_insecure_transport: bool = True
     deny_unencrypted_puts: bool = True
     block_public_access: bool = True
@@ -52,10 +53,11 @@ class LakePolicyConfig(_Strict):
     lifecycle: dict[str, PrefixLifecycle] = Field(default_factory=_default_tiers)
 
 
-def encryption_document(cfg: LakePolicyConfig) -> dict[str, Any]:
-    rule: dict[str, Any] = {"SSEAlgorithm": cfg.encryption}
-    if cfg.encryption == "aws:kms" and cfg.kms_key_id:
-        rule["KMSMasterKeyID"] = cfg.kms_key_id
+def encryption_document(storage: StorageConfig) -> dict[str, Any]:
+    """The bucket's default encryption: ``[storage]`` ``encryption`` (and ``kms_key_id``)."""
+    rule: dict[str, Any] = {"SSEAlgorithm": storage.encryption}
+    if storage.encryption == "aws:kms" and storage.kms_key_id:
+        rule["KMSMasterKeyID"] = storage.kms_key_id
     return {"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]}
 
 

@@ -19,8 +19,15 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from pipeline.config import StorageConfig
+
+StorageClass = Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                       "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
+"""The S3 storage classes an object may be written in."""
 
 
 class StoreError(Exception):
@@ -78,6 +85,13 @@ def open_store(url: str, *, s3_endpoint: str | None = None, sse: str = "AES256",
         return S3Store(client, parsed.netloc, parsed.path.strip("/"), sse=sse,
                        kms_key_id=kms_key_id, storage_class=storage_class)
     raise ValueError(f"unsupported lake URL {url!r}: use file://PATH or s3://BUCKET/PREFIX")
+
+
+def open_lake(storage: StorageConfig) -> ObjectStore:
+    """The lake of ``[storage]``: its URL and endpoint, every S3 put encrypted (and stored in
+    the storage class) as configured there. Raises ValueError for an unsupported scheme."""
+    return open_store(storage.lake, s3_endpoint=storage.s3_endpoint, sse=storage.encryption,
+                      kms_key_id=storage.kms_key_id, storage_class=storage.storage_class)
 
 
 def s3_client_for(endpoint: str | None) -> Any:

@@ -40,7 +40,7 @@ import io, json, os, signal, sys
 from consumers.archiver.daemon import build_archiver
 from pipeline.config import LogConfig, load_config
 from pipeline.lake.config import ArchiverConfig
-from pipeline.lake.store import open_store
+from pipeline.lake.store import open_lake
 from pipeline.logs import configure_logging
 args = json.loads(sys.argv[1])
 cfg = load_config(overrides=args["overrides"])
@@ -57,7 +57,7 @@ class KillingBody(io.BytesIO):
         if self.tell() > 0:  # the second read of the body: the request is under way
             os.kill(os.getpid(), signal.SIGKILL)
         return super().read(min(n, 4096) if n and n > 0 else 4096)
-store = open_store(cfg.storage.lake, s3_endpoint=cfg.storage.s3_endpoint, sse=arch.sse)
+store = open_lake(cfg.storage)
 real_put, puts = store.client.put_object, 0
 def put_object(**kw):
     global puts

@@ -79,3 +79,21 @@ def test_status_reports_drift_and_init_repairs_it(s3_endpoint, unique) -> None:
 def test_file_lake_is_refused_with_exit_2(s3_endpoint) -> None:
     result = lake("status", "--lake", "file:///tmp/lake", s3=s3_endpoint)
     assert result.returncode == 2 and "not an S3 lake" in result.stderr
+
+
+def test_storage_encryption_is_the_bucket_default_and_the_old_keys_are_refused(
+        s3_endpoint, unique) -> None:
+    url = f"s3://lake-{unique}/trail"
+    kms = {"TRAILPIPE_STORAGE__ENCRYPTION": "aws:kms",
+           "TRAILPIPE_STORAGE__KMS_KEY_ID": "alias/trailpipe-lake"}
+    assert lake("init", "--lake", url, s3=s3_endpoint, extra_env=kms).returncode == 0
+    enc = client(s3_endpoint).get_bucket_encryption(Bucket=f"lake-{unique}")[
+        "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    assert enc == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/trailpipe-lake"}
+    assert lake("status", "--lake", url, s3=s3_endpoint, extra_env=kms).returncode == 0
+    drift = lake("status", "--json", "--lake", url, s3=s3_endpoint)  # default: AES256
+    assert drift.returncode == 1
+    assert {c["aspect"] for c in json.loads(drift.stdout) if not c["ok"]} == {"encryption"}
+    old = lake("status", "--lake", url, s3=s3_endpoint,
+               extra_env={"TRAILPIPE_LAKE__ENCRYPTION": "aws:kms"})
+    assert old.returncode == 2 and "lake.encryption: unknown key" in old.stderr

@@ -95,3 +95,21 @@ def test_topic_names_are_set_only_in_the_topics_section(key: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env={}, overrides={key: "x.y.v1"})
     assert info.value.errors == [f"{key}: unknown key"]
+
+
+def test_one_encryption_setting_for_the_bucket_and_every_put() -> None:
+    cfg = load_config(env={"TRAILPIPE_STORAGE__ENCRYPTION": "aws:kms",
+                           "TRAILPIPE_STORAGE__KMS_KEY_ID": "alias/lake"})
+    assert (cfg.storage.encryption, cfg.storage.kms_key_id) == ("aws:kms", "alias/lake")
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"TRAILPIPE_STORAGE__KMS_KEY_ID": "alias/lake"})
+    [error] = info.value.errors
+    assert error.startswith("storage:") and 'kms_key_id needs encryption = "aws:kms"' in error
+
+
+@pytest.mark.parametrize("key", ["archiver.sse", "archiver.kms_key_id", "archiver.storage_class",
+                                 "lake.encryption", "lake.kms_key_id", "lake.storage_class"])
+def test_encryption_and_storage_class_are_set_only_in_the_storage_section(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, overrides={key: "aws:kms"})
+    assert info.value.errors == [f"{key}: unknown key"]
