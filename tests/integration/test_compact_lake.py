@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
+from fakes import Crash
 from kit import produce
 from typer.testing import CliRunner
 
@@ -196,10 +197,6 @@ def test_cli_compacts_a_file_lake_and_validate_stays_green(kafka, tmp_path, setu
     count = run_query(store.url, "SELECT count(*) AS n, count(DISTINCT eventid) AS d "
                                  "FROM cloudtrail").to_pylist()
     assert count == [{"n": 300, "d": 300}]
-
-
-class Crash(Exception):
-    pass
 
 
 def test_s3_compaction_survives_crashes_and_a_re_run_finishes_it(kafka, s3_endpoint, unique,

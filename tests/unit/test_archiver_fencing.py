@@ -2,68 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from fakes import MemStore
 
 from pipeline.lake.fencing import Fenced, Fencing
 from pipeline.lake.layout import owner_key
-from pipeline.lake.store import ObjectInfo, PreconditionFailed, StoreError
-
-
-class MemStore:
-    """An in-memory ObjectStore with S3's conditional-write semantics (ETag = MD5)."""
-
-    url = "mem://lake"
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.puts: list[tuple[str, bytes]] = []
-        self.fail: StoreError | None = None
-
-    def put(self, key: str, data: bytes, *, if_none_match: bool = False,
-            if_match: str | None = None) -> str:
-        if self.fail is not None:
-            raise self.fail
-        current = self.objects.get(key)
-        if if_none_match and current is not None:
-            raise PreconditionFailed(key, "PreconditionFailed")
-        if if_match is not None:
-            if current is None:
-                raise StoreError(key, "NoSuchKey")
-            if _etag(current) != if_match:
-                raise PreconditionFailed(key, "PreconditionFailed")
-        self.objects[key] = data
-        self.puts.append((key, data))
-        return _etag(data)
-
-    def get(self, key: str) -> bytes:
-        if self.fail is not None:
-            raise self.fail
-        if key not in self.objects:
-            raise StoreError(key, "NoSuchKey")
-        return self.objects[key]
-
-    def head(self, key: str) -> ObjectInfo | None:
-        if self.fail is not None:
-            raise self.fail
-        data = self.objects.get(key)
-        return None if data is None else ObjectInfo(key, len(data), _etag(data))
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for key in sorted(self.objects):
-            if key.startswith(prefix):
-                yield ObjectInfo(key, len(self.objects[key]), _etag(self.objects[key]))
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-
-def _etag(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+from pipeline.lake.store import PreconditionFailed, StoreError
 
 
 class Clock:

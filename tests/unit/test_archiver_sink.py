@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_archiver_fencing import MemStore
+from fakes import Crash, MemStore
 
 from consumers.archiver.sink import ArchiverProcessor, ArchiverSink
 from pipeline.events import IngestMeta, decode, encode, to_avro
@@ -29,10 +29,6 @@ _GEN = Generator(7, 3, 2, start_ms=1_764_201_000_000, error_rate=0.05, scenarios
 RAWS = [encode(to_avro(r, ingest=IngestMeta(1, "gen", "unit"))) for r in
         _GEN.records(PARTITIONS * PER_PARTITION)]
 CFG = ArchiverConfig(max_records=10_000)
-
-
-class Crash(Exception):
-    """The process died (SIGKILL): nothing after it runs, nothing is committed."""
 
 
 class Notices:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
+from fakes import Crash
 from typer.testing import CliRunner
 
 from pipeline.config import LogConfig
@@ -42,10 +43,6 @@ class Notices:
 
     def parsed(self) -> list[Delivery | Compaction]:
         return [parse_notice(v) for _, v in self.sent]
-
-
-class Crash(Exception):
-    pass
 
 
 def lake_table(rows: list[tuple[int, int]], event_ms: int) -> pa.Table:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fakes import MemStore
 
 from consumers.digester import DigestConflict, DigestProcessor, DigestSink
 from pipeline.lake.digest.config import DigestConfig
@@ -17,7 +17,6 @@ from pipeline.lake.digest.model import Compaction, parse_iso_ms
 from pipeline.lake.digest.verify import check_chain, event_hour
 from pipeline.lake.keys import trusted_keys
 from pipeline.lake.layout import Delivery, digest_key
-from pipeline.lake.store import ObjectInfo, PreconditionFailed, StoreError
 from pipeline.lake.validate import validate_lake
 from pipeline.model import Event
 
@@ -28,42 +27,11 @@ TRUSTED = trusted_keys([KEY.public_key()])
 CFG = DigestConfig(close_grace_ms=60_000, startup_settle_ms=0)
 
 
-class MemoryStore:
-    url = "mem://lake"
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put(self, key: str, data: bytes, *, if_none_match: bool = False,
-            if_match: str | None = None) -> str:
-        if if_none_match and key in self.objects:
-            raise PreconditionFailed(key, "PreconditionFailed")
-        self.objects[key] = data
-        return hashlib.md5(data).hexdigest()
-
-    def get(self, key: str) -> bytes:
-        if key not in self.objects:
-            raise StoreError(key, "NoSuchKey")
-        return self.objects[key]
-
-    def head(self, key: str) -> ObjectInfo | None:
-        data = self.objects.get(key)
-        return None if data is None else ObjectInfo(key, len(data), "")
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for key in sorted(self.objects):
-            if key.startswith(prefix):
-                yield ObjectInfo(key, len(self.objects[key]), "")
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-
 class Lake:
     """A store, an archiver stand-in that writes objects and notices, and a digester."""
 
     def __init__(self) -> None:
-        self.store = MemoryStore()
+        self.store = MemStore()
         self.offset = 0
         self.now = H0
 
