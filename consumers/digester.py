@@ -26,8 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pipeline.config import RunnerConfig, TopicsConfig
-from pipeline.kafka import consumer_config, producer_config
+from pipeline.daemon import Context, Parts
 from pipeline.lake.digest.chain import ChainError, Listings, find_head, recent_listings
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.digest.model import (
@@ -38,11 +37,11 @@ from pipeline.lake.digest.model import (
     build_digest,
     parse_notice,
 )
+from pipeline.lake.keys import SigningKeyError, load_private_key, load_public_key, trusted_keys
 from pipeline.lake.layout import HOUR_MS, hour_start
-from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError
+from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError, open_lake
 from pipeline.logs import get_logger
-from pipeline.model import Event, TopicPartitionKey
-from pipeline.runner import Runner
+from pipeline.model import Event, SinkBase, TopicPartitionKey
 
 log = get_logger("consumers.digester")
 
@@ -189,7 +188,7 @@ class DigestConflict(StoreError):
     """Another writer put a different digest at the same key."""
 
 
-class DigestSink:
+class DigestSink(SinkBase):
     """Writes digests in order with ``if_none_match``. A digest that already exists with the
     same bytes counts as written (a retried put); with other bytes flush raises
     :class:`DigestConflict` (the Runner rewinds, the processor re-reads the chain head)."""
@@ -224,21 +223,21 @@ class DigestSink:
         self._buffer.clear()
 
 
-def build_runner(*, kafka_base: Mapping[str, Any], kafka_extra: Mapping[str, str],
-                 runner_cfg: RunnerConfig, digest_cfg: DigestConfig, topics: TopicsConfig,
-                 store: ObjectStore, signer: Ed25519PrivateKey,
-                 trusted: Mapping[str, Ed25519PublicKey],
-                 clock: Clock | None = None) -> tuple[Runner, DigestProcessor, DigestSink]:
-    """Wire the digester: its processor and sink on a Runner consuming ``topics.deliveries``
-    in group ``digest_cfg.group_id``, dead letters to ``topics.dlq``. Nothing connects until
-    ``Runner.run``."""
-    processor = DigestProcessor(store, signer, digest_cfg, trusted=trusted,
-                                batch_size=runner_cfg.batch_size, clock=clock)
+def wire(ctx: Context) -> Parts:
+    """The digester's parts for the one daemon builder: its processor and sink on
+    ``topics.deliveries`` in group ``digest.group``. The lake comes from ``[storage]`` (or the
+    ``store`` hook), the signing key from ``[digest]``; hooks ``clock`` move time in tests.
+    Raises ValueError (SigningKeyError) when no usable private key is configured."""
+    cfg, dcfg = ctx.cfg, ctx.cfg.digest
+    store: ObjectStore = ctx.hooks.get("store") or open_lake(cfg.storage)
+    if dcfg.private_key is None:
+        raise SigningKeyError("digest.private_key is not configured (create one with "
+                              "`trailpipe lake keygen --out PATH`)")
+    signer = load_private_key(dcfg.private_key.get_secret_value())
+    trusted = trusted_keys([*(load_public_key(v) for v in dcfg.trusted_public_keys),
+                            signer.public_key()])
+    processor = DigestProcessor(store, signer, dcfg, trusted=trusted,
+                                batch_size=cfg.runner.batch_size, clock=ctx.hooks.get("clock"))
     sink = DigestSink(store)
-    runner = Runner(
-        consumer_conf=consumer_config(kafka_base, digest_cfg.group_id, kafka_extra,
-                                      read_committed=True),
-        producer_conf=producer_config(kafka_base, kafka_extra),
-        topics=[topics.deliveries], processor=processor, sink=sink,
-        config=runner_cfg, dlq_topic=topics.dlq)
-    return runner, processor, sink
+    return Parts(topics=[cfg.topics.deliveries], group=dcfg.group, processor=processor,
+                 sink=sink, summary=lambda: {"lake": store.url, "digests_written": sink.written})

@@ -10,15 +10,19 @@ daemon copies another's wiring. ``trailpipe consume <name>`` looks the wiring up
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka.admin import AdminClient
+
 from pipeline.config import Config
+from pipeline.intake import Decoder, RunStats
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.logs import get_logger
 from pipeline.model import BatchDecoder, BatchProcessor, Processor, Sink
-from pipeline.runner import Decoder, Runner, RunStats
+from pipeline.runner import Runner
 
 log = get_logger("pipeline.daemon")
 
@@ -46,7 +50,8 @@ class Parts:
     """A daemon's logic and outputs, as its wiring function returns them.
 
     ``decode_batch`` selects batch mode (columnar); otherwise ``decode`` decodes each record.
-    ``startup_problems`` returns what makes starting pointless (e.g. missing topics; exit 2);
+    ``output_topics`` must exist besides the input and dead-letter topics (checked at start);
+    ``startup_problems`` returns anything else that makes starting pointless (exit 2);
     ``summary`` adds the daemon's own counters to the run's. ``closers`` run after the loop.
     """
 
@@ -58,6 +63,7 @@ class Parts:
     decode_batch: BatchDecoder | None = None
     transactional: bool = False
     commit_interval_ms: int | None = None
+    output_topics: list[str] = field(default_factory=list)
     startup_problems: Callable[[], list[str]] = lambda: []
     summary: Callable[[], dict[str, Any]] = lambda: {}
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -73,9 +79,17 @@ class Daemon:
     name: str
     runner: Runner
     parts: Parts
+    dlq_topic: str
+    admin: AdminClient
 
-    def startup_problems(self) -> list[str]:
-        return self.parts.startup_problems()
+    def startup_problems(self, timeout_s: float = 10.0) -> list[str]:
+        """Why starting is pointless: topics the cluster lacks, and the wiring's own checks.
+        Raises KafkaException when the cluster cannot be reached."""
+        names = [*self.parts.topics, self.dlq_topic, *self.parts.output_topics]
+        known = self.admin.list_topics(timeout=timeout_s).topics
+        missing = [f"topic {t} does not exist; create the documented topics with "
+                   "`trailpipe topics create`" for t in dict.fromkeys(names) if t not in known]
+        return missing + self.parts.startup_problems()
 
     def healthcheck(self) -> bool:
         """The sink's startup check (True without a sink)."""
@@ -122,8 +136,41 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
         transactional_id=f"{parts.group}-{name}" if parts.transactional else None)
     log.info("daemon_built", daemon=name, group=parts.group, topics=parts.topics,
              batch=parts.decode_batch is not None, transactional=parts.transactional)
-    return Daemon(name, runner, parts)
+    return Daemon(name, runner, parts, cfg.topics.dlq, AdminClient(ctx.kafka_base))
 
 
 def _identity(raw: bytes | None) -> Any:
     return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """A daemon ``trailpipe consume NAME`` can run: the module holding its ``wire``, the config
+    section holding its ``group``, and the one-line help."""
+
+    module: str
+    section: str
+    help: str
+
+    def wiring(self) -> Wiring:
+        wire: Wiring = importlib.import_module(self.module).wire
+        return wire
+
+
+DAEMONS: dict[str, Registered] = {
+    "archiver": Registered(
+        "consumers.archiver.daemon", "archiver",
+        "Archive the events topic into the lake as zstd Parquet (Hive layout by event time), "
+        "exactly once; a notice per object on the deliveries topic, failures on the health "
+        "topic."),
+    "digester": Registered(
+        "consumers.digester", "digest",
+        "Delivery notices in, one signed, chained digest per hour out (run exactly one per "
+        "lake, on a one-partition deliveries topic)."),
+}
+"""Every consumer daemon, by name. Modules are imported only when their daemon is built."""
+
+
+def build_registered(name: str, ctx: Context) -> Daemon:
+    """Build the registered daemon ``name`` (KeyError if there is none)."""
+    return build_daemon(name, DAEMONS[name].wiring(), ctx)

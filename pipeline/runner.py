@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from pipeline.batches import Polled, process_isolating, with_coordinates
 from pipeline.config import RunnerConfig
+from pipeline.intake import Decoder, Intake, RunStats, identity
 from pipeline.kafka import dead_letter
 from pipeline.logs import get_logger
 from pipeline.model import (
@@ -48,32 +47,18 @@ from pipeline.outputs import OutputError, OutputProducer
 
 log = get_logger("pipeline.runner")
 
-Decoder = Callable[[bytes | None], Any]
-
-
 class FatalRunnerError(Exception):
     """The loop cannot go on (a fatal client error); the daemon exits 1."""
 
 
-@dataclass(slots=True)
-class RunStats:
-    """Counters for one run. Accounting always balances: consumed = processed + dead_lettered."""
-
-    consumed: int = 0
-    processed: int = 0
-    dead_lettered: int = 0
-    outputs: int = 0
-    commits: int = 0
-    rewinds: int = 0
-
-
-def _identity(raw: bytes | None) -> Any:
-    return raw
-
-
-def _headers(msg: Message) -> tuple[tuple[str, bytes], ...]:
-    pairs: list[Any] = list(msg.headers() or [])
-    return tuple((str(k), v if isinstance(v, bytes) else b"") for k, v in pairs)
+def _consume_errors(msgs: list[Message]) -> None:
+    for msg in msgs:
+        err = msg.error()
+        if err is None:
+            continue
+        if err.fatal():
+            raise FatalRunnerError(str(err))
+        log.warning("consume_error", error=str(err), retriable=err.retriable())
 
 
 class Runner:
@@ -87,7 +72,7 @@ class Runner:
     def __init__(self, *, consumer_conf: dict[str, Any], producer_conf: dict[str, Any],
                  topics: list[str], processor: Processor | BatchProcessor | None,
                  sink: Sink | None, config: RunnerConfig, dlq_topic: str,
-                 decode: Decoder = _identity, decode_batch: BatchDecoder | None = None,
+                 decode: Decoder = identity, decode_batch: BatchDecoder | None = None,
                  transactional_id: str | None = None) -> None:
         if processor is None and sink is None:
             raise ValueError("a Runner needs a processor, a sink, or both")
@@ -95,19 +80,20 @@ class Runner:
         self._topics = topics
         self._processor = processor
         self._sink = sink
-        self._dlq_topic = dlq_topic
-        self._decode = decode
-        self._decode_batch = decode_batch
         self._consumer = Consumer(consumer_conf)
         self._producer = OutputProducer(producer_conf, transactional_id)
         self._ledger = OffsetLedger()
+        self.stats = RunStats()
+        self._intake = Intake(processor=processor, decode=decode, decode_batch=decode_batch,
+                              ledger=self._ledger, stats=self.stats, route=self._route,
+                              dead_letter=lambda msg, exc: self._producer.produce(
+                                  dead_letter(msg, exc, dlq_topic)))
         self._assigned: set[TopicPartitionKey] = set()
         self._paused_until_s: float | None = None
         self._stop = False
         self._closing = False
         self._last_commit_s = time.monotonic()
         self._last_activity_s: float | None = None  # last record or assignment; None: never
-        self.stats = RunStats()
 
     def request_stop(self) -> None:
         """Ask the loop to stop; it then flushes and commits within ``shutdown_grace_s``."""
@@ -163,73 +149,14 @@ class Runner:
         msgs = self._consumer.consume(self._cfg.batch_size, self._cfg.poll_timeout_ms / 1000)
         good = [msg for msg in msgs if msg.error() is None]
         if len(good) < len(msgs):
-            self._consume_errors(msgs)
-        if good and self._decode_batch is not None:
-            self._handle_batch(Polled.of(good), self._decode_batch)
-        else:
-            for msg in good:
-                self._handle(msg)
+            _consume_errors(msgs)
+        if good:
+            self._intake.take(good)
         self._producer.poll()
         if self._processor is not None:
             for item in self._processor.tick(int(time.time() * 1000)):
                 self._route(item, None)
         return len(good)
-
-    @staticmethod
-    def _consume_errors(msgs: list[Message]) -> None:
-        for msg in msgs:
-            err = msg.error()
-            if err is None:
-                continue
-            if err.fatal():
-                raise FatalRunnerError(str(err))
-            log.warning("consume_error", error=str(err), retriable=err.retriable())
-
-    def _handle_batch(self, polled: Polled, decode_batch: BatchDecoder) -> None:
-        """Decode the poll at once, dead-letter what does not decode, process the rest as one
-        table (bisecting to the rows the processor fails on), then record the progress."""
-        self.stats.consumed += len(polled.messages)
-        decoded = decode_batch(polled.values)
-        for index, exc in decoded.errors:
-            self._dead_letter(polled.messages[index], exc)
-        rows = list(decoded.rows)
-        if rows:
-            table = with_coordinates(decoded.table, polled.coordinates(rows))
-            outputs: list[Any] = [table]
-            failed: list[tuple[int, Exception]] = []
-            if self._processor is not None:
-                process = self._processor.process_batch  # type: ignore[union-attr]
-                outputs, failed = process_isolating(process, table)
-            for row, exc in failed:
-                self._dead_letter(polled.messages[rows[row]], exc)
-            for item in outputs:
-                self._route(item, None)
-            self.stats.processed += len(rows) - len(failed)
-        for tp, (first, last) in polled.ranges().items():
-            self._ledger.processed_range(tp, first, last)
-
-    def _dead_letter(self, msg: Message, exc: Exception) -> None:
-        self._producer.produce(dead_letter(msg, exc, self._dlq_topic))
-        self.stats.dead_lettered += 1
-
-    def _handle(self, msg: Message) -> None:
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        self.stats.consumed += 1
-        try:
-            _, ts_ms = msg.timestamp()
-            event = Event(key=msg.key(), value=self._decode(msg.value()), timestamp_ms=ts_ms,
-                          topic=topic, partition=partition, offset=offset,
-                          headers=_headers(msg),
-                          raw=msg.value())
-            outputs = [event.value] if self._processor is None else \
-                list(self._processor.process(event))  # type: ignore[union-attr]
-        except Exception as exc:  # poison: any decode/process failure dead-letters the record
-            self._dead_letter(msg, exc)
-        else:
-            for item in outputs:
-                self._route(item, event)
-            self.stats.processed += 1
-        self._ledger.processed((topic, partition), offset)
 
     def _route(self, item: Any, source: Event | None) -> None:
         self.stats.outputs += 1

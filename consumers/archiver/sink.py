@@ -1,9 +1,10 @@
 """The archiver: ``audit.events.v1`` → zstd Parquet objects in the lake, exactly once.
 
-A Processor + Sink on the Runner (the one poll loop). The Runner decodes each record
-(undecodable ones go to the DLQ and count as processed), the processor passes the datum on, the
-sink buffers rows per Kafka partition and, on flush, writes for each Kafka partition one object
-per Hive partition (account, region, event-time hour) at
+A Sink on the Runner's batch path (the one poll loop; no processor). The Runner decodes each
+poll natively into an Arrow table (undecodable records go to the DLQ and count as processed);
+the sink converts it to lake columns on whole columns, buffers the rows per Kafka partition and,
+on flush, writes for each Kafka partition one object per Hive partition (account, region,
+event-time hour) at
 ``object_key(account, region, hour, topic, partition, first offset of those rows)``, then a
 delivery notice per object, then records the partition's progress; the Runner commits offsets
 only after ``flush`` returned. Flushes roll on ``max_records``/``max_bytes``/``max_age_ms``.
@@ -49,43 +50,26 @@ from __future__ import annotations
 
 import hashlib
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urlparse
 
+import pyarrow as pa
+
 from consumers.archiver.notify import Notifier
-from consumers.archiver.objects import LakeObject, RowBuffer, build_objects
-from pipeline.events.errors import InvalidDatum
+from consumers.archiver.objects import LakeObject, RowBuffer, build_objects, partition_tables
+from pipeline.lake.columns import lake_table
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing, Lease
 from pipeline.lake.layout import Delivery, owner_key
 from pipeline.lake.store import ObjectStore
 from pipeline.logs import get_logger
-from pipeline.model import Event, StatelessProcessor, TopicPartitionKey
+from pipeline.model import Event, TopicPartitionKey
 
 log = get_logger("consumers.archiver.sink")
 
 UploadHook = Callable[[str], None]
 """Called with each object key right after its upload (tests inject crashes here)."""
-
-
-class ArchiverProcessor(StatelessProcessor):
-    """Passes each decoded datum to the sink; reports the rows the sink holds back."""
-
-    def __init__(self, sink: ArchiverSink) -> None:
-        self._sink = sink
-
-    def process(self, event: Event) -> Iterable[Any]:
-        if not isinstance(event.value, dict):
-            raise InvalidDatum("record value is not an ApiCallEvent datum")
-        return (event.value,)
-
-    def pending_low_offsets(self) -> Mapping[TopicPartitionKey, int]:
-        return self._sink.held()
-
-    def drop(self, partitions: Collection[TopicPartitionKey]) -> None:
-        self._sink.release(partitions)
 
 
 class ArchiverSink:
@@ -94,8 +78,10 @@ class ArchiverSink:
     not yet fully re-read are held back, see :meth:`held`)."""
 
     def __init__(self, store: ObjectStore, fencing: Fencing, notifier: Notifier,
-                 cfg: ArchiverConfig, *, on_upload: UploadHook | None = None) -> None:
+                 cfg: ArchiverConfig, *, topic: str, on_upload: UploadHook | None = None
+                 ) -> None:
         self.store, self.fencing, self.notifier, self.cfg = store, fencing, notifier, cfg
+        self.topic = topic
         self._on_upload = on_upload
         self._rows: dict[TopicPartitionKey, RowBuffer] = {}
         self._leases: dict[TopicPartitionKey, Lease] = {}
@@ -107,15 +93,22 @@ class ArchiverSink:
         self.objects_written = self.rows_written = 0
 
     def add(self, item: Any, source: Event | None) -> None:
-        if source is None:
-            raise ValueError("the archiver sink needs the source event of every row")
-        rows = self._rows.get(source.tp)
-        if rows is None:
-            rows = self._rows[source.tp] = RowBuffer(source.partition)
-        size = len(source.raw or b"")
-        rows.append(item, source.offset, source.timestamp_ms, size)
-        self._records += 1
-        self._bytes += size
+        """Buffer one decoded batch (event columns + coordinates, see
+        :data:`pipeline.model.COORDINATE_COLUMNS`) of the sink's topic."""
+        if not isinstance(item, pa.Table):
+            raise TypeError(f"the archiver sink takes batch tables, not {type(item).__name__}")
+        if item.num_rows == 0:
+            return
+        sizes = dict(zip(*item.group_by("_partition", use_threads=False).aggregate(
+            [("_size_bytes", "sum")]).to_pydict().values(), strict=True))
+        for partition, rows_of_p in partition_tables(lake_table(item)):
+            tp = (self.topic, partition)
+            rows = self._rows.get(tp)
+            if rows is None:
+                rows = self._rows[tp] = RowBuffer(partition)
+            rows.append_table(rows_of_p, sizes[partition])
+        self._records += item.num_rows
+        self._bytes += sum(sizes.values())
         if self._oldest_ms is None:
             self._oldest_ms = time.time_ns() // 1_000_000
 
@@ -136,7 +129,7 @@ class ArchiverSink:
                         error=str(exc), error_type=type(exc).__name__)
             self.notifier.failing(exc, key=self._key, stage=self._stage)
             raise
-        self._records = sum(len(r.offsets) for r in self._rows.values())
+        self._records = sum(r.count() for r in self._rows.values())
         self._bytes = sum(r.size for r in self._rows.values())
         self._oldest_ms = time.time_ns() // 1_000_000 if self._rows else None
         self.notifier.recovered()
@@ -144,11 +137,11 @@ class ArchiverSink:
             log.info("archiver_flushed", rows=self.rows_written - rows,
                      objects=self.objects_written - objects, held=self.held())
 
-    def healthcheck(self, topic: str) -> bool:
+    def healthcheck(self) -> bool:
         """Startup check that the lake answers (a HEAD of partition 0's owner record); on
         failure a health record is published and False returned. Never raises: the
         daemon starts anyway and backpressures until the lake is reachable."""
-        self._key = owner_key(topic, 0)
+        self._key = owner_key(self.topic, 0)
         try:
             self.store.head(self._key)
         except Exception as exc:
@@ -161,7 +154,7 @@ class ArchiverSink:
     def held(self) -> dict[TopicPartitionKey, int]:
         """The first offset of rows still buffered per partition (after a flush: rows held
         until a declared range is complete); the Runner commits nothing from there on."""
-        return {tp: rows.offsets[0] for tp, rows in self._rows.items() if rows.offsets}
+        return {tp: rows.first_offset() for tp, rows in self._rows.items() if rows.count()}
 
     def discard(self) -> None:
         self._rows.clear()
@@ -177,6 +170,10 @@ class ArchiverSink:
             self._built.pop(tp, None)
             self._rows.pop(tp, None)
 
+    def close(self) -> None:
+        """Close the notice producer (flushing what it holds)."""
+        self.notifier.close()
+
     def _lease(self, tp: TopicPartitionKey) -> Lease:
         lease = self._leases.get(tp)
         if lease is None:
@@ -190,25 +187,25 @@ class ArchiverSink:
         """Write the partition's buffered rows as consecutive declared ranges; rows of a range
         declared by an earlier owner and not yet fully re-read stay buffered (held)."""
         rows = self._rows[tp]
-        while rows.offsets:
+        while rows.count():
             lease = self._lease(tp)
             if lease.next_offset is not None:
                 rows.drop_below(lease.next_offset)  # in the lake already (redelivered)
-            if not rows.offsets or (lease.pending_end is not None
-                                    and rows.offsets[-1] < lease.pending_end - 1):
+            if not rows.count() or (lease.pending_end is not None
+                                    and rows.last_offset() < lease.pending_end - 1):
                 break  # nothing left, or holding until the declared range is re-read
             self._write_range(tp, rows, lease)
-        if not rows.offsets:
+        if not rows.count():
             del self._rows[tp]
 
     def _write_range(self, tp: TopicPartitionKey, rows: RowBuffer, lease: Lease) -> None:
         """Declare (unless an earlier owner did), upload, notify, complete one range."""
         self._stage, self._key = "ownership", lease.key
         if lease.pending_end is None:
-            lease = self._leases[tp] = self.fencing.declare(lease, rows.offsets[-1] + 1)
+            lease = self._leases[tp] = self.fencing.declare(lease, rows.last_offset() + 1)
         end = lease.pending_end
         assert end is not None
-        cut = bisect_left(rows.offsets, end)
+        cut = rows.cut_index(end)
         for obj in self._objects(tp, rows, end, cut):
             self._upload(tp, obj)
         self._stage, self._key = "notify", None

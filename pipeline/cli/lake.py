@@ -19,14 +19,12 @@ from pipeline.cli.common import (
     S3Opt,
     build_config,
     fail,
-    resolve_bootstrap,
 )
 from pipeline.config import Config
 from pipeline.lake.digest.config import DigestConfig
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
         Ed25519PublicKey,
     )
 
@@ -61,19 +59,6 @@ def _trusted(cfg: Config, paths: list[Path] | None) -> dict[str, Ed25519PublicKe
         fail(2, ["trailpipe: no trusted public key: pass --public-key PATH or configure "
                  "digest.private_key / digest.trusted_public_keys"])
     return trusted_keys(keys)
-
-
-def _signer(cfg: Config) -> Ed25519PrivateKey:
-    from pipeline.lake.keys import SigningKeyError, load_private_key
-
-    secret = digest_config(cfg).private_key
-    if secret is None:
-        fail(2, ["trailpipe: digest.private_key is not configured (create one with "
-                 "`trailpipe lake keygen --out PATH`)"])
-    try:
-        return load_private_key(secret.get_secret_value())
-    except SigningKeyError as exc:
-        fail(2, [f"trailpipe: digest.private_key: {exc}"])
 
 
 def _time(value: str | None, flag: str) -> int | None:
@@ -164,29 +149,13 @@ def digester(
     ] = None,
 ) -> None:
     """Run the digester daemon: deliveries topic in, one signed, chained digest per hour out
-    (run exactly one per lake). SIGTERM/SIGINT stop it cleanly."""
-    from consumers.digester import build_runner
-    from pipeline.kafka import base_client_config
-    from pipeline.lake.store import open_lake
-    from pipeline.runner import FatalRunnerError
+    (run exactly one per lake); the same as ``trailpipe consume digester``. SIGTERM/SIGINT stop
+    it cleanly."""
+    from pipeline.cli.consume import run_daemon
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
                                   "storage.s3_endpoint": s3_endpoint})
-    signer = _signer(cfg)
-    trusted = _trusted(cfg, None)
-    store = open_lake(cfg.storage)
-    runner, _, sink = build_runner(
-        kafka_base=base_client_config(cfg.kafka, resolve_bootstrap(cfg)),
-        kafka_extra=cfg.kafka.extra, runner_cfg=cfg.runner, digest_cfg=digest_config(cfg),
-        topics=cfg.topics,
-        store=store, signer=signer, trusted=trusted)
-    runner.install_signal_handlers()
-    try:
-        stats = runner.run(idle_exit_s=idle_exit_s)
-    except FatalRunnerError as exc:
-        fail(1, [f"trailpipe: digester stopped: {exc}"])
-    typer.echo(json.dumps({"consumed": stats.consumed, "dead_lettered": stats.dead_lettered,
-                           "digests_written": sink.written, "commits": stats.commits}))
+    typer.echo(json.dumps(run_daemon("digester", cfg, idle_exit_s=idle_exit_s)))
 
 
 def register(lake_app: typer.Typer) -> None:

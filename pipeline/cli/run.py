@@ -48,7 +48,6 @@ def run(
     a live status line (events/s, end offsets, dead letters, archived) until Ctrl-C or
     --duration."""
     from pipeline.cli.app import admin_client
-    from pipeline.cli.consume import archiver_config
     from pipeline.status import run_status
     from pipeline.topics import ensure_topics, topic_specs
 
@@ -65,7 +64,7 @@ def run(
             parts.enter_context(_archiver_running(cfg, boot))
             parts.enter_context(_generator_running(cfg, boot))
             run_status(cfg, boot, duration_s=duration_s,
-                       archiver_group=archiver_config(cfg).group)
+                       archiver_group=cfg.archiver.group)
         typer.echo(f"\nThe lake is at {cfg.storage.lake}. Query it with, for example:\n"
                    f"  trailpipe lake query \"SELECT eventsource, eventname, count(*) AS n "
                    f"FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"", err=True)
@@ -103,10 +102,9 @@ def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
 def _archiver_running(cfg: Config, bootstrap: str) -> Iterator[None]:
     """Run the archiver (its own Runner) in a background thread; on exit ask it to stop,
     which flushes the open objects and commits."""
-    from consumers.archiver.daemon import build_archiver
-    from pipeline.cli.consume import archiver_config
+    from pipeline.daemon import Context, build_registered
 
-    archiver = build_archiver(cfg, archiver_config(cfg), bootstrap)
+    archiver = build_registered("archiver", Context(cfg, bootstrap))
     worker = threading.Thread(target=archiver.run, name="archiver", daemon=True)
     worker.start()
     try:

@@ -10,14 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit import read_all
+from pydantic import SecretStr
 
-from consumers.digester import build_runner
-from pipeline.config import RunnerConfig, TopicsConfig
+from pipeline.config import Config, RunnerConfig, TopicsConfig
+from pipeline.daemon import Context, build_registered
+from pipeline.intake import RunStats
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.digest.model import iso_ms
-from pipeline.lake.keys import generate_keypair, load_private_key, trusted_keys
+from pipeline.lake.keys import generate_keypair
 from pipeline.lake.layout import HOUR_MS, Delivery, hour_start
-from pipeline.lake.store import open_store
+from pipeline.lake.store import ObjectStore, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_MS = 60_000
@@ -34,6 +36,20 @@ class Digested:
     to_ms: int  # the end of the newest delivery hour (validate's --to)
 
 
+def run_digester(bootstrap: str, store: ObjectStore, topic: str, group: str, key: Path,
+                 clock_ms: int, grace_ms: int = GRACE_MS) -> tuple[RunStats, int]:
+    """The digester daemon (``trailpipe consume digester``'s build) in-process on the real
+    Runner until idle, its clock fixed at ``clock_ms``; returns its stats and digests written."""
+    cfg = Config(runner=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
+                 topics=TopicsConfig(deliveries=topic),
+                 digest=DigestConfig(group=group, close_grace_ms=grace_ms,
+                                     startup_settle_ms=20_000, private_key=SecretStr(str(key))))
+    daemon = build_registered("digester", Context(cfg, bootstrap, hooks={
+        "store": store, "clock": lambda _ms: clock_ms}))
+    stats = daemon.run(idle_exit_s=1.5)
+    return stats, daemon.parts.summary()["digests_written"]
+
+
 def digest_deliveries(bootstrap: str, lake_url: str, s3_endpoint: str | None, topic: str,
                       group: str, private_key: Path) -> Digested:
     """Run the digester over every notice on ``topic`` with the clock one hour + grace past
@@ -42,20 +58,12 @@ def digest_deliveries(bootstrap: str, lake_url: str, s3_endpoint: str | None, to
     assert notices, f"no delivery notices on {topic}"
     first = hour_start(min(n.delivered_at_ms for n in notices))
     last = hour_start(max(n.delivered_at_ms for n in notices))
-    signer = load_private_key(str(private_key))
-    runner, _, sink = build_runner(
-        kafka_base={"bootstrap.servers": bootstrap}, kafka_extra={},
-        runner_cfg=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
-        topics=TopicsConfig(deliveries=topic),
-        digest_cfg=DigestConfig(group_id=group, close_grace_ms=GRACE_MS,
-                                startup_settle_ms=20_000),
-        store=open_store(lake_url, s3_endpoint=s3_endpoint), signer=signer,
-        trusted=trusted_keys([signer.public_key()]),
-        clock=lambda _ms: last + HOUR_MS + GRACE_MS + 1)
-    assert runner.run(idle_exit_s=1.5).dead_lettered == 0
+    stats, written = run_digester(bootstrap, open_store(lake_url, s3_endpoint=s3_endpoint), topic,
+                                  group, private_key, last + HOUR_MS + GRACE_MS + 1)
+    assert stats.dead_lettered == 0
     hours = (last - first) // HOUR_MS + 1
-    assert sink.written == hours, f"{sink.written} digests for {hours} delivery hour(s)"
-    return Digested(len(notices), len({n.key for n in notices}), sink.written,
+    assert written == hours, f"{written} digests for {hours} delivery hour(s)"
+    return Digested(len(notices), len({n.key for n in notices}), written,
                     last + HOUR_MS)
 
 

@@ -37,7 +37,7 @@ FAST_GROUPS = {"TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000"}  # a killed membe
 # in the middle of its Nth Parquet PUT (after part of the body was read by the HTTP client).
 LAUNCHER = """
 import io, json, os, signal, sys
-from consumers.archiver.daemon import build_archiver
+from pipeline.daemon import Context, build_registered
 from pipeline.config import LogConfig, load_config
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.store import open_lake
@@ -67,12 +67,14 @@ def put_object(**kw):
             kw["Body"] = KillingBody(kw["Body"])
     return real_put(**kw)
 store.client.put_object = put_object
-daemon = build_archiver(cfg, arch, args["overrides"]["kafka.bootstrap"], store=store,
-                        on_upload=on_upload)
+cfg = cfg.model_copy(update={"archiver": arch})
+daemon = build_registered("archiver", Context(cfg, args["overrides"]["kafka.bootstrap"],
+                                              hooks={"store": store, "on_upload": on_upload}))
 daemon.runner.install_signal_handlers()
 stats = daemon.run(idle_exit_s=args.get("idle_exit_s"))
 print(json.dumps({"consumed": stats.consumed, "dead_lettered": stats.dead_lettered,
-                  "rows": daemon.sink.rows_written, "objects": daemon.sink.objects_written}))
+                  "rows": daemon.parts.sink.rows_written,
+                  "objects": daemon.parts.sink.objects_written}))
 """
 
 

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from kit import read_all
 
-from consumers.archiver.daemon import build_archiver
 from pipeline.config import load_config
+from pipeline.daemon import Context, build_registered
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_each_object_is_notified_on_sns(kafka, s3_endpoint, make_topic, unique) 
         "archiver.group": f"sns-{unique}", "topics.deliveries": deliveries,
         "topics.health": health, "archiver.max_age_ms": 1000,
         "archiver.sns_topic_arn": topic_arn, "archiver.sns_endpoint": s3_endpoint})
-    archiver = build_archiver(cfg, cfg.archiver, kafka.bootstrap)
+    archiver = build_registered("archiver", Context(cfg, kafka.bootstrap))
     assert archiver.run(idle_exit_s=3).consumed == 2000
 
     notified = {json.loads(m.value())["key"] for m in read_all(kafka.bootstrap, deliveries)}

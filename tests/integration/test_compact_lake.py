@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import lake_kit
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -20,16 +21,14 @@ from fakes import Crash
 from kit import produce
 from typer.testing import CliRunner
 
-from consumers.digester import build_runner
-from pipeline.config import LogConfig, RunnerConfig, TopicsConfig
+from pipeline.config import LogConfig
 from pipeline.kafka import producer_config
 from pipeline.lake.columns import LAKE_SCHEMA
 from pipeline.lake.compact.model import CompactConfig
 from pipeline.lake.compact.notify import KafkaNotices
 from pipeline.lake.compact.plan import INTENTS_DIR
 from pipeline.lake.compact.run import Compactor
-from pipeline.lake.digest.config import DigestConfig
-from pipeline.lake.keys import generate_keypair, load_private_key, trusted_keys
+from pipeline.lake.keys import generate_keypair
 from pipeline.lake.layout import HOUR_MS, Delivery, hour_start, object_key
 from pipeline.lake.query import run_query
 from pipeline.lake.store import ObjectStore, open_store, s3_client_for
@@ -84,17 +83,10 @@ def build_lake(store: ObjectStore, accounts: list[str], delivered_ms: int) -> li
 
 def run_digester(kafka, store: ObjectStore, setup: Setup, clock_ms: int) -> int:
     """The digester in-process on the real Runner until idle; returns digests written."""
-    signer = load_private_key(str(setup.key))
-    runner, _, sink = build_runner(
-        kafka_base={"bootstrap.servers": kafka.bootstrap}, kafka_extra={},
-        runner_cfg=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
-        topics=TopicsConfig(deliveries=setup.topic),
-        digest_cfg=DigestConfig(group_id=setup.group,
-                                close_grace_ms=GRACE, startup_settle_ms=20_000),
-        store=store, signer=signer, trusted=trusted_keys([signer.public_key()]),
-        clock=lambda _ms: clock_ms)
-    assert runner.run(idle_exit_s=1.5).dead_lettered == 0
-    return sink.written
+    stats, written = lake_kit.run_digester(kafka.bootstrap, store, setup.topic, setup.group,
+                                           setup.key, clock_ms, grace_ms=GRACE)
+    assert stats.dead_lettered == 0
+    return written
 
 
 def invoke(app: typer.Typer, args: list[str]):

@@ -12,15 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lake_kit
 import pytest
 from kit import committed, end_offsets, produce
 from typer.testing import CliRunner
 
-from consumers.digester import build_runner
-from pipeline.config import LogConfig, RunnerConfig, TopicsConfig
-from pipeline.lake.digest.config import DigestConfig
+from pipeline.config import LogConfig
 from pipeline.lake.digest.model import parse_iso_ms
-from pipeline.lake.keys import load_private_key, trusted_keys
 from pipeline.lake.layout import Delivery, digest_key, object_key
 from pipeline.lake.store import ObjectStore, open_store, s3_client_for
 from pipeline.logs import configure_logging
@@ -55,18 +53,10 @@ def archive(store: ObjectStore, offset: int, event_ms: int, delivered_ms: int) -
 def run_digester(kafka, store: ObjectStore, topic: str, group: str, key: Path,
                  now_ms: int) -> int:
     """The digester in-process on the real Runner until idle; returns digests written."""
-    signer = load_private_key(str(key))
-    runner, _, sink = build_runner(
-        kafka_base={"bootstrap.servers": kafka.bootstrap}, kafka_extra={},
-        runner_cfg=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
-        topics=TopicsConfig(deliveries=topic),
-        digest_cfg=DigestConfig(group_id=group, close_grace_ms=GRACE,
-                                startup_settle_ms=20_000),
-        store=store, signer=signer, trusted=trusted_keys([signer.public_key()]),
-        clock=lambda _ms: now_ms)
-    stats = runner.run(idle_exit_s=1.5)
+    stats, written = lake_kit.run_digester(kafka.bootstrap, store, topic, group, key, now_ms,
+                                           grace_ms=GRACE)
     assert stats.dead_lettered == 0
-    return sink.written
+    return written
 
 
 def validate(url: str, s3_endpoint: str | None, pub: Path, *extra: str) -> tuple[int, dict]:

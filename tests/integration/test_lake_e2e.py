@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kit import read_all
 
-from consumers.archiver.daemon import build_archiver
 from pipeline.config import load_config
+from pipeline.daemon import Context, build_registered
 from pipeline.events.mapping import from_avro
 from pipeline.events.wire import decode
 
@@ -56,7 +56,7 @@ def test_lake_counts_match_the_producer_and_athena_sql_runs(kafka, make_topic, u
                                          "storage.lake": lake, "topics.events": topic,
                                          "archiver.group": f"arch-{unique}",
                                          "archiver.max_age_ms": 1000})
-    stats = build_archiver(cfg, cfg.archiver, kafka.bootstrap).run(idle_exit_s=4)
+    stats = build_registered("archiver", Context(cfg, kafka.bootstrap)).run(idle_exit_s=4)
     assert stats.consumed == 20000 and stats.dead_lettered == 0
 
     records = [from_avro(decode(m.value()))

@@ -14,13 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 from fakes import Crash, MemStore
 
-from consumers.archiver.sink import ArchiverProcessor, ArchiverSink
+from consumers.archiver.sink import ArchiverSink
+from pipeline.batches import COORDINATE_SCHEMA, with_coordinates
 from pipeline.events import IngestMeta, decode, encode, to_avro
+from pipeline.lake.columns import _AVRO_TYPE
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fenced, Fencing
 from pipeline.lake.layout import Delivery
 from pipeline.lake.store import FileStore, StoreUnavailable
-from pipeline.model import Event
 from producers.generator.engine import Generator
 
 TOPIC, PARTITIONS, PER_PARTITION = "audit.events.v1", 3, 200
@@ -29,6 +30,8 @@ _GEN = Generator(7, 3, 2, start_ms=1_764_201_000_000, error_rate=0.05, scenarios
 RAWS = [encode(to_avro(r, ingest=IngestMeta(1, "gen", "unit"))) for r in
         _GEN.records(PARTITIONS * PER_PARTITION)]
 CFG = ArchiverConfig(max_records=10_000)
+EVENTS = pa.Table.from_struct_array(pa.array([decode(r) for r in RAWS], type=_AVRO_TYPE))
+"""Every raw message decoded, in RAWS order (message ``offset * PARTITIONS + partition``)."""
 
 
 class Notices:
@@ -55,10 +58,19 @@ class Notices:
             self.health.append({"status": "recovered"})
 
 
-def event(partition: int, offset: int) -> Event:
-    raw = RAWS[offset * PARTITIONS + partition]
-    return Event(key=None, value=decode(raw), timestamp_ms=offset, topic=TOPIC,
-                 partition=partition, offset=offset, raw=raw)
+def batch(pairs: list[tuple[int, int]]) -> pa.Table:
+    """The batch table the Runner would hand the sink for these (partition, offset) pairs."""
+    index = [o * PARTITIONS + p for p, o in pairs]
+    coords = pa.Table.from_arrays([
+        pa.array([TOPIC] * len(pairs)), pa.array([p for p, _ in pairs], pa.int32()),
+        pa.array([o for _, o in pairs], pa.int64()), pa.array([o for _, o in pairs], pa.int64()),
+        pa.nulls(len(pairs), pa.binary()), pa.array([len(RAWS[i]) for i in index], pa.int32()),
+    ], schema=COORDINATE_SCHEMA)
+    return with_coordinates(EVENTS.take(index), coords)
+
+
+def offsets(partition: int, first: int, end: int) -> pa.Table:
+    return batch([(partition, o) for o in range(first, end)])
 
 
 def make_sink(store: MemStore, notices: Notices, owner: str,
@@ -71,7 +83,8 @@ def make_sink(store: MemStore, notices: Notices, owner: str,
         if crash_at_upload is not None and uploads >= crash_at_upload:
             raise Crash
 
-    return ArchiverSink(store, Fencing(store, owner), notices, CFG, on_upload=hook)  # type: ignore[arg-type]
+    return ArchiverSink(store, Fencing(store, owner), notices, CFG, topic=TOPIC,  # type: ignore[arg-type]
+                        on_upload=hook)
 
 
 def run(store: MemStore, notices: Notices, committed: dict[int, int], rng: random.Random,
@@ -80,19 +93,21 @@ def run(store: MemStore, notices: Notices, committed: dict[int, int], rng: rando
     flush at random moments, commit ``min(next, held)`` after each flush (sometimes the
     commit fails); ``committed`` is the group's committed offsets. Raises Crash."""
     sink = make_sink(store, notices, owner, crash_at_upload)
-    processor = ArchiverProcessor(sink)
     pos = dict(committed)
     while True:
         open_ = [p for p in range(PARTITIONS) if pos[p] < PER_PARTITION]
+        polled = []
         for _ in range(rng.randint(1, 40) if open_ else 0):
             p = rng.choice(open_)
             if pos[p] < PER_PARTITION:
-                sink.add(processor.process(event(p, pos[p]))[0], event(p, pos[p]))  # type: ignore[index]
+                polled.append((p, pos[p]))
                 pos[p] += 1
+        if polled:
+            sink.add(batch(polled), None)
         if open_ and rng.random() > 0.2:
             continue
         sink.flush()
-        held = processor.pending_low_offsets()
+        held = sink.held()
         if rng.random() > 0.1:  # a failed commit only delays progress
             committed.update({p: min(pos[p], held.get((TOPIC, p), pos[p])) for p in pos})
         if not open_ and not held:
@@ -153,9 +168,8 @@ def test_hive_layout_keys_and_progress_records() -> None:
         table = pq.read_table(pa.BufferReader(store.objects[n.key]))
         assert table.num_rows == n.records
         assert set(table["awsregion"].to_pylist()) == {region}
-        assert table["_offset"].to_pylist() == sorted(table["_offset"].to_pylist())
-        assert (table["_offset"][0].as_py(), table["_offset"][-1].as_py()) == (
-            n.first_offset, n.last_offset)
+        offsets_in = table["_offset"].to_pylist()
+        assert (min(offsets_in), max(offsets_in)) == (n.first_offset, n.last_offset)
         assert len(account) == 12 and len(date) == 10 and len(hour) == 2
     assert Fencing(store, "x").read(TOPIC, 0)[0]["next_offset"] == PER_PARTITION  # type: ignore[index]
 
@@ -163,20 +177,16 @@ def test_hive_layout_keys_and_progress_records() -> None:
 def test_a_new_owner_holds_back_until_it_re_read_the_declared_range() -> None:
     store, notices = MemStore(), Notices()
     a = make_sink(store, notices, "a", crash_at_upload=1)
-    for o in range(50):
-        a.add(event(0, o).value, event(0, o))
+    a.add(offsets(0, 0, 50), None)
     with pytest.raises(Crash):
         a.flush()  # declared [0, 50), one object uploaded
     b = make_sink(store, notices, "b")
-    processor = ArchiverProcessor(b)
-    for o in range(30):
-        b.add(event(0, o).value, event(0, o))
+    b.add(offsets(0, 0, 30), None)
     b.flush()
-    assert processor.pending_low_offsets() == {(TOPIC, 0): 0}  # held: nothing committed
-    for o in range(30, 80):
-        b.add(event(0, o).value, event(0, o))
+    assert b.held() == {(TOPIC, 0): 0}  # held: nothing committed
+    b.add(offsets(0, 30, 80), None)
     b.flush()
-    assert processor.pending_low_offsets() == {}
+    assert b.held() == {}
     assert sorted(lake_rows(store)) == [(0, o) for o in range(80)]
     assert Fencing(store, "x").read(TOPIC, 0)[0]["next_offset"] == 80  # type: ignore[index]
 
@@ -192,9 +202,8 @@ def test_a_zombie_repeats_identical_bytes_at_most_and_is_then_fenced() -> None:
                 random.Random(3), "new")
 
     zombie = ArchiverSink(store, Fencing(store, "zombie"), notices, CFG,  # type: ignore[arg-type]
-                          on_upload=newer_owner_takes_over)
-    for o in range(120):
-        zombie.add(event(0, o).value, event(0, o))
+                          topic=TOPIC, on_upload=newer_owner_takes_over)
+    zombie.add(offsets(0, 0, 120), None)
     with pytest.raises(Fenced):
         zombie.flush()
     assert len(zombie_uploads) > 1  # it went on uploading its declared range, then was fenced
@@ -213,8 +222,7 @@ def assert_exactly_once_partition_0(store: MemStore) -> None:
 def test_store_failures_raise_report_health_keep_the_buffer_and_recover() -> None:
     store, notices = MemStore(), Notices()
     sink = make_sink(store, notices, "a")
-    for o in range(20):
-        sink.add(event(1, o).value, event(1, o))
+    sink.add(offsets(1, 0, 20), None)
     assert sink.should_flush(0) is False
     store.fail = StoreUnavailable("http://s3: connection refused", "EndpointConnectionError")
     for _ in range(2):
@@ -233,10 +241,10 @@ def test_rolls_on_records_bytes_and_age() -> None:
     for cfg, now in ((ArchiverConfig(max_records=5), 0),
                      (ArchiverConfig(max_bytes=1024), 0),
                      (ArchiverConfig(max_age_ms=100), 10**15)):
-        sink = ArchiverSink(store, Fencing(store, "a"), notices, cfg)  # type: ignore[arg-type]
+        sink = ArchiverSink(store, Fencing(store, "a"), notices, cfg,  # type: ignore[arg-type]
+                            topic=TOPIC)
         assert not sink.should_flush(now)
-        for o in range(5):
-            sink.add(event(2, o).value, event(2, o))
+        sink.add(offsets(2, 0, 5), None)
         assert sink.should_flush(now), cfg
         sink.discard()
         assert not sink.should_flush(now)
@@ -245,9 +253,9 @@ def test_rolls_on_records_bytes_and_age() -> None:
 def test_startup_healthcheck_reports_an_unreachable_lake_without_raising() -> None:
     store, notices = MemStore(), Notices()
     sink = make_sink(store, notices, "a")
-    assert sink.healthcheck(TOPIC) is True and notices.health == []
+    assert sink.healthcheck() is True and notices.health == []
     store.fail = StoreUnavailable("http://s3: connection refused", "EndpointConnectionError")
-    assert sink.healthcheck(TOPIC) is False
+    assert sink.healthcheck() is False
     assert notices.health == [{"status": "failing", "key": f"_owners/{TOPIC}/0.json",
                                "stage": "healthcheck", "error_type": "StoreUnavailable"}]
 

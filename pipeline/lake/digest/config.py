@@ -22,7 +22,7 @@ class DigestConfig(BaseModel):
     trusted_public_keys: list[str] = Field(
         default_factory=list, description="more public keys validate trusts (PEM text or "
         "paths), e.g. the keys that signed older digests before a rotation")
-    group_id: str = "trailpipe-digester"
+    group: str = "trailpipe-digester"
     close_grace_ms: int = Field(
         default=15 * 60_000, ge=0, description="an hour's digest is written once wall-clock "
         "passes hour end + this grace (late notices of a closed hour go to the next one)")
