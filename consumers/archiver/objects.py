@@ -1,13 +1,29 @@
-"""Buffered rows of one Kafka partition (Arrow chunks) → zstd Parquet objects, one per Hive
-partition (account, region, event-time hour), keyed by
-:func:`pipeline.lake.layout.object_key`. Columnar throughout: the Hive partition of every row
-is computed on whole columns, rows are grouped by an Arrow hash aggregation, and each group is
-written with ``pyarrow.parquet``."""
+"""Buffered rows of one Kafka partition (Arrow tables of :data:`LAKE_SCHEMA`) → zstd Parquet
+objects, one per Hive partition (account, region, event-time hour), keyed by
+:func:`pipeline.lake.layout.object_key`. Columnar throughout: no Python per row, only per
+buffered table and per object.
+
+Object layout (chosen by measurement, ``bench/parquet_tuning.py``: 200k generated events, 6
+Kafka partitions, objects as 5 s flushes at 100k events/s cut them, i.e. ~83k rows per
+partition chunk; size relative to the same events as gzip-6 CloudTrail JSON, one file per
+account/region/hour; write cost per row on one core, sort included):
+
+============================================================  =======  ============
+layout                                                         size     write
+============================================================  =======  ============
+old: offset order, all dictionary, zstd 3, Arrow schema kept    0.84     ~1.3 µs/row
++ rows sorted by (eventsource, eventname, event time, offset)   ...      ...
+============================================================  =======  ============
+
+The default (:data:`LAYOUT`) sorts rows within an object by ``eventsource``, ``eventname``,
+event time, then ``_offset`` (a total order: readers dedupe on (``_partition``, ``_offset``),
+not on row order) and writes zstd at ``cfg.zstd_level``; see the table for the rest.
+"""
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -18,59 +34,114 @@ from pipeline.lake.columns import LAKE_SCHEMA, to_table
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.layout import HOUR_MS, object_key
 
-CHUNK_ROWS = 8192
-"""Buffered rows are converted to Arrow in chunks of this many (~1 KB a row instead of the
-~4.5 KB of a decoded dict), so ``max_records`` of buffer stays affordable."""
-
 
 class RowBuffer:
-    """Unflushed rows of one Kafka partition, in offset order, as Arrow chunks plus a short
-    tail of datums not converted yet. ``offsets`` lists every buffered row's offset."""
+    """Unflushed rows of one Kafka partition, in offset order, as Arrow tables
+    (:data:`LAKE_SCHEMA`). Python work is per appended table, never per row; ``size`` is the
+    consumed (wire) bytes of the buffered rows (pro rata once part of a table is dropped)."""
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
-        self.offsets: list[int] = []
-        self.size = 0  # consumed bytes of the buffered rows
-        self._chunks: list[pa.Table] = []
-        self._datums: list[Any] = []
-        self._timestamps: list[int] = []
-        self._converted = 0
+        self._tables: list[pa.Table] = []  # each non-empty, offsets ascending
+        self._firsts: list[int] = []
+        self._lasts: list[int] = []
+        self._sizes: list[int] = []
 
-    def append(self, datum: Any, offset: int, timestamp_ms: int, size: int) -> None:
-        """Buffer one row (converting a full chunk). A datum of a registered ApiCallEvent
-        writer always converts; anything else raises a pyarrow error (a bug, not data)."""
-        self._datums.append(datum)
-        self.offsets.append(offset)
-        self._timestamps.append(timestamp_ms)
-        self.size += size
-        if len(self._datums) >= CHUNK_ROWS:
-            self._convert()
+    @property
+    def size(self) -> int:
+        return sum(self._sizes)
 
-    def _convert(self) -> None:
-        if self._datums:
-            self._chunks.append(to_table(self._datums, partition=self.partition,
-                                         offsets=self.offsets[self._converted:],
-                                         timestamps_ms=self._timestamps))
-            self._converted += len(self._datums)
-            self._datums, self._timestamps = [], []
+    def append_table(self, table: pa.Table, size_bytes: int) -> None:
+        """Buffer ``table``: rows of this Kafka partition, offsets strictly ascending and above
+        every buffered one, ``size_bytes`` consumed for them. ValueError otherwise (a caller
+        bug: nothing is buffered then)."""
+        if not table.schema.equals(LAKE_SCHEMA):
+            raise ValueError("a RowBuffer holds LAKE_SCHEMA tables")
+        if table.num_rows == 0:
+            return
+        offsets = table["_offset"]
+        first, last = offsets[0].as_py(), offsets[-1].as_py()
+        if self._lasts and first <= self._lasts[-1]:
+            raise ValueError(f"offset {first} is not above the buffered {self._lasts[-1]}")
+        if table.num_rows > 1 and not pc.all(pc.greater(offsets.slice(1),
+                                                         offsets.slice(0, len(offsets) - 1))
+                                              ).as_py():
+            raise ValueError("offsets of an appended table must be strictly ascending")
+        self._tables.append(table)
+        self._firsts.append(first)
+        self._lasts.append(last)
+        self._sizes.append(size_bytes)
 
-    def _table(self) -> pa.Table:
-        self._convert()
-        return pa.concat_tables(self._chunks) if self._chunks else LAKE_SCHEMA.empty_table()
+    def count(self) -> int:
+        """How many rows are buffered."""
+        return sum(t.num_rows for t in self._tables)
+
+    def first_offset(self) -> int:
+        """The lowest buffered offset; IndexError when empty."""
+        return self._firsts[0]
+
+    def last_offset(self) -> int:
+        """The highest buffered offset; IndexError when empty."""
+        return self._lasts[-1]
+
+    def cut_index(self, offset: int) -> int:
+        """How many buffered rows lie below ``offset`` (``bisect_left`` of the offsets)."""
+        rows = 0
+        for table, first, last in zip(self._tables, self._firsts, self._lasts, strict=True):
+            if last < offset:
+                rows += table.num_rows
+                continue
+            if first < offset:
+                rows += pc.sum(pc.less(table["_offset"], offset)).as_py()
+            break
+        return rows
 
     def head(self, rows: int) -> pa.Table:
-        """The first ``rows`` buffered rows (:data:`LAKE_SCHEMA`)."""
-        return self._table().slice(0, rows)
+        """The first ``rows`` buffered rows (:data:`LAKE_SCHEMA`, zero-copy slices)."""
+        parts, left = [], rows
+        for table in self._tables:
+            if left <= 0:
+                break
+            parts.append(table.slice(0, left))
+            left -= table.num_rows
+        return pa.concat_tables(parts) if parts else LAKE_SCHEMA.empty_table()
 
     def drop_below(self, offset: int) -> None:
         """Forget the rows below ``offset``."""
-        cut = bisect_left(self.offsets, offset)
-        if cut:
-            rest = self._table().slice(cut)
-            self._chunks = [rest] if rest.num_rows else []
-            self._converted -= cut
-            self.size = self.size * (len(self.offsets) - cut) // len(self.offsets)
-            del self.offsets[:cut]
+        while self._tables and self._lasts[0] < offset:
+            for column in (self._tables, self._firsts, self._lasts, self._sizes):
+                del column[0]
+        if self._tables and self._firsts[0] < offset:
+            table = self._tables[0]
+            cut = pc.sum(pc.less(table["_offset"], offset)).as_py()
+            rest = table.slice(cut)
+            self._tables[0], self._firsts[0] = rest, rest["_offset"][0].as_py()
+            self._sizes[0] = self._sizes[0] * rest.num_rows // table.num_rows
+
+    # Per-row API of the sink before its port to batches: slow (a table per row); remove then.
+    def append(self, datum: Mapping[str, Any], offset: int, timestamp_ms: int, size: int
+               ) -> None:
+        """Deprecated: :meth:`append_table` of one row."""
+        self.append_table(to_table([datum], partition=self.partition, offsets=[offset],
+                                   timestamps_ms=[timestamp_ms]), size)
+
+    @property
+    def offsets(self) -> list[int]:
+        """Deprecated: every buffered offset, as a list."""
+        return [o for t in self._tables for o in t["_offset"].to_pylist()]
+
+
+def partition_tables(table: pa.Table) -> list[tuple[int, pa.Table]]:
+    """The rows of a lake table per ``_partition`` value, ascending, each in the table's row
+    order (one filter pass per partition present, none when there is just one)."""
+    if table.num_rows == 0:
+        return []
+    column = table["_partition"]
+    bounds = pc.min_max(column).as_py()
+    if bounds["min"] == bounds["max"]:
+        return [(bounds["min"], table)]
+    return [(p, table.filter(pc.equal(column, p)))
+            for p in sorted(pc.unique(column).to_pylist())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +155,58 @@ class LakeObject:
     last_offset: int
     oldest_event_time_ms: int
     newest_event_time_ms: int
+
+
+def _leaf_paths() -> tuple[str, ...]:
+    """The Parquet leaf column paths of :data:`LAKE_SCHEMA` (``a.b``, ``l.list.element.x``)."""
+    out = pa.BufferOutputStream()
+    pq.write_table(LAKE_SCHEMA.empty_table(), out)
+    schema = pq.read_metadata(pa.BufferReader(out.getvalue())).schema
+    return tuple(schema.column(i).path for i in range(len(schema)))
+
+
+LEAVES = _leaf_paths()
+_INTS = ("_event_time_ms", "_ingest.ingesttimems", "_offset", "_timestamp_ms")
+_UNIQUE_TEXT = ("eventid", "requestid", "sharedeventid", "requestparameters",
+                "responseelements", "_ingest.location")
+"""Text that is (nearly) unique per row: a dictionary only adds an index per row to it."""
+_STATISTICS = ("eventtime", "eventsource", "eventname", "awsregion", "sourceipaddress",
+               "errorcode", "eventtype", "readonly", "recipientaccountid", "eventcategory",
+               "managementevent", "useridentity.type", "useridentity.arn",
+               "useridentity.accountid", "useridentity.principalid", "useridentity.username",
+               "useridentity.accesskeyid", "_event_time_ms", "_partition", "_offset",
+               "_timestamp_ms")
+"""Columns CloudTrail queries filter on (or readers dedupe on): min/max statistics for these
+only (statistics of JSON text are long, slow to compute and prune nothing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How rows are ordered inside an object and how the Parquet file is encoded (zstd level
+    and row-group size come from :class:`ArchiverConfig`). ``sort_by``: lake columns, then
+    ``_offset`` as the final tie-break (``a.b`` names a struct field); ``dictionary``: the
+    leaf columns (:data:`LEAVES`) written with dictionary encoding (None: all); ``encodings``:
+    leaf column → Parquet encoding for some of the others; ``statistics``: the leaf columns
+    with min/max statistics (None: all); ``store_schema``: also store the Arrow schema in
+    the footer (not needed: the Parquet schema reads back as :data:`LAKE_SCHEMA`)."""
+
+    sort_by: tuple[str, ...] = ("useridentity.arn", "eventsource", "eventname",
+                                "_event_time_ms")
+    dictionary: tuple[str, ...] | None = tuple(
+        c for c in LEAVES if c not in _INTS and c not in _UNIQUE_TEXT)
+    encodings: Mapping[str, str] = field(default_factory=lambda: {
+        **{c: "DELTA_BINARY_PACKED" for c in _INTS},
+        **{c: "DELTA_LENGTH_BYTE_ARRAY" for c in ("eventid", "requestid")}})
+    statistics: tuple[str, ...] | None = _STATISTICS
+    store_schema: bool = False
+
+
+LAYOUT = Layout()
+"""The default layout (see the module docstring for the measurements behind it)."""
+
+OLD_LAYOUT = Layout(sort_by=(), dictionary=None, encodings={}, statistics=None,
+                    store_schema=True)
+"""The layout before tuning (offset order, pyarrow's defaults), for comparisons."""
 
 
 def effective_time_ms(table: pa.Table) -> pa.ChunkedArray:
@@ -107,37 +230,80 @@ def hive_keys(table: pa.Table) -> pa.Table:
                      "hour": pc.cast(hours, pa.int64())})
 
 
-def build_objects(table: pa.Table, *, topic: str, partition: int,
-                  cfg: ArchiverConfig) -> list[LakeObject]:
-    """Split ``table`` (rows of Kafka ``partition`` in offset order, :data:`LAKE_SCHEMA`) by
-    Hive partition; each object holds its rows in offset order and is keyed by its first
-    offset. Deterministic: the same rows and settings give the same keys and the same bytes
-    (no writer, token or clock in the file), so any writer re-writing a range writes the same
-    objects."""
-    keys = hive_keys(table).append_column("row", pa.array(range(table.num_rows), pa.int64()))
-    groups = keys.group_by(["account", "region", "hour"], use_threads=False).aggregate(
-        [("row", "list")])
-    eff = effective_time_ms(table)
+def _sorted(table: pa.Table, layout: Layout) -> tuple[pa.Table, pa.Table]:
+    """``table`` ordered by Hive partition (unknown account/region as ''), then by
+    ``layout.sort_by`` and ``_offset``; with its Hive keys in the same order."""
+    keys = hive_keys(table)
+    order = pa.table({"account": pc.fill_null(keys["account"], ""),
+                      "region": pc.fill_null(keys["region"], ""), "hour": keys["hour"],
+                      **{f"s{i}": _column(table, name) for i, name in enumerate(layout.sort_by)},
+                      "offset": table["_offset"]})
+    indices = pc.sort_indices(order, sort_keys=[(name, "ascending") for name in order.column_names])
+    return table.take(indices).combine_chunks(), order.take(indices).combine_chunks()
+
+
+def _column(table: pa.Table, path: str) -> pa.ChunkedArray:
+    """The column (or struct field, ``a.b.c``) at ``path``."""
+    top, *rest = path.split(".")
+    return pc.struct_field(table[top], rest) if rest else table[top]
+
+
+def _run_starts(keys: pa.Table) -> list[int]:
+    """Row indices where a run of equal (account, region, hour) starts (``keys`` sorted)."""
+    n = keys.num_rows
+    changed = None
+    for name in ("account", "region", "hour"):
+        column = keys[name]
+        step = pc.not_equal(column.slice(1), column.slice(0, n - 1))
+        changed = step if changed is None else pc.or_(changed, step)
+    assert changed is not None
+    return [0, *(i + 1 for i in pc.indices_nonzero(changed).to_pylist())]
+
+
+def build_objects(table: pa.Table, *, topic: str, partition: int, cfg: ArchiverConfig,
+                  layout: Layout = LAYOUT) -> list[LakeObject]:
+    """Split ``table`` (rows of Kafka ``partition``, :data:`LAKE_SCHEMA`, any chunking and
+    row order) into one object per Hive partition, keyed by the lowest offset of its rows,
+    rows ordered by ``layout``. Deterministic: the same rows and settings give the same keys
+    and the same bytes (no writer, token or clock in the file; chunking and input order do
+    not matter), so any writer re-writing a range writes the same objects. Cost: one sort
+    and one take of the whole table, then per object a Parquet write."""
+    if table.num_rows == 0:
+        return []
+    rows, keys = _sorted(table, layout)
+    eff = effective_time_ms(rows)
+    starts = _run_starts(keys)
     objects = []
-    for account, region, hour, rows in zip(*(groups[c].to_pylist() for c in (
-            "account", "region", "hour", "row_list")), strict=True):
-        rows.sort()
-        part = table.take(pa.array(rows, pa.int64())).combine_chunks()  # bytes: not chunking
-        first, last = part["_offset"][0].as_py(), part["_offset"][-1].as_py()
-        times = pc.min_max(eff.take(pa.array(rows, pa.int64()))).as_py()
+    for start, end in zip(starts, [*starts[1:], rows.num_rows], strict=True):
+        part = rows.slice(start, end - start)
+        span = pc.min_max(part["_offset"]).as_py()
+        first, last = span["min"], span["max"]
+        times = pc.min_max(eff.slice(start, end - start)).as_py()
+        account, region = keys["account"][start].as_py(), keys["region"][start].as_py()
         objects.append(LakeObject(
-            key=object_key(account, region, hour * HOUR_MS, topic, partition, first),
-            data=_parquet(part, cfg, {b"trailpipe.topic": topic.encode(),
-                                      b"trailpipe.partition": str(partition).encode(),
-                                      b"trailpipe.first_offset": str(first).encode(),
-                                      b"trailpipe.last_offset": str(last).encode()}),
+            key=object_key(account or None, region or None, keys["hour"][start].as_py() * HOUR_MS,
+                           topic, partition, first),
+            data=parquet_bytes(part, cfg, layout, {
+                b"trailpipe.topic": topic.encode(),
+                b"trailpipe.partition": str(partition).encode(),
+                b"trailpipe.first_offset": str(first).encode(),
+                b"trailpipe.last_offset": str(last).encode()}),
             records=part.num_rows, first_offset=first, last_offset=last,
             oldest_event_time_ms=times["min"], newest_event_time_ms=times["max"]))
     return objects
 
 
-def _parquet(table: pa.Table, cfg: ArchiverConfig, meta: dict[bytes, bytes]) -> bytes:
+def parquet_bytes(table: pa.Table, cfg: ArchiverConfig, layout: Layout,
+                  meta: dict[bytes, bytes]) -> bytes:
+    """``table`` as a zstd Parquet file with key-value metadata ``meta`` (a pure function of
+    its arguments)."""
     out = pa.BufferOutputStream()
-    pq.write_table(table.replace_schema_metadata(meta), out, compression="zstd",
-                   compression_level=cfg.zstd_level, row_group_size=cfg.row_group_rows)
+    dictionary: bool | list[str] = True if layout.dictionary is None else list(layout.dictionary)
+    statistics: bool | list[str] = True if layout.statistics is None else list(layout.statistics)
+    with pq.ParquetWriter(out, table.schema.remove_metadata(), compression="zstd",
+                          compression_level=cfg.zstd_level, use_dictionary=dictionary,
+                          column_encoding=dict(layout.encodings) or None,
+                          write_statistics=statistics, store_schema=layout.store_schema) as w:
+        w.write_table(table, row_group_size=cfg.row_group_rows)
+        w.add_key_value_metadata(meta)
     return bytes(out.getvalue().to_pybytes())

@@ -146,6 +146,32 @@ def to_table(datums: Sequence[Mapping[str, Any]], *, partition: int,
     return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)
 
 
+def lake_table(batch: pa.Table) -> pa.Table:
+    """The lake table (:data:`LAKE_SCHEMA`) of a decoded batch: event columns in the Avro
+    shape (the fields of :data:`_AVRO_TYPE`, Avro names; absent ones become null) plus the
+    Kafka coordinate columns ``_partition``/``_offset``/``_timestamp_ms`` (other columns
+    starting with ``_``, such as ``_topic``/``_key``/``_size_bytes``, are not lake columns).
+
+    Same rows in, same table out as :func:`to_table` (chunking aside); whole columns only,
+    chunk by chunk, zero-copy where the types already match. Raises ``KeyError`` when a
+    coordinate column is missing."""
+    batches = [_lake_batch(b) for b in batch.to_batches()]
+    return pa.Table.from_batches(batches, schema=LAKE_SCHEMA)
+
+
+def _lake_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    n = batch.num_rows
+    by_name = {lake_name(name, top=True): column
+               for name, column in zip(batch.schema.names, batch.columns, strict=True)
+               if not name.startswith("_")}
+    columns = [_convert(by_name.get(f.name), f.type, n)
+               for f in (*CLOUDTRAIL_SCHEMA, *META_SCHEMA)]
+    for f in KAFKA_SCHEMA:
+        column = batch.column(f.name)
+        columns.append(column if column.type == f.type else pc.cast(column, f.type))
+    return pa.RecordBatch.from_arrays(columns, schema=LAKE_SCHEMA)
+
+
 def _convert(src: pa.Array | None, target: pa.DataType, length: int) -> pa.Array:
     """``src`` (Avro-shaped) as ``target``: struct fields matched by lower-cased name (absent
     ones are all-null), lists converted element-wise, other types cast (boolean → "true")."""
@@ -156,8 +182,12 @@ def _convert(src: pa.Array | None, target: pa.DataType, length: int) -> pa.Array
         arrays = [_convert(children.get(f.name), f.type, len(src)) for f in target]
         return pa.StructArray.from_arrays(arrays, fields=list(target), mask=src.is_null())
     if pa.types.is_list(target) and src.type != target:
-        values = _convert(src.values, target.value_type, len(src.values))
-        return pa.ListArray.from_arrays(src.offsets, values, mask=src.is_null())
+        offsets = src.offsets  # of a slice: into the parent's values, starting anywhere
+        start = offsets[0].as_py()
+        values = src.values.slice(start, offsets[-1].as_py() - start)
+        values = _convert(values, target.value_type, len(values))
+        return pa.ListArray.from_arrays(pc.subtract(offsets, pa.scalar(start, offsets.type)),
+                                        values, mask=src.is_null())
     return src if src.type == target else pc.cast(src, target)
 
 

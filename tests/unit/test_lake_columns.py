@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import pyarrow as pa
 import pytest
 
 from pipeline.events import IngestMeta, decode, default_registry, encode, from_avro, to_avro
-from pipeline.lake.columns import LAKE_SCHEMA, lake_name, to_datums, to_table
+from pipeline.lake.columns import (
+    _AVRO_TYPE,
+    LAKE_SCHEMA,
+    lake_name,
+    lake_table,
+    to_datums,
+    to_table,
+)
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "cloudtrail"
 INGEST = IngestMeta(1_764_201_600_000, "test", "unit-1", "file.jsonl:1")
@@ -161,6 +169,56 @@ def test_corpus_is_lossless_through_the_lake_table(source: str) -> None:
     back = to_datums(table)
     assert back == datums
     assert [from_avro(d) for d in back] == records
+
+
+def _batch(datums: list[dict[str, Any]], *, partition: int, first: int) -> pa.Table:
+    """A decoded batch as the Runner hands it: Avro-shaped event columns + coordinates."""
+    n = len(datums)
+    batch = pa.Table.from_struct_array(pa.array(datums, type=_AVRO_TYPE))
+    coordinates = {"_topic": pa.array(["audit.events.v1"] * n),
+                   "_partition": pa.array([partition] * n, pa.int32()),
+                   "_offset": pa.array(range(first, first + n), pa.int64()),
+                   "_timestamp_ms": pa.array([7 + i for i in range(n)], pa.int64()),
+                   "_key": pa.array([b"k"] * n, pa.binary()),
+                   "_size_bytes": pa.array([100] * n, pa.int32())}
+    for name, column in coordinates.items():
+        batch = batch.append_column(name, column)
+    return batch
+
+
+def _corpus_datums() -> list[dict[str, Any]]:
+    return _datums([json.loads(line) for path in sorted(CORPUS.glob("*/records.jsonl"))
+                    for line in path.read_text().splitlines() if line.strip()])
+
+
+def test_lake_table_of_a_batch_equals_to_table_over_the_whole_corpus() -> None:
+    datums = _corpus_datums()
+    n = len(datums)
+    assert n > 1000
+    expected = to_table(datums, partition=4, offsets=list(range(100, 100 + n)),
+                        timestamps_ms=[7 + i for i in range(n)])
+    batch = _batch(datums, partition=4, first=100)
+    got = lake_table(batch)
+    assert got.schema == LAKE_SCHEMA and got.equals(expected)
+    # Chunked and sliced anywhere (lists and structs of a slice start mid-buffer).
+    cuts = [0, 1, 2, 37, 500, 501, n - 3, n]
+    chunked = pa.concat_tables([batch.slice(a, b - a) for a, b in pairwise(cuts)])
+    assert lake_table(chunked).equals(expected)
+    for a, b in pairwise(cuts):
+        assert lake_table(batch.slice(a, b - a)).equals(expected.slice(a, b - a))
+
+
+def test_lake_table_nulls_missing_event_columns_and_needs_coordinates() -> None:
+    datums = _datums([{"eventName": "X", "readOnly": False, "awsRegion": "eu-west-1"}])
+    batch = _batch(datums, partition=1, first=5)
+    thin = lake_table(batch.drop_columns(["awsRegion", "userIdentity", "_topic"]))
+    row = thin.to_pylist()[0]
+    assert row["awsregion"] is None and row["useridentity"] is None
+    assert row["readonly"] == "false" and row["eventname"] == "X"
+    assert (row["_partition"], row["_offset"], row["_timestamp_ms"]) == (1, 5, 7)
+    assert lake_table(batch.slice(0, 0)).schema == LAKE_SCHEMA
+    with pytest.raises(KeyError):
+        lake_table(batch.drop_columns(["_offset"]))
 
 
 def test_values_land_in_the_documented_shapes() -> None:
