@@ -38,7 +38,7 @@ from pipeline.lake.digest.model import (
     parse_notice,
 )
 from pipeline.lake.keys import SigningKeyError, load_private_key, load_public_key, trusted_keys
-from pipeline.lake.layout import HOUR_MS, hour_start
+from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS, hour_start
 from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError, open_lake
 from pipeline.logs import get_logger
 from pipeline.model import Event, SinkBase, TopicPartitionKey
@@ -221,6 +221,17 @@ class DigestSink(SinkBase):
 
     def discard(self) -> None:
         self._buffer.clear()
+
+    def healthcheck(self) -> bool:
+        """Startup check that the lake answers (a HEAD under ``digests/``); logs and returns
+        False otherwise."""
+        try:
+            self._store.head(f"{DIGESTS_DIR}/")
+        except Exception as exc:
+            log.error("lake_unreachable", lake=self._store.url, error=str(exc),
+                      error_type=type(exc).__name__)
+            return False
+        return True
 
 
 def wire(ctx: Context) -> Parts:
