@@ -1,4 +1,5 @@
-"""librdkafka client settings built from config, dead-letter records, delivery tracking.
+"""librdkafka client settings built from config (dead letters and delivery tracking now live
+in :mod:`pipeline.deadletter` and :mod:`pipeline.producer`; re-exported here for old callers).
 
 Every Kafka client in trailpipe is configured here so security settings and the murmur2
 partitioner are set in one place.
@@ -9,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Message
 
 from pipeline.config import KafkaConfig
+from pipeline.deadletter import dead_letter_for
 from pipeline.logs import kafka_logger
 from pipeline.model import KafkaRecord
+from pipeline.producer import DeliveryTracker
+
+__all__ = ["DeliveryTracker", "base_client_config", "consumer_config", "dead_letter",
+           "producer_config"]
 
 
 def base_client_config(kafka: KafkaConfig, bootstrap: str) -> dict[str, Any]:
@@ -66,37 +72,5 @@ def consumer_config(
 
 
 def dead_letter(msg: Message, error: BaseException, dlq_topic: str) -> KafkaRecord:
-    """The DLQ record for a poison message: raw key/value, original headers, and the reason."""
-    headers = list(msg.headers() or [])
-    headers += [
-        ("x-error-type", type(error).__name__.encode()),
-        ("x-error", str(error).encode("utf-8", "replace")[:4096]),
-        ("x-source-topic", (msg.topic() or "").encode()),
-        ("x-source-partition", str(msg.partition()).encode()),
-        ("x-source-offset", str(msg.offset()).encode()),
-    ]
-    return KafkaRecord(
-        topic=dlq_topic,
-        key=msg.key(),
-        value=msg.value(),
-        headers=tuple((str(k), v if isinstance(v, bytes) else b"") for k, v in headers),
-    )
-
-
-class DeliveryTracker:
-    """Collects delivery failures of a producer; ``on_delivery`` is the producer callback."""
-
-    def __init__(self) -> None:
-        self.failures: list[KafkaError] = []
-        self.delivered = 0
-
-    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is None:
-            self.delivered += 1
-        else:
-            self.failures.append(err)
-
-    def take_failures(self) -> list[KafkaError]:
-        """Return and clear the failures seen since the last call."""
-        failures, self.failures = self.failures, []
-        return failures
+    """The DLQ record for a poison message (:func:`pipeline.deadletter.dead_letter_for`)."""
+    return dead_letter_for(msg, error, dlq_topic)

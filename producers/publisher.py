@@ -9,7 +9,6 @@ reason and location on the DLQ (``dead_lettered``), or a counted delivery failur
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import deque
@@ -17,16 +16,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
+from pipeline.deadletter import dead_letter
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
 from pipeline.events.wire import encode, headers_for
+from pipeline.producer import KafkaProducer
 from producers.files import RawRecord
 from producers.pool import MAPPING_ERRORS, EncodeError, EncodePool, EncodeResult, EncodeTask
-
-DLQ_MAX_VALUE_BYTES = 512 * 1024
-"""Dead letters larger than this keep a prefix (brokers reject messages over ~1 MB)."""
 
 
 class DeliveryFailed(Exception):
@@ -93,7 +91,7 @@ class Publisher:
         """``encoder`` turns an ApiCallEvent datum into the message value: Avro single-object
         encoding by default, or ``ConfluentCodec.encode`` for the Schema Registry wire format
         (then pass ``headers`` describing that format instead of ours)."""
-        self._producer = Producer(dict(producer_conf))
+        self._out = KafkaProducer(producer_conf)
         self._events_topic, self._dlq_topic = events_topic, dlq_topic
         self._source, self._producer_id = source, producer_id
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
@@ -177,28 +175,24 @@ class Publisher:
 
     def _dead_letter(self, record: RawRecord, error_type: str, error: str,
                      batch: Batch | None) -> None:
-        headers = [("x-error-type", error_type.encode()),
-                   ("x-error", error.encode("utf-8", "replace")[:4096]),
-                   ("x-source", self._source.encode()),
-                   ("x-source-location", record.location.encode("utf-8", "replace"))]
-        value = record.raw
-        if len(value) > DLQ_MAX_VALUE_BYTES:
-            # Over the broker's message size: keep a prefix, and the size and hash of the whole
-            # so the original can be found and verified at its source location.
-            headers += [("x-original-bytes", str(len(value)).encode()),
-                        ("x-original-sha256", hashlib.sha256(value).hexdigest().encode())]
-            value = value[:DLQ_MAX_VALUE_BYTES]
-        self._produce(self._dlq_topic, None, value, headers, self._callbacks_for(batch)[1])
+        dlq = dead_letter(dlq_topic=self._dlq_topic, error_type=error_type, error=error,
+                          key=None, value=record.raw, source=self._source,
+                          location=record.location)
+        self._produce(dlq.topic, dlq.key, dlq.value, list(dlq.headers),
+                      self._callbacks_for(batch)[1])
 
-    def _produce(self, topic: str, key: bytes | None, value: bytes,
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                  headers: list[Any], callback: Any) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=headers,
-                                       on_delivery=callback)
-                return
-            except BufferError:  # local queue full: serve delivery reports, then retry
-                self._producer.poll(0.05)
+        self._out.produce(topic, value, key, headers, callback)
+
+    @property
+    def _producer(self) -> Any:
+        """The librdkafka client (unit tests swap in a fake with produce/poll/flush)."""
+        return self._out.client
+
+    @_producer.setter
+    def _producer(self, client: Any) -> None:
+        self._out.client = client
 
     def _callbacks_for(self, batch: Batch | None) -> tuple[Any, Any]:
         """(event, dead letter) delivery callbacks: the publisher's own pair, or the batch's,
@@ -238,12 +232,12 @@ class Publisher:
 
     def poll(self, timeout_s: float = 0) -> None:
         """Serve delivery reports."""
-        self._producer.poll(timeout_s)
+        self._out.poll(timeout_s)
 
     def flush(self, timeout_s: float = 60) -> PublishStats:
         """Wait for every delivery report. Raises DeliveryFailed when any record failed or is
         still unconfirmed after ``timeout_s``."""
-        remaining = self._producer.flush(timeout_s)
+        remaining = self._out.wait(timeout_s)
         if remaining or self.stats.failed:
             raise DeliveryFailed(f"{self.stats.failed} records failed delivery, {remaining} "
                                  f"unconfirmed after {timeout_s}s")

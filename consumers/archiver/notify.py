@@ -16,15 +16,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
-
 from pipeline.lake.layout import Delivery
 from pipeline.logs import get_logger
+from pipeline.producer import DeliveryError, KafkaProducer
 
 log = get_logger("consumers.archiver.sink")
 
 
-class NoticeError(Exception):
+class NoticeError(DeliveryError):
     """Delivery notices could not be made durable on Kafka."""
 
 
@@ -57,48 +56,31 @@ class Notifier:
     def __init__(self, producer_conf: Mapping[str, Any], *, deliveries_topic: str,
                  health_topic: str, lake_url: str, bucket: str, health_interval_ms: int,
                  owner: str, sns: SnsNotices | None = None) -> None:
-        self._producer = Producer(dict(producer_conf))
+        self._producer = KafkaProducer(producer_conf)
         self._sns = sns
         self._sns_pending: list[Delivery] = []
         self.deliveries_topic, self.health_topic = deliveries_topic, health_topic
         self._lake_url, self._bucket, self._owner = lake_url, bucket, owner
         self._interval_ms = health_interval_ms
-        self._failures: list[KafkaError] = []
         self._failing_since_ms: int | None = None
         self._last_health_ms = -health_interval_ms
         self._consecutive = 0
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self._failures.append(err)
-
-    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
-
     def delivered(self, notice: Delivery) -> None:
         """Queue the notice of one durable object (durable on Kafka after :meth:`flush`)."""
-        self._produce(self.deliveries_topic, notice.key.encode(), notice.to_json())
+        self._producer.produce(self.deliveries_topic, notice.to_json(), notice.key.encode())
         if self._sns is not None:
             self._sns_pending.append(notice)
 
     def missing_topics(self, timeout_s: float = 10.0) -> list[str]:
         """The notice and health topics the cluster does not have (a startup check: without
         them every flush would fail). Raises KafkaException when the cluster is unreachable."""
-        known = self._producer.list_topics(timeout=timeout_s).topics
+        known = self._producer.client.list_topics(timeout=timeout_s).topics
         return [t for t in (self.deliveries_topic, self.health_topic) if t not in known]
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """Wait until every queued notice is acknowledged; raises :class:`NoticeError`."""
-        remaining = self._producer.flush(timeout_s)
-        failures, self._failures = self._failures, []
-        if remaining or failures:
-            raise NoticeError(f"{remaining} notices undelivered, {len(failures)} failed: "
-                              f"{[str(f) for f in failures[:3]]}")
+        self._producer.flush(timeout_s, what="notices", error=NoticeError)
         if self._sns is not None:
             pending, self._sns_pending = self._sns_pending, []
             self._sns.publish_all(pending)
@@ -133,12 +115,13 @@ class Notifier:
                   "owner": self._owner, "host": socket.gethostname(), **fields}
         log.warning("archiver_health", **record)
         try:
-            self._produce(self.health_topic, f"archiver|{self._bucket}".encode(),
-                          json.dumps(record, sort_keys=True).encode())
-            self._producer.flush(2.0)
+            self._producer.produce(self.health_topic, json.dumps(record, sort_keys=True).encode(),
+                                   f"archiver|{self._bucket}".encode())
+            self._producer.wait(2.0)
         except Exception as exc:  # a health record is best effort; the flush error stands
             log.warning("health_record_failed", error=str(exc))
-        self._failures.clear()  # a lost health record must not fail the next notice flush
+        # a lost health record must not fail the next notice flush
+        self._producer.tracker.take_failures()
 
     def close(self, timeout_s: float = 10.0) -> None:
-        self._producer.flush(timeout_s)
+        self._producer.close(timeout_s)
