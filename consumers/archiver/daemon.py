@@ -17,23 +17,28 @@ from consumers.archiver.sink import ArchiverSink, bucket_of
 from pipeline.config import Config
 from pipeline.daemon import Context, Parts
 from pipeline.events.batch import AvroBatchDecoder
+from pipeline.events.schemas import default_registry
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing
 from pipeline.lake.store import ObjectStore, aws_client, open_lake
 
 
 def batch_decoder(cfg: Config) -> AvroBatchDecoder:
-    """The native decoder for the events topic: our ``schemas/`` by fingerprint, plus the
-    Confluent wire format through ``[schema_registry] url`` when it is set."""
+    """The native decoder for the events topic: writers from our ``schemas/`` by fingerprint,
+    plus the Confluent wire format through ``[schema_registry] url`` when it is set; every
+    writer resolved to the newest ApiCallEvent version, so no writer's field is dropped (v1.1's
+    ``labels`` land in ``_labels``)."""
+    reader = default_registry().newest()
     sr = cfg.schema_registry
     if not sr.url:
-        return AvroBatchDecoder()
+        return AvroBatchDecoder(reader=reader)
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     client_conf: dict[str, Any] = {"url": str(sr.url)}
     if sr.basic_auth_user_info:
         client_conf["basic.auth.user.info"] = sr.basic_auth_user_info.get_secret_value()
-    return AvroBatchDecoder(confluent=SchemaRegistryClient.new_client(client_conf))
+    return AvroBatchDecoder(reader=reader,
+                            confluent=SchemaRegistryClient.new_client(client_conf))
 
 
 def wire(ctx: Context) -> Parts:

@@ -38,13 +38,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.lake.columns import LAKE_SCHEMA, to_table
+from pipeline.lake.columns import LAKE_SCHEMA
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.layout import HOUR_MS, object_key
 
@@ -131,18 +130,6 @@ class RowBuffer:
             rest = table.slice(cut)
             self._tables[0], self._firsts[0] = rest, rest["_offset"][0].as_py()
             self._sizes[0] = self._sizes[0] * rest.num_rows // table.num_rows
-
-    # Per-row API of the sink before its port to batches: slow (a table per row); remove then.
-    def append(self, datum: Mapping[str, Any], offset: int, timestamp_ms: int, size: int
-               ) -> None:
-        """Deprecated: :meth:`append_table` of one row."""
-        self.append_table(to_table([datum], partition=self.partition, offsets=[offset],
-                                   timestamps_ms=[timestamp_ms]), size)
-
-    @property
-    def offsets(self) -> list[int]:
-        """Deprecated: every buffered offset, as a list."""
-        return [o for t in self._tables for o in t["_offset"].to_pylist()]
 
 
 def partition_tables(table: pa.Table) -> list[tuple[int, pa.Table]]:

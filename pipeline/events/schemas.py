@@ -100,6 +100,14 @@ class SchemaRegistry:
             known = ", ".join(f"{n} v{v}" for n, v in sorted(self._by_version)) or "none"
             raise KeyError(f"no schema {name} v{version} (loaded: {known})") from None
 
+    def newest(self, name: str = API_CALL_EVENT) -> SchemaEntry:
+        """The highest version of ``name`` (the reader that loses no field any writer has,
+        as long as versions evolve additively). KeyError when there is none."""
+        versions = [e for e in self._by_fp.values() if e.name == name]
+        if not versions:
+            raise KeyError(f"no schema {name}")
+        return max(versions, key=lambda e: tuple(int(p) for p in e.version.split(".")))
+
     def entries(self) -> list[SchemaEntry]:
         """Every loaded schema, in file-name order."""
         return sorted(self._by_fp.values(), key=lambda e: e.path.name)

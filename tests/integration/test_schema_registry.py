@@ -21,15 +21,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryError
+from kit import read_all
 
+from pipeline.config import Config, SchemaRegistryConfig, StorageConfig, TopicsConfig
+from pipeline.daemon import Context, build_registered
 from pipeline.dev import ClusterInfo, down, status, up
 from pipeline.dev.model import load_state
 from pipeline.dev.procs import free_port, is_ours
-from pipeline.events import IngestMeta, from_avro, to_avro
+from pipeline.events import IngestMeta, encode, from_avro, to_avro
 from pipeline.events.confluent import (
     ConfluentCodec,
     RegistryError,
@@ -37,6 +41,8 @@ from pipeline.events.confluent import (
     schema_id_of,
     schema_text,
 )
+from pipeline.events.schemas import default_registry
+from pipeline.lake.config import ArchiverConfig
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +149,13 @@ def test_produce_command_uses_the_registry_wire_format(cluster: ClusterInfo, url
                                            strict=True))
 
 
+def produce_values(cluster: ClusterInfo, topic: str, values: list[bytes]) -> None:
+    producer = Producer(cluster.client_config())
+    for value in values:
+        producer.produce(topic, value)
+    assert producer.flush(30) == 0
+
+
 def consume(cluster: ClusterInfo, topic: str, count: int) -> list[bytes]:
     consumer = Consumer({**cluster.client_config(), "group.id": f"g-{topic}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -192,6 +205,51 @@ def test_additive_version_under_backward(cluster: ClusterInfo, url: str) -> None
     fresh = v1_1.encode(datum)
     assert schema_id_of(fresh) == new_id
     assert plain.decode(fresh)["labels"] == {"team": "audit"}
+
+
+def test_archiver_takes_mixed_writers_and_dead_letters_corrupt_ones(
+        cluster: ClusterInfo, url: str, tmp_path: Path) -> None:
+    """One topic holding v1, v1.1 and Confluent-framed events plus 3 corrupt messages,
+    interleaved: the archiver (batch path) writes every good record once, v1.1 labels kept,
+    and dead-letters the 3 with their reasons; consumed = archived + dead-lettered."""
+    topic, dlq, deliveries, health = (make_topic(cluster) for _ in range(4))
+    registry = default_registry()
+    codec = ConfluentCodec.for_topic(url, topic)
+    good: list[tuple[bytes, dict[str, str] | None]] = []
+    for i, record in enumerate(corpus()[:240]):
+        datum = to_avro(record, ingest=INGEST)
+        if i % 3 == 1:
+            label = {"team": f"t{i}"}
+            good.append((encode({**datum, "labels": label}, registry.get(version="1.1")), label))
+        else:
+            good.append((encode(datum) if i % 3 == 0 else codec.encode(datum), None))
+    corrupt = {10: good[3][0][:-7], 100: b"\xc3\x01" + bytes(8) + b"body",
+               200: b"not avro at all"}
+    for offset, value in sorted(corrupt.items()):
+        good.insert(offset, (value, None))
+    values = [v for v, _ in good]
+    labels = {o: label for o, (_, label) in enumerate(good) if label}
+    produce_values(cluster, topic, values)
+    cfg = Config(topics=TopicsConfig(events=topic, dlq=dlq, deliveries=deliveries,
+                                     health=health),
+                 storage=StorageConfig(lake=f"file://{tmp_path}/lake"),
+                 schema_registry=SchemaRegistryConfig(url=url),
+                 archiver=ArchiverConfig(max_age_ms=1000))
+    stats = build_registered("archiver", Context(cfg, cluster.bootstrap)).run(idle_exit_s=4)
+
+    assert (stats.consumed, stats.processed, stats.dead_lettered) == (243, 240, 3)
+    lake = pq.read_table([str(p) for p in (tmp_path / "lake").rglob("*.parquet")])
+    offsets = lake["_offset"].to_pylist()
+    assert sorted(offsets) == [o for o in range(243) if o not in corrupt]  # each once
+    got_labels = {o: dict(m) for o, m in zip(offsets, lake["_labels"].to_pylist(), strict=True)
+                  if m}
+    assert got_labels == {o: labels[o] for o in got_labels} and len(got_labels) == 80
+    dead = read_all(cluster.bootstrap, dlq, expected=3)
+    reasons = {int(dict(m.headers())["x-source-offset"]): dict(m.headers())["x-error-type"]
+               for m in dead}
+    assert reasons == {10: b"TruncatedBodyError", 100: b"UnknownSchemaError",
+                       200: b"BadMagicError"}
+    assert {m.value() for m in dead} == set(corrupt.values())
 
 
 def test_unreachable_registry_is_a_registry_error() -> None:
