@@ -8,11 +8,15 @@ Avro object-container block in memory and read by the Rust reader of ``polars-av
 The writer-shaped columns are then projected onto the reader schema (writer-only fields dropped,
 reader-only fields default) and the rows put back in input order.
 
-Measured (``python -m bench.decode_bench``, 100k generated events of ~870 B, one core):
-~170k rows/s for the whole decoder (block read alone ~190-250k/s) vs ~16-17k rows/s for
-per-record fastavro (``wire.decode``). Candidates on the same block: polars-avro 0.13 ~190k/s,
-datafusion 55 ~210k/s (but it reads only files, so a temp file per batch), jetliner 0.2
-~76k/s; avro-to-arrow 0.2 is fastavro underneath, arro3-io 0.9 reads no Avro.
+Measured (``python -m bench.decode_bench``, 100k generated events of ~900 B, one thread, CPU
+time, on a shared 2-core box under load): 163-177k rows/s for the whole decoder (batches of 100k
+and 10k values) vs 18-20k rows/s for per-record fastavro (``wire.decode``), ~9x. The native
+block read alone is ~310-330k rows/s; the size check ~75 ms per 100k rows; ~1 ms fixed cost per
+call. Candidate readers on the same 100k-record block (wall time): polars-avro 0.13 ~190-250k/s
+(in memory, Arrow C data), datafusion 55 ~210k/s (files only: a temp file per batch), jetliner
+0.2 ~76k/s; avro-to-arrow 0.2 is fastavro underneath and arro3-io 0.9 reads no Avro. polars-avro
+0.13 spins forever when asked for rows past a block's count while bytes are left over, so
+:func:`~pipeline.events.batch_arrow.read_block` never asks for more than ``count`` rows.
 
 Record boundaries. A block holds bodies back to back with no per-record lengths, so a truncated
 or over-long body shifts its neighbours and may still "decode". After a block is read, the
