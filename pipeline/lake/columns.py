@@ -34,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.events.batch_arrow import avro_arrow_type
 from pipeline.events.schemas import default_registry
 
 _S = pa.string()
@@ -92,30 +93,8 @@ _META_NAMES = {"eventTimeMs": "_event_time_ms", "eventTimeStatus": "_event_time_
 """Top-level Avro meta fields and their lake column names; every other name is lower-cased."""
 
 
-def _avro_arrow_type(avro: Any) -> pa.DataType:
-    """The Arrow type a decoded Avro value of schema ``avro`` converts to (unions of null and
-    T are nullable T; enums are strings)."""
-    if isinstance(avro, list):
-        (inner,) = [t for t in avro if t != "null"]
-        return _avro_arrow_type(inner)
-    if isinstance(avro, dict):
-        kind = avro["type"]
-        if kind == "record":
-            return pa.struct([(f["name"], _avro_arrow_type(f["type"])) for f in avro["fields"]])
-        if kind == "array":
-            return pa.list_(_avro_arrow_type(avro["items"]))
-        if kind == "map":
-            return pa.map_(pa.string(), _avro_arrow_type(avro["values"]))
-        if kind == "enum":
-            return pa.string()
-        return _avro_arrow_type(kind)
-    simple = {"string": pa.string(), "long": pa.int64(), "int": pa.int32(),
-              "boolean": pa.bool_(), "double": pa.float64()}
-    return simple[avro]
-
-
 _AVRO_SCHEMA: dict[str, Any] = default_registry().get().raw
-_AVRO_TYPE: pa.StructType = _avro_arrow_type(_AVRO_SCHEMA)
+_AVRO_TYPE: pa.StructType = avro_arrow_type(_AVRO_SCHEMA)
 """The datum shape of the current ApiCallEvent schema (older writers' datums fit it: fields
 they lack are null)."""
 
