@@ -132,7 +132,9 @@ class TopicsConfig(_Strict):
 
 
 class RunnerConfig(_Strict):
-    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    batch_size: int = Field(default=10_000, ge=1, le=100_000, description="messages per poll; "
+                            "a batch-mode daemon decodes each poll at once (10k measured ~1.8x "
+                            "faster than 1k: fixed costs per decode call)")
     poll_timeout_ms: int = Field(default=500, ge=1)
     commit_interval_ms: int = Field(default=5_000, ge=1)
     shutdown_grace_s: float = Field(default=10.0, gt=0)
