@@ -132,17 +132,27 @@ class RowBuffer:
             self._sizes[0] = self._sizes[0] * rest.num_rows // table.num_rows
 
 
+MAX_RUNS = 256
+"""Up to this many runs of one partition value a batch is split by zero-copy slices."""
+
+
 def partition_tables(table: pa.Table) -> list[tuple[int, pa.Table]]:
     """The rows of a lake table per ``_partition`` value, ascending, each in the table's row
-    order (one filter pass per partition present, none when there is just one)."""
-    if table.num_rows == 0:
+    order. A poll holds each partition's messages in a few runs, so the runs are sliced
+    (zero-copy); a table with more than :data:`MAX_RUNS` runs is filtered per partition."""
+    n = table.num_rows
+    if n == 0:
         return []
     column = table["_partition"]
-    bounds = pc.min_max(column).as_py()
-    if bounds["min"] == bounds["max"]:
-        return [(bounds["min"], table)]
-    return [(p, table.filter(pc.equal(column, p)))
-            for p in sorted(pc.unique(column).to_pylist())]
+    changes = pc.indices_nonzero(pc.not_equal(column.slice(1), column.slice(0, n - 1)))
+    if len(changes) >= MAX_RUNS:
+        return [(p, table.filter(pc.equal(column, p)))
+                for p in sorted(pc.unique(column).to_pylist())]
+    starts = [0, *(i + 1 for i in changes.to_pylist())]
+    runs: dict[int, list[pa.Table]] = {}
+    for start, end in zip(starts, [*starts[1:], n], strict=True):
+        runs.setdefault(column[start].as_py(), []).append(table.slice(start, end - start))
+    return [(p, pa.concat_tables(runs[p])) for p in sorted(runs)]
 
 
 @dataclass(frozen=True, slots=True)

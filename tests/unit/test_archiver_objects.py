@@ -89,7 +89,15 @@ def test_partition_tables_splits_by_kafka_partition_keeping_row_order() -> None:
     assert [(p, offsets(t)) for p, t in parts] == [(0, [5, 6, 7, 8]),
                                                   (1, [0, 1, 2, 3, 4, 9, 10, 11])]
     single = rows(0, 4)
-    assert partition_tables(single) == [(2, single)] and partition_tables(rows(0, 0)) == []
+    assert [(p, t.to_pydict()) for p, t in partition_tables(single)] == [(2, single.to_pydict())]
+    assert partition_tables(rows(0, 0)) == []
+
+
+def test_partition_tables_filters_when_partitions_interleave_finely() -> None:
+    table = pa.concat_tables([rows(i, i + 1, partition=i % 2) for i in range(600)])
+    parts = partition_tables(table)  # 600 runs: more than MAX_RUNS, filtered per partition
+    assert [(p, offsets(t)) for p, t in parts] == [(0, list(range(0, 600, 2))),
+                                                  (1, list(range(1, 600, 2)))]
 
 
 def test_every_row_in_exactly_one_object_keyed_by_its_hive_partition() -> None:
