@@ -12,6 +12,10 @@
 * **publish, workers 2**: the same with mapping + encoding in an
   :class:`~producers.pool.EncodePool` of 2 processes (``Publisher.publish_many``, as
   ``cloudtrail-dir --workers 2``), to another fresh topic; ``events_per_s_workers_2``;
+* **cloudtrail-dir**: what ``trailpipe produce cloudtrail-dir --workers 1`` does end to end:
+  the corpus records (cycled) written as ``{"Records": [...]}`` ``.json.gz`` delivery files of
+  :data:`DIR_FILE_RECORDS` records, then read, gunzipped, parsed, mapped, encoded and published
+  (:func:`producers.dir_source.ingest_paths`) until flushed; ``cloudtrail_dir_events_per_s``;
 * **java**: ``org.apache.kafka.tools.ProducerPerformance`` sends as many records of the average
   event size (value bytes) to another fresh topic with the same acks, compression, idempotence,
   linger and batch size. Its payloads are random letters and unkeyed (sticky partitioner), ours
@@ -25,8 +29,10 @@ shows how much of an event's cost is mapping + encoding.
 
 from __future__ import annotations
 
+import gzip
 import json
 import resource
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,10 +45,10 @@ from bench.fill import create_topic, delete_bench_leftovers
 from bench.java_perf import producer_perf
 from bench.results import ScenarioResult
 from pipeline.config import ProducerConfig
-from pipeline.events.mapping import IngestMeta, to_avro
-from pipeline.events.wire import encode
+from pipeline.events.fused import encode_event
 from pipeline.kafka import producer_config
-from producers.files import RawRecord
+from producers.dir_source import ingest_paths
+from producers.files import RawRecord, loads
 from producers.pool import EncodePool
 from producers.publisher import DeliveryFailed, Publisher
 
@@ -52,6 +58,7 @@ PARTITIONS = 6
 ENCODE_SAMPLE = 50_000
 POLL_EVERY_RECORDS = 1_000  # as producers.dir_source
 MIB = 1024 * 1024
+DIR_FILE_RECORDS = 2_000
 
 
 def corpus_dir(repo_root: Path) -> Path:
@@ -76,22 +83,22 @@ def _cpu_s() -> float:
 
 
 def encode_rate(records: list[RawRecord], count: int = ENCODE_SAMPLE) -> float:
-    """Mapping + Avro encode, events per CPU second, single thread."""
-    ingest = IngestMeta(time.time_ns() // 1_000_000, "bench", "bench-encode", records[0].location)
+    """Mapping + Avro encode (as the Publisher does it), events per CPU second, one thread."""
+    now_ms, location = time.time_ns() // 1_000_000, records[0].location
     values = [r.value for r in records if r.value is not None]
     cycled = [values[i % len(values)] for i in range(count)]
     start = time.process_time()
     for value in cycled:
-        encode(to_avro(value, ingest=ingest))
+        encode_event(value, now_ms, "bench", "bench-encode", location)
     return count / (time.process_time() - start)
 
 
 def parse_rate(records: list[RawRecord], count: int = ENCODE_SAMPLE) -> float:
-    """``json.loads`` of the raw lines, events per CPU second (for scale only)."""
+    """JSON parsing of the raw lines as sources do it, events per CPU second (for scale)."""
     raws = [records[i % len(records)].raw for i in range(count)]
     start = time.process_time()
     for raw in raws:
-        json.loads(raw)
+        loads(raw)
     return count / (time.process_time() - start)
 
 
@@ -133,6 +140,31 @@ def publish(bootstrap: str, records: list[RawRecord], events: int, topic: str, d
     return PublishRun(events, elapsed, cpu, stats.bytes_out, stats.bytes_in)
 
 
+def publish_dir(bootstrap: str, records: list[RawRecord], events: int, topic: str,
+                dlq: str) -> PublishRun:
+    """``events`` records (cycled) as ``.json.gz`` delivery files, published as
+    ``cloudtrail-dir --workers 1`` does; timed from the first file read to the end of flush."""
+    publisher = _publisher(bootstrap, topic, dlq, None)
+    n = len(records)
+    with tempfile.TemporaryDirectory(prefix="bench-produce-") as tmp:
+        for first in range(0, events, DIR_FILE_RECORDS):
+            batch = [records[i % n].value for i in range(first, min(first + DIR_FILE_RECORDS,
+                                                                      events))]
+            path = Path(tmp) / f"{first // DIR_FILE_RECORDS:06d}_CloudTrail.json.gz"
+            path.write_bytes(gzip.compress(json.dumps({"Records": batch}).encode(), 6))
+        cpu0, start = _cpu_s(), time.perf_counter()
+        try:
+            ingest_paths(publisher, [Path(tmp)], max_record_bytes=1 << 20, workers=1)
+            stats = publisher.flush(120)
+        except DeliveryFailed as exc:
+            raise BenchError(f"publish failed: {exc}") from exc
+        elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu0
+    del publisher
+    if stats.produced != events:
+        raise BenchError(f"cloudtrail-dir produced {stats.produced} of {events}")
+    return PublishRun(events, elapsed, cpu, stats.bytes_out, stats.bytes_in)
+
+
 def _publisher(bootstrap: str, topic: str, dlq: str,
                extra: Mapping[str, str] | None) -> Publisher:
     p = ProducerConfig()
@@ -157,7 +189,7 @@ def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
     encode_per_core = encode_rate(records)
     parse_per_core = parse_rate(records)
     say(f"  encode {encode_per_core:,.0f} events/s per core; publishing {events:,} events")
-    for name in ("events", "events2", "java"):
+    for name in ("events", "events2", "events3", "java"):
         create_topic(ctx.bootstrap, topics[name], PARTITIONS)
     create_topic(ctx.bootstrap, topics["dlq"], 1)
     run = publish(ctx.bootstrap, records, events, topics["events"], topics["dlq"])
@@ -169,6 +201,10 @@ def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
     rate2 = run2.events / run2.elapsed_s
     say(f"  {rate2:,.0f} events/s ({run2.elapsed_s:.1f}s); Java ProducerPerformance, "
         f"{events:,} x {round(avro_bytes)} B")
+    run3 = publish_dir(ctx.bootstrap, records, events, topics["events3"], topics["dlq"])
+    rate3 = run3.events / run3.elapsed_s
+    say(f"  cloudtrail-dir (files, parse included, 1 process) {rate3:,.0f} events/s "
+        f"({run3.elapsed_s:.1f}s)")
     p = ProducerConfig()
     java = producer_perf(ctx.repo_root, ctx.bootstrap, topics["java"], events,
                          round(avro_bytes), {
@@ -197,6 +233,10 @@ def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
         "producer_main_cpu_us_per_event_workers_2": round(run2.cpu_s / run2.events * 1e6, 2),
         "ratio_vs_producer_perf_workers_2": (None if java.records_per_s is None
                                              else round(rate2 / java.records_per_s, 3)),
+        "cloudtrail_dir_events_per_s": round(rate3, 1),
+        "cloudtrail_dir_cpu_us_per_event": round(run3.cpu_s / run3.events * 1e6, 2),
+        "ratio_vs_producer_perf_cloudtrail_dir": (None if java.records_per_s is None
+                                                  else round(rate3 / java.records_per_s, 3)),
         "encode_events_per_s_per_core": round(encode_per_core, 1),
         "json_parse_events_per_s_per_core": round(parse_per_core, 1),
         "avro_bytes_per_event": round(avro_bytes, 1),
@@ -207,8 +247,8 @@ def _measure(ctx: BenchContext, topics: dict[str, str]) -> ScenarioResult:
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure on fresh topics, deleted afterwards."""
     suffix = uuid.uuid4().hex[:8]
-    topics = {name: f"bench.produce.{name}.{suffix}" for name in ("events", "events2", "dlq",
-                                                                     "java")}
+    topics = {name: f"bench.produce.{name}.{suffix}" for name in ("events", "events2", "events3",
+                                                                     "dlq", "java")}
     try:
         return _measure(ctx, topics)
     finally:
@@ -228,7 +268,8 @@ def summary(r: ScenarioResult) -> str:
             f"({r['mb_per_s']} MiB/s, {r['elapsed_s']}s) | ProducerPerformance {java} "
             f"= ratio {r['ratio_vs_producer_perf']} | {r.get('workers', 2)} workers "
             f"{_rate(r.get('events_per_s_workers_2'), 'events/s')} = ratio "
-            f"{r.get('ratio_vs_producer_perf_workers_2')} | encode "
+            f"{r.get('ratio_vs_producer_perf_workers_2')} | cloudtrail-dir "
+            f"{_rate(r.get('cloudtrail_dir_events_per_s'), 'events/s')} | encode "
             f"{_rate(r['encode_events_per_s_per_core'], 'events/s/core')} | "
             f"{r['avro_bytes_per_event']} B Avro vs {r['json_bytes_per_event']} B JSON")
 

@@ -10,15 +10,78 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+_MASK_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else b for b in range(256))
+_LONG_RUN = b"0" * 19
+_RUN_END = re.compile(rb"0*")
+_NUMBER_END = frozenset(b",}] \t\r\n")
+_NUMBER_START = frozenset(b":[, \t\r\n")
+
+
+def _may_hold_big_int(data: bytes) -> bool:
+    """True when ``data`` may hold an integer of 19 or more digits, which orjson would read as
+    a float (lossy): a digit run that long (maybe after ``-``) that starts where a JSON value
+    can (after ``:``, ``[``, ``,``, whitespace) and ends where one can (before ``,``, ``}``,
+    ``]``, whitespace): not part of a float, a word or the end of a string. Digit runs are
+    found on a copy with every digit masked as ``0`` (C-speed ``translate`` and ``find``)."""
+    masked = data.translate(_MASK_DIGITS)
+    pos = masked.find(_LONG_RUN)
+    while pos >= 0:
+        run = _RUN_END.match(masked, pos)  # always matches (at least the 19 zeros)
+        end = run.end() if run else pos + len(_LONG_RUN)
+        start = pos - 1 if pos and masked[pos - 1] == 0x2D else pos  # a minus sign
+        before = masked[start - 1] if start else 0x20
+        if (end == len(masked) or masked[end] in _NUMBER_END) and before in _NUMBER_START:
+            return True
+        pos = masked.find(_LONG_RUN, end)
+    return False
+
+
+def parse_json(data: bytes, text: str | None = None) -> tuple[Any, bool]:
+    """``(json.loads(text), by_orjson)`` where ``text`` is ``data`` decoded (decoded here when
+    not given): value for value (big integers, key order and duplicate keys alike), raising
+    what that raises. orjson parses when it is sure to agree (``by_orjson``): it rejects what
+    the standard library would read differently (NaN, lone surrogates, overflowing floats), and
+    text that may hold an integer beyond 64 bits goes to the standard library."""
+    if not _may_hold_big_int(data):
+        try:
+            return orjson.loads(data), True
+        except orjson.JSONDecodeError:
+            pass  # the standard library decides, with its own messages
+    return json.loads(data.decode("utf-8") if text is None else text), False
+
+
+def loads(data: bytes) -> Any:
+    """``json.loads(data.decode("utf-8"))``, faster (see :func:`parse_json`)."""
+    return parse_json(data)[0]
+
+
+def dumps(value: Any, by_orjson: bool) -> bytes:
+    """UTF-8 JSON text of a value :func:`parse_json` returned, which :func:`loads` turns back
+    into an equal value: orjson's compact text when orjson parsed it (it then holds nothing
+    orjson cannot write exactly), the standard library's otherwise (ASCII-escaped when the
+    value holds a lone surrogate, which UTF-8 cannot carry)."""
+    if by_orjson:
+        try:
+            return orjson.dumps(value)
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes
+            pass
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a \ud800 escape): escape it again
+        return json.dumps(value).encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +168,12 @@ def _json_lines(data: bytes, name: str, max_record_bytes: int) -> Iterator[RawRe
     for number, line in enumerate(data.splitlines(), start=1):
         if line.strip():
             yield _checked(line, f"{name}:{number}", max_record_bytes,
-                           lambda line=line: json.loads(line.decode("utf-8")))
+                           lambda line=line: loads(line))
 
 
 def _document(text: str, data: bytes, name: str, max_record_bytes: int) -> Iterator[RawRecord]:
     try:
-        doc = json.loads(text)
+        doc, by_orjson = parse_json(data, text)
     except json.JSONDecodeError as exc:
         yield RawRecord(name, data, error=f"invalid JSON at line {exc.lineno} column "
                         f"{exc.colno}: {exc.msg}", error_type="JSONDecodeError")
@@ -127,7 +190,7 @@ def _document(text: str, data: bytes, name: str, max_record_bytes: int) -> Itera
         items, where = [doc], ""
     for index, item in enumerate(items):
         location = f"{name}{where}[{index}]" if where else name
-        raw = json.dumps(item, ensure_ascii=False).encode("utf-8")
+        raw = dumps(item, by_orjson)
         yield _checked(raw, location, max_record_bytes, lambda item=item: item)
 
 

@@ -26,7 +26,6 @@ normal end, :meth:`terminate` on an error or Ctrl-C, as the context manager does
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import signal
 from collections import deque
@@ -36,9 +35,9 @@ from types import TracebackType
 from typing import NamedTuple
 
 from pipeline.events.errors import EventError
-from pipeline.events.mapping import IngestMeta, to_avro
+from pipeline.events.fused import encode_event
 from pipeline.events.partition import event_key
-from pipeline.events.wire import encode
+from producers.files import loads
 
 MAPPING_ERRORS: tuple[type[Exception], ...] = (EventError, TypeError, ValueError, OverflowError)
 """Exceptions of mapping + encoding that mean bad input (dead-lettered, never fatal)."""
@@ -70,9 +69,8 @@ def encode_task(task: EncodeTask | None) -> EncodeResult:
         return None
     raw, ingest_time_ms, source, producer_id, location = task
     try:
-        value = json.loads(raw.decode("utf-8"))
-        payload = encode(to_avro(value, ingest=IngestMeta(ingest_time_ms, source, producer_id,
-                                                          location)))
+        value = loads(raw)
+        payload = encode_event(value, ingest_time_ms, source, producer_id, location)
     except MAPPING_ERRORS as exc:
         return EncodeError(type(exc).__name__, str(exc))
     return event_key(value), payload

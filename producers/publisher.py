@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from pipeline.deadletter import dead_letter
+from pipeline.events.fused import encode_event
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
 from pipeline.events.wire import encode, headers_for
@@ -96,6 +97,7 @@ class Publisher:
         self._source, self._producer_id = source, producer_id
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._encode = encoder
+        self._payload = encode_event if encoder is encode else self._encode_with
         self._headers = list(headers_for()) if headers is None else headers
         self._lock = threading.Lock()
         self.stats = PublishStats()
@@ -114,15 +116,20 @@ class Publisher:
                               record.error or "invalid record", batch)
             return
         try:
-            ingest = IngestMeta(self._clock_ms(), self._source, self._producer_id,
-                                record.location)
-            payload = self._encode(to_avro(record.value, ingest=ingest))
+            payload = self._payload(record.value, self._clock_ms(), self._source,
+                                    self._producer_id, record.location)
         except MAPPING_ERRORS as exc:  # bad input, never fatal
             self._dead_letter(record, type(exc).__name__, str(exc), batch)
             return
         self._produce(self._events_topic, event_key(record.value), payload,
                       [*self._headers, ("x-source-location", record.location.encode())],
                       self._callbacks_for(batch)[0])
+
+    def _encode_with(self, value: dict[str, Any], ingest_time_ms: int, source: str,
+                     producer_id: str, location: str | None) -> bytes:
+        """The custom ``encoder`` of the datum (the default one is fused with the mapping)."""
+        ingest = IngestMeta(ingest_time_ms, source, producer_id, location)
+        return self._encode(to_avro(value, ingest=ingest))
 
     def publish_many(self, records: Iterable[RawRecord], pool: EncodePool | None = None, *,
                      poll_every: int = 1000) -> int:

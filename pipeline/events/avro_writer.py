@@ -100,6 +100,12 @@ def compile_writer(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any], by
     return encode_body
 
 
+def compile_type(schema: Any, namespace: str | None = None) -> Write:
+    """The writer of one (non-record-level) schema, e.g. an array or map type; named types it
+    uses must be defined within it. Raises Unsupported as :func:`compile_writer`."""
+    return _compile(schema, {}, namespace)
+
+
 def _compile(schema: Any, named: dict[str, Write], namespace: str | None) -> Write:
     if isinstance(schema, str):
         if schema in _PRIMITIVES:
@@ -153,39 +159,28 @@ def _union(branches: list[Any], named: dict[str, Write], namespace: str | None) 
 
 
 _NO_DEFAULT = object()
+_SMALL_PRESENT = tuple(b"\x02" + b for b in _SMALL)
+"""Union index 1 (the non-null branch) followed by the encoding of 0..4095."""
 
 
 def _record(schema: Mapping[str, Any], named: dict[str, Write], namespace: str | None) -> Write:
-    # (name, default, writer of the value (of the non-null branch when nullable), nullable,
-    # value is a string). The null test and string writes are inlined here: most of an
-    # ApiCallEvent's fields are null or strings, and a call per field is what costs.
-    fields: list[tuple[str, Any, Write, bool, bool]] = []
+    """A writer generated as Python source with one block per field (no loop, no per-field
+    tuple unpacking): most of an ApiCallEvent's fields are null or strings, so the null test
+    and string writes are inlined, and a call per field is what costs."""
+    full = _full_name(schema, namespace)
+    impl: list[Write] = []
 
-    def write_record(d: Mapping[str, Any], out: bytearray) -> None:
-        if type(d) is not dict and not isinstance(d, Mapping):
-            raise TypeError(f"expected a record (dict), got {type(d).__name__}")
-        get = d.get
-        for name, default, write, nullable, string in fields:
-            if nullable:  # missing and None are both null (the only default a nullable has)
-                v = get(name)
-                if v is None:
-                    out += b"\x00"
-                    continue
-                out += b"\x02"
-            else:
-                v = get(name, default)
-                if v is _NO_DEFAULT:
-                    v = None  # as fastavro: a missing field without default is written as null
-            if string and type(v) is str:
-                b = v.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
-                n = len(b)
-                out += _SMALL[n] if n < 4096 else _zigzag_varint(n)
-                out += b
-            else:
-                write(v, out)
+    def forward(d: Any, out: bytearray) -> None:  # a reference to the record from within
+        impl[0](d, out)
 
-    named[_full_name(schema, namespace)] = write_record  # before the fields: name in scope
-    for f in schema["fields"]:
+    named[full] = forward  # before the fields: name in scope
+    env: dict[str, Any] = {"Mapping": Mapping, "S2": _SMALL_PRESENT, "S": _SMALL,
+                           "zz": _zigzag_varint}
+    lines = ["def write_record(d, out):",
+             "    if type(d) is not dict and not isinstance(d, Mapping):",
+             "        raise TypeError(f'expected a record (dict), got {type(d).__name__}')",
+             "    get = d.get"]
+    for i, f in enumerate(schema["fields"]):
         default = f.get("default", _NO_DEFAULT)
         typ = f["type"]
         nullable = isinstance(typ, list) and len(typ) == 2 and typ[0] == "null"
@@ -195,10 +190,33 @@ def _record(schema: Mapping[str, Any], named: dict[str, Write], namespace: str |
                 or type(default) in (str, bool, int) or default in ({}, [])):
             raise Unsupported(f"default {default!r} of field {f['name']}")
         value_type = typ[1] if nullable else typ
+        env[f"W{i}"], env[f"D{i}"] = _compile(value_type, named, namespace), default
         string = value_type == "string" or value_type == {"type": "string"}
-        fields.append((f["name"], default, _compile(value_type, named, namespace), nullable,
-                       string))
+        lines += _field_source(i, f["name"], nullable, string, default is _NO_DEFAULT)
+    exec("\n".join(lines), env)
+    write_record: Write = env["write_record"]
+    impl.append(write_record)
+    named[full] = write_record
     return write_record
+
+
+def _field_source(i: int, name: str, nullable: bool, string: bool, no_default: bool) -> list[str]:
+    """Source lines writing field ``i`` (value ``v``); as fastavro, a missing nullable field
+    and a missing field without default are written as null."""
+    get = f"    v = get({name!r})" if nullable or no_default else f"    v = get({name!r}, D{i})"
+    if nullable and string:
+        return [get, "    if v is None:", "        out += b'\\x00'",
+                "    elif type(v) is str:", "        b = v.encode()", "        n = len(b)",
+                "        out += S2[n] if n < 4096 else b'\\x02' + zz(n)", "        out += b",
+                "    else:", "        out += b'\\x02'", f"        W{i}(v, out)"]
+    if nullable:
+        return [get, "    if v is None:", "        out += b'\\x00'", "    else:",
+                "        out += b'\\x02'", f"        W{i}(v, out)"]
+    if string:
+        return [get, "    if type(v) is str:", "        b = v.encode()", "        n = len(b)",
+                "        out += S[n] if n < 4096 else zz(n)", "        out += b",
+                "    else:", f"        W{i}(v, out)"]
+    return [get, f"    W{i}(v, out)"]
 
 
 def _enum(symbols: list[str]) -> Write:
