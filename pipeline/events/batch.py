@@ -35,7 +35,6 @@ Writer schemas the size check cannot handle (general unions, fixed) decode per r
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,16 +43,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistryError
-from fastavro import parse_schema, schemaless_reader
-from fastavro.read import SchemaResolutionError
+from fastavro import parse_schema
 
 from pipeline.events import batch_arrow as ba
 from pipeline.events import wire
 from pipeline.events.confluent import ConfluentCodec, RegistryError, schema_id_of
 from pipeline.events.errors import (
     BadMagicError,
-    CorruptBodyError,
-    TruncatedBodyError,
     UnknownSchemaError,
     WireFormatError,
 )
@@ -285,20 +281,5 @@ class AvroBatchDecoder:
 
 def _read_one(value: bytes, writer: _Writer, reader: Any) -> dict[str, Any]:
     """One body read like :func:`pipeline.events.wire.decode` (same typed errors)."""
-    buf = io.BytesIO(value)
-    buf.seek(writer.offset)
-    try:
-        datum = schemaless_reader(buf, writer.parsed, reader)
-    except EOFError:
-        raise TruncatedBodyError(f"Avro body ends early ({len(value)} bytes)") from None
-    except SchemaResolutionError as exc:
-        raise WireFormatError(f"{writer.name} cannot be read as the reader: {exc}") from exc
-    except (ValueError, IndexError, TypeError, UnicodeDecodeError, OverflowError) as exc:
-        if buf.tell() >= len(value):
-            raise TruncatedBodyError(f"Avro body ends early ({len(value)} bytes)") from exc
-        raise CorruptBodyError(f"Avro body does not decode: {type(exc).__name__}: {exc}") from exc
-    if buf.tell() != len(value):
-        raise CorruptBodyError(f"{len(value) - buf.tell()} bytes after the Avro body")
-    if not isinstance(datum, dict):
-        raise CorruptBodyError("Avro body is not a record")
-    return datum
+    return wire.read_body(value, writer.offset, writer.parsed, reader,
+                     f"{writer.name} cannot be read as the reader")

@@ -97,15 +97,24 @@ def decode(
     WireFormatError when the writer cannot be resolved to ``reader``.
     """
     writer = writer_of(message, registry)
-    buf = io.BytesIO(message)
-    buf.seek(HEADER_LEN)
     reader_schema = None if reader is None or reader is writer else reader.parsed
+    what = f"{writer.name} v{writer.version} cannot be read as v{reader and reader.version}"
+    return read_body(message, HEADER_LEN, writer.parsed, reader_schema, what)
+
+
+def read_body(message: bytes, start: int, writer: Any, reader: Any, what: str
+              ) -> dict[str, Any]:
+    """The Avro record that fills ``message[start:]``, written with the parsed schema
+    ``writer`` and read as ``reader`` (None: as written). Raises TruncatedBodyError (the body
+    ends early), CorruptBodyError (undecodable, trailing bytes, not a record) or
+    WireFormatError(``what``) when the writer cannot be resolved to the reader."""
+    buf = io.BytesIO(message)
+    buf.seek(start)
     try:
-        datum = schemaless_reader(buf, writer.parsed, reader_schema)
+        datum = schemaless_reader(buf, writer, reader)
     except EOFError:
         raise TruncatedBodyError(f"Avro body ends early ({len(message)} bytes)") from None
     except SchemaResolutionError as exc:
-        what = f"{writer.name} v{writer.version} cannot be read as v{reader and reader.version}"
         raise WireFormatError(f"{what}: {exc}") from exc
     except (ValueError, IndexError, TypeError, UnicodeDecodeError, OverflowError) as exc:
         if buf.tell() >= len(message):  # ran out of bytes mid-value (a varint, a UTF-8 char)
