@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 from consumers.archiver.notify import Notifier, SnsNotices
 from consumers.archiver.sink import ArchiverSink, bucket_of
@@ -34,11 +33,10 @@ def batch_decoder(cfg: Config) -> AvroBatchDecoder:
         return AvroBatchDecoder(reader=reader)
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    client_conf: dict[str, Any] = {"url": str(sr.url)}
-    if sr.basic_auth_user_info:
-        client_conf["basic.auth.user.info"] = sr.basic_auth_user_info.get_secret_value()
+    from pipeline.events.confluent import registry_client_conf
+
     return AvroBatchDecoder(reader=reader,
-                            confluent=SchemaRegistryClient.new_client(client_conf))
+                            confluent=SchemaRegistryClient.new_client(registry_client_conf(sr)))
 
 
 def wire(ctx: Context) -> Parts:

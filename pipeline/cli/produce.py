@@ -8,9 +8,7 @@ or dead-lettered, 1 when Kafka failed to confirm records for good, 2 on bad conf
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -27,7 +25,6 @@ from pipeline.cli.common import (
     resolve_bootstrap,
 )
 from pipeline.config import Config
-from pipeline.kafka import base_client_config, producer_config
 from pipeline.logs import get_logger
 
 if TYPE_CHECKING:
@@ -37,38 +34,14 @@ app = typer.Typer(help="Publish audit events to Kafka from a source.", no_args_i
 
 
 def make_publisher(cfg: Config, bootstrap: str, source: str) -> Publisher:
-    """The Publisher for one daemon, configured from ``[producer]`` (and ``[schema_registry]``
-    for the Confluent wire format; the schema is registered, or looked up, before any send)."""
-    from producers.publisher import Publisher
+    """:func:`producers.wiring.publisher_for`; exits 1 when the schema registry refuses."""
+    from pipeline.events.confluent import RegistryError
+    from producers.wiring import publisher_for
 
-    p = cfg.producer
-    conf = producer_config(base_client_config(cfg.kafka, bootstrap), {
-        "compression.type": p.compression, "linger.ms": str(p.linger_ms),
-        "batch.size": str(p.batch_bytes), "delivery.timeout.ms": str(p.delivery_timeout_ms),
-        **cfg.kafka.extra})
-    producer_id = p.producer_id or f"{socket.gethostname()}-{os.getpid()}"
-    extra: dict[str, Any] = {}
-    if cfg.schema_registry.url:
-        extra = _confluent_encoding(cfg)
-    return Publisher(conf, events_topic=cfg.topics.events, dlq_topic=cfg.topics.dlq,
-                     source=source, producer_id=producer_id, **extra)
-
-
-def _confluent_encoding(cfg: Config) -> dict[str, Any]:
-    from pipeline.events.confluent import ConfluentCodec, RegistryError
-
-    sr = cfg.schema_registry
-    client_conf = ({"basic.auth.user.info": sr.basic_auth_user_info.get_secret_value()}
-                   if sr.basic_auth_user_info else None)
-    codec = ConfluentCodec.for_topic(str(sr.url), cfg.topics.events,
-                                     auto_register=sr.auto_register, client_conf=client_conf)
     try:
-        schema_id = codec.register()
+        return publisher_for(cfg, bootstrap, source)
     except RegistryError as exc:
-        fail(1, [f"trailpipe: schema registry {sr.url}: {exc}"])
-    headers = [("content-type", b"application/vnd.confluent.avro"),
-               ("x-schema-id", str(schema_id).encode())]
-    return {"encoder": codec.encode, "headers": headers}
+        fail(1, [f"trailpipe: schema registry {cfg.schema_registry.url}: {exc}"])
 
 
 def finish(publisher: Publisher, source: str, started_s: float, **extra: Any) -> None:

@@ -27,6 +27,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro.read import SchemaResolutionError
 
+from pipeline.config import SchemaRegistryConfig
 from pipeline.events.errors import (
     BadMagicError,
     CorruptBodyError,
@@ -47,6 +48,14 @@ class RegistryError(RuntimeError):
     """The schema registry could not be reached or refused a request (not a bad-input error)."""
 
     error_type: ClassVar[str] = "schema_registry"
+
+
+def registry_client_conf(sr: SchemaRegistryConfig) -> dict[str, Any]:
+    """The ``SchemaRegistryClient`` settings of ``[schema_registry]`` (url, basic auth)."""
+    conf: dict[str, Any] = {"url": str(sr.url)}
+    if sr.basic_auth_user_info is not None:
+        conf["basic.auth.user.info"] = sr.basic_auth_user_info.get_secret_value()
+    return conf
 
 
 def is_confluent_framed(data: bytes) -> bool:
