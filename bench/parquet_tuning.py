@@ -23,14 +23,8 @@ from typing import Any
 import pyarrow as pa
 
 from bench.archive_setup import ACCOUNTS, EVENT_TIME_RATE, PARTITIONS, START_MS, CloudTrailGzip
-from consumers.archiver.objects import (
-    _INTS,
-    LAYOUT,
-    OLD_LAYOUT,
-    Layout,
-    build_objects,
-    partition_tables,
-)
+from consumers.archiver.objects import build_objects, partition_tables
+from consumers.archiver.parquet import _INTS, LAYOUT, OLD_LAYOUT, Layout
 from pipeline.config import GeneratorConfig
 from pipeline.events import IngestMeta, to_avro
 from pipeline.events.partition import event_key, partition_for

@@ -12,15 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from consumers.archiver.objects import (
-    LAYOUT,
-    OLD_LAYOUT,
-    Layout,
     RowBuffer,
     build_objects,
     effective_time_ms,
     hive_keys,
     partition_tables,
 )
+from consumers.archiver.parquet import LAYOUT, OLD_LAYOUT, Layout
 from pipeline.events import IngestMeta, to_avro
 from pipeline.lake.columns import LAKE_SCHEMA, to_datums, to_table
 from pipeline.lake.config import ArchiverConfig
