@@ -30,7 +30,7 @@ class ArchiverConfig(BaseModel):
     max_age_ms: int = Field(default=60_000, ge=100)
     row_group_rows: int = Field(default=128 * 1024, ge=1024)
     zstd_level: int = Field(default=1, ge=1, le=22, description="1 measured both smaller "
-                            "and faster than 3 on CloudTrail rows (consumers/archiver/objects.py)")
+                            "and faster than 3 on CloudTrail rows (consumers/archiver/parquet.py)")
     health_interval_ms: int = Field(
         default=10_000, ge=0, description="least gap between two health records of one state")
     owner_id: str | None = Field(
