@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka.schema_registry import Schema
 
-from pipeline.events import IngestMeta, default_registry, to_avro, wire
+from pipeline.events import IngestMeta, batch, default_registry, to_avro, wire
 from pipeline.events.batch import AvroBatchDecoder
 from pipeline.events.batch_arrow import avro_arrow_type
 from pipeline.events.confluent import ConfluentCodec, schema_text
@@ -233,3 +233,18 @@ def test_random_corruption_agrees_with_per_record_decode() -> None:
         assert all(isinstance(errors[i], WireFormatError) for i, d in decoded.items() if d is None)
         ok = [i for i, d in decoded.items() if d is not None]
         assert [got[i] for i in ok] == pa.array([decoded[i] for i in ok], _AVRO_TYPE).to_pylist()
+
+
+def test_a_large_batch_is_read_in_two_halves_with_poison_in_each() -> None:
+    messages = MESSAGES * 6  # 6,438 values: over PARALLEL_MIN_ROWS, read as two blocks at once
+    assert len(messages) >= batch.PARALLEL_MIN_ROWS
+    bad = {17: messages[17][:-3], 5000: messages[5000] + b"\x00", 6400: b"\xc3\x01" + bytes(9)}
+    values = [bad.get(i, m) for i, m in enumerate(messages)]
+    decoder = AvroBatchDecoder()
+    out = decoder(values)
+    assert [i for i, _ in out.errors] == sorted(bad)
+    assert list(out.rows) == [i for i in range(len(values)) if i not in bad]
+    clean = decoder(messages)
+    assert list(clean.rows) == list(range(len(messages))) and not clean.errors
+    assert rows_of(clean) == expected(MESSAGES) * 6
+    assert rows_of(out) == [r for i, r in enumerate(rows_of(clean)) if i not in bad]
