@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from pipeline.batches import Polled, process_isolating, with_coordinates
-from pipeline.model import BatchDecoder, BatchProcessor, Event, Processor
+from pipeline.model import BatchDecoder, BatchProcessor, Event, Processor, Unavailable
 from pipeline.offsets import OffsetLedger
 
 Decoder = Callable[[bytes | None], Any]
@@ -75,8 +75,8 @@ class Intake:
     def _take_batch(self, polled: Polled, decode_batch: BatchDecoder) -> None:
         """Decode the poll at once, dead-letter what does not decode, process the rest as one
         table (bisecting to the rows the processor fails on), then record the progress."""
+        decoded = decode_batch(polled.values)  # Unavailable propagates: nothing counted yet
         self._stats.consumed += len(polled.messages)
-        decoded = decode_batch(polled.values)
         for index, exc in decoded.errors:
             self._dead_letter(polled.messages[index], exc)
         rows = list(decoded.rows)
@@ -105,6 +105,9 @@ class Intake:
                           headers=_headers(msg), raw=msg.value())
             outputs = [event.value] if self._processor is None else \
                 list(self._processor.process(event))  # type: ignore[union-attr]
+        except Unavailable:
+            self._stats.consumed -= 1  # not taken: the Runner rewinds and reads it again
+            raise
         except Exception as exc:  # poison: any decode/process failure dead-letters the record
             self._dead_letter(msg, exc)
         else:

@@ -107,6 +107,11 @@ class Processor(Protocol):
         ...
 
 
+class Unavailable(RuntimeError):
+    """Something decoding or processing needs is unreachable (a schema registry, say): not a
+    bad record. The Runner rewinds to the committed offsets, pauses, and reads again later."""
+
+
 class Sink(Protocol):
     """Buffers outputs and makes them durable on ``flush``. The Runner commits no offset at or
     above what :meth:`held` reports, and calls :meth:`release` for partitions it revoked, lost

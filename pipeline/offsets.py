@@ -24,6 +24,11 @@ class OffsetLedger:
         self._committed.setdefault(tp, offset)
         self._next[tp] = offset + 1
 
+    def seen(self, tp: TopicPartitionKey, offset: int) -> None:
+        """Record that ``offset`` was polled but not taken (it is read again after a rewind),
+        so a rewind seeks back to it even when nothing of ``tp`` was processed yet."""
+        self._committed.setdefault(tp, offset)
+
     def processed_range(self, tp: TopicPartitionKey, first: int, last: int) -> None:
         """Record that offsets ``first``..``last`` of ``tp`` are done (one polled batch)."""
         self._committed.setdefault(tp, first)

@@ -41,6 +41,7 @@ from pipeline.model import (
     Processor,
     Sink,
     TopicPartitionKey,
+    Unavailable,
 )
 from pipeline.offsets import OffsetLedger
 from pipeline.outputs import OutputError, OutputProducer
@@ -151,7 +152,13 @@ class Runner:
         if len(good) < len(msgs):
             _consume_errors(msgs)
         if good:
-            self._intake.take(good)
+            try:
+                self._intake.take(good)
+            except Unavailable as exc:  # not the records' fault: read them again later
+                log.warning("input_unavailable", error=str(exc), error_type=type(exc).__name__)
+                for msg in good:  # so the rewind also covers partitions not processed yet
+                    self._ledger.seen((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
+                self._rewind("input_unavailable", pause=True)
         self._producer.poll()
         if self._processor is not None:
             for item in self._processor.tick(int(time.time() * 1000)):

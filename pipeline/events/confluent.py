@@ -37,6 +37,7 @@ from pipeline.events.errors import (
     WireFormatError,
 )
 from pipeline.events.schemas import API_CALL_EVENT, CURRENT_VERSION, default_registry
+from pipeline.model import Unavailable
 
 MAGIC_BYTE = 0
 HEADER_LEN = 5
@@ -44,7 +45,7 @@ HEADER_LEN = 5
 VALUE_SUFFIX = "-value"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(Unavailable):
     """The schema registry could not be reached or refused a request (not a bad-input error)."""
 
     error_type: ClassVar[str] = "schema_registry"

@@ -17,7 +17,14 @@ import pyarrow as pa
 
 from pipeline.config import RunnerConfig
 from pipeline.kafka import consumer_config, producer_config
-from pipeline.model import DecodedBatch, Event, KafkaRecord, SinkBase, StatelessProcessor
+from pipeline.model import (
+    DecodedBatch,
+    Event,
+    KafkaRecord,
+    SinkBase,
+    StatelessProcessor,
+    Unavailable,
+)
 from pipeline.runner import Runner
 
 UNDECODABLE = b"undecodable"
@@ -113,11 +120,25 @@ class EchoProcessor(StatelessProcessor):
         self.outputs += new_outputs
 
 
+class Flaky:
+    """Wraps a decoder: its first ``failures`` calls raise Unavailable (a registry outage)."""
+
+    def __init__(self, decode: Any, failures: int) -> None:
+        self.decode, self.failures, self.calls = decode, failures, 0
+
+    def __call__(self, value: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise Unavailable("simulated outage: schema registry unreachable")
+        return self.decode(value)
+
+
 def build(bootstrap: str, topic: str, group: str, *, sink: FileSink | None,
           processor: EchoProcessor, runner_cfg: RunnerConfig | None = None,
           transactional_id: str | None = None, batch: bool = False,
-          dlq_topic: str = "audit.dlq.v1") -> Runner:
-    """The conformance daemon; ``batch`` selects the Runner's batch mode."""
+          dlq_topic: str = "audit.dlq.v1", unavailable_calls: int = 0) -> Runner:
+    """The conformance daemon; ``batch`` selects the Runner's batch mode; the decoder's first
+    ``unavailable_calls`` calls raise Unavailable."""
     base = {"bootstrap.servers": bootstrap}
     return Runner(
         # A short session: a SIGKILLed member is noticed in seconds, not the default 45 s.
@@ -127,7 +148,8 @@ def build(bootstrap: str, topic: str, group: str, *, sink: FileSink | None,
         producer_conf=producer_config(base, {}),
         topics=[topic], processor=processor, sink=sink,
         config=runner_cfg or RunnerConfig(commit_interval_ms=500), dlq_topic=dlq_topic,
-        decode=decode_value, decode_batch=decode_values if batch else None,
+        decode=Flaky(decode_value, unavailable_calls),
+        decode_batch=Flaky(decode_values, unavailable_calls) if batch else None,
         transactional_id=transactional_id,
     )
 
