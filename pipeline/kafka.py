@@ -1,5 +1,5 @@
-"""librdkafka client settings built from config (dead letters and delivery tracking now live
-in :mod:`pipeline.deadletter` and :mod:`pipeline.producer`; re-exported here for old callers).
+"""librdkafka client settings built from config (dead letters: :mod:`pipeline.deadletter`;
+the producer wrapper and delivery tracking: :mod:`pipeline.producer`).
 
 Every Kafka client in trailpipe is configured here so security settings and the murmur2
 partitioner are set in one place.
@@ -10,16 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Message
-
 from pipeline.config import KafkaConfig
-from pipeline.deadletter import dead_letter_for
 from pipeline.logs import kafka_logger
-from pipeline.model import KafkaRecord
-from pipeline.producer import DeliveryTracker
-
-__all__ = ["DeliveryTracker", "base_client_config", "consumer_config", "dead_letter",
-           "producer_config"]
 
 
 def base_client_config(kafka: KafkaConfig, bootstrap: str) -> dict[str, Any]:
@@ -69,8 +61,3 @@ def consumer_config(
     }
     conf.update(extra)
     return conf
-
-
-def dead_letter(msg: Message, error: BaseException, dlq_topic: str) -> KafkaRecord:
-    """The DLQ record for a poison message (:func:`pipeline.deadletter.dead_letter_for`)."""
-    return dead_letter_for(msg, error, dlq_topic)

@@ -30,8 +30,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from pipeline.config import RunnerConfig
+from pipeline.deadletter import dead_letter_for
 from pipeline.intake import Decoder, Intake, RunStats, identity
-from pipeline.kafka import dead_letter
 from pipeline.logs import get_logger
 from pipeline.model import (
     BatchDecoder,
@@ -44,7 +44,7 @@ from pipeline.model import (
     Unavailable,
 )
 from pipeline.offsets import OffsetLedger
-from pipeline.outputs import OutputError, OutputProducer
+from pipeline.producer import DeliveryError, KafkaProducer
 
 log = get_logger("pipeline.runner")
 
@@ -82,13 +82,13 @@ class Runner:
         self._processor = processor
         self._sink = sink
         self._consumer = Consumer(consumer_conf)
-        self._producer = OutputProducer(producer_conf, transactional_id)
+        self._producer = KafkaProducer(producer_conf, transactional_id)
         self._ledger = OffsetLedger()
         self.stats = RunStats()
         self._intake = Intake(processor=processor, decode=decode, decode_batch=decode_batch,
                               ledger=self._ledger, stats=self.stats, route=self._route,
-                              dead_letter=lambda msg, exc: self._producer.produce(
-                                  dead_letter(msg, exc, dlq_topic)))
+                              dead_letter=lambda msg, exc: self._producer.produce_record(
+                                  dead_letter_for(msg, exc, dlq_topic)))
         self._assigned: set[TopicPartitionKey] = set()
         self._paused_until_s: float | None = None
         self._stop = False
@@ -168,7 +168,7 @@ class Runner:
     def _route(self, item: Any, source: Event | None) -> None:
         self.stats.outputs += 1
         if isinstance(item, KafkaRecord):
-            self._producer.produce(item)
+            self._producer.produce_record(item)
         elif self._sink is not None:
             self._sink.add(item, source)
         else:
@@ -196,7 +196,7 @@ class Runner:
             else:
                 self._producer.flush(timeout_s)
                 self._commit_offsets(plan)
-        except (KafkaException, OutputError) as exc:
+        except (KafkaException, DeliveryError) as exc:
             # Outputs of this cycle are not durable: abort (transactional) and re-read them.
             log.warning("outputs_failed", error=str(exc),
                         transactional=self._producer.transactional)

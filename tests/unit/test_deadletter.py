@@ -7,7 +7,6 @@ import hashlib
 from confluent_kafka import Message
 
 from pipeline.deadletter import MAX_ERROR_BYTES, MAX_VALUE_BYTES, dead_letter, dead_letter_for
-from pipeline.kafka import dead_letter as kafka_dead_letter
 
 
 def test_consumed_message_keeps_raw_bytes_headers_and_coordinates() -> None:
@@ -19,7 +18,9 @@ def test_consumed_message_keeps_raw_bytes_headers_and_coordinates() -> None:
                            ("x-error-type", b"ValueError"), ("x-error", b"poison record"),
                            ("x-source-topic", b"audit.events.v1"), ("x-source-partition", b"3"),
                            ("x-source-offset", b"42"))
-    assert kafka_dead_letter(msg, ValueError("poison record"), "audit.dlq.v1") == rec
+    as_dict = Message(topic="audit.events.v1", partition=3, offset=42, key=b"k",
+                      value=b"\xc3\x01x", headers={"content-type": b"a", "empty": None})
+    assert dead_letter_for(as_dict, ValueError("poison record"), "audit.dlq.v1") == rec
 
 
 def test_producer_side_names_source_and_location_only() -> None:
