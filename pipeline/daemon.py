@@ -80,13 +80,13 @@ class Daemon:
     runner: Runner
     parts: Parts
     dlq_topic: str
-    admin: AdminClient
+    kafka_base: dict[str, Any]
 
     def startup_problems(self, timeout_s: float = 10.0) -> list[str]:
         """Why starting is pointless: topics the cluster lacks, and the wiring's own checks.
         Raises KafkaException when the cluster cannot be reached."""
         names = [*self.parts.topics, self.dlq_topic, *self.parts.output_topics]
-        known = self.admin.list_topics(timeout=timeout_s).topics
+        known = AdminClient(self.kafka_base).list_topics(timeout=timeout_s).topics
         missing = [f"topic {t} does not exist; create the documented topics with "
                    "`trailpipe topics create`" for t in dict.fromkeys(names) if t not in known]
         return missing + self.parts.startup_problems()
@@ -136,7 +136,7 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
         transactional_id=f"{parts.group}-{name}" if parts.transactional else None)
     log.info("daemon_built", daemon=name, group=parts.group, topics=parts.topics,
              batch=parts.decode_batch is not None, transactional=parts.transactional)
-    return Daemon(name, runner, parts, cfg.topics.dlq, AdminClient(ctx.kafka_base))
+    return Daemon(name, runner, parts, cfg.topics.dlq, ctx.kafka_base)
 
 
 def _identity(raw: bytes | None) -> Any:

@@ -79,8 +79,8 @@ class Intake:
         self._stats.consumed += len(polled.messages)
         for index, exc in decoded.errors:
             self._dead_letter(polled.messages[index], exc)
-        rows = list(decoded.rows)
-        if rows:
+        rows = decoded.rows  # often range(n): no per-row list
+        if len(rows):
             table = with_coordinates(decoded.table, polled.coordinates(rows))
             outputs: list[Any] = [table]
             failed: list[tuple[int, Exception]] = []
@@ -97,7 +97,6 @@ class Intake:
 
     def _take_one(self, msg: Message) -> None:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        self._stats.consumed += 1
         try:
             _, ts_ms = msg.timestamp()
             event = Event(key=msg.key(), value=self._decode(msg.value()), timestamp_ms=ts_ms,
@@ -106,12 +105,12 @@ class Intake:
             outputs = [event.value] if self._processor is None else \
                 list(self._processor.process(event))  # type: ignore[union-attr]
         except Unavailable:
-            self._stats.consumed -= 1  # not taken: the Runner rewinds and reads it again
-            raise
+            raise  # not taken, nor counted: the Runner rewinds and reads it again
         except Exception as exc:  # poison: any decode/process failure dead-letters the record
             self._dead_letter(msg, exc)
         else:
             for item in outputs:
                 self._route(item, event)
             self._stats.processed += 1
+        self._stats.consumed += 1
         self._ledger.processed((topic, partition), offset)

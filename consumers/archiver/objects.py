@@ -108,9 +108,10 @@ MAX_RUNS = 256
 
 
 def partition_tables(table: pa.Table) -> list[tuple[int, pa.Table]]:
-    """The rows of a lake table per ``_partition`` value, ascending, each in the table's row
-    order. A poll holds each partition's messages in a few runs, so the runs are sliced
-    (zero-copy); a table with more than :data:`MAX_RUNS` runs is filtered per partition."""
+    """The rows of a table with a ``_partition`` column (a polled batch, a lake table) per
+    partition value, ascending, each in the table's row order. A poll holds each partition's
+    messages in a few runs, so the runs are sliced (zero-copy); a table with more than
+    :data:`MAX_RUNS` runs is filtered per partition."""
     n = table.num_rows
     if n == 0:
         return []

@@ -55,6 +55,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from consumers.archiver.notify import Notifier
 from consumers.archiver.objects import LakeObject, RowBuffer, build_objects, partition_tables
@@ -99,16 +100,14 @@ class ArchiverSink:
             raise TypeError(f"the archiver sink takes batch tables, not {type(item).__name__}")
         if item.num_rows == 0:
             return
-        sizes = dict(zip(*item.group_by("_partition", use_threads=False).aggregate(
-            [("_size_bytes", "sum")]).to_pydict().values(), strict=True))
-        for partition, rows_of_p in partition_tables(lake_table(item)):
-            tp = (self.topic, partition)
-            rows = self._rows.get(tp)
+        for partition, batch_of_p in partition_tables(item):
+            size_bytes = pc.sum(batch_of_p["_size_bytes"]).as_py()
+            rows = self._rows.get((self.topic, partition))
             if rows is None:
-                rows = self._rows[tp] = RowBuffer(partition)
-            rows.append_table(rows_of_p, sizes[partition])
+                rows = self._rows[(self.topic, partition)] = RowBuffer(partition)
+            rows.append_table(lake_table(batch_of_p), size_bytes)
+            self._bytes += size_bytes
         self._records += item.num_rows
-        self._bytes += sum(sizes.values())
         if self._oldest_ms is None:
             self._oldest_ms = time.time_ns() // 1_000_000
 
