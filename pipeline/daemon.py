@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from pipeline.config import Config
-from pipeline.intake import Decoder, RunStats
+from pipeline.intake import RunStats
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.logs import get_logger
 from pipeline.model import BatchDecoder, BatchProcessor, Processor, Sink
@@ -49,24 +49,19 @@ class Context:
 class Parts:
     """A daemon's logic and outputs, as its wiring function returns them.
 
-    ``decode_batch`` selects batch mode (columnar); otherwise ``decode`` decodes each record.
-    ``output_topics`` must exist besides the input and dead-letter topics (checked at start);
-    ``startup_problems`` returns anything else that makes starting pointless (exit 2);
-    ``summary`` adds the daemon's own counters to the run's. ``closers`` run after the loop.
+    ``decode_batch`` selects batch mode (columnar); otherwise each record's raw value is the
+    event's value. ``output_topics`` must exist besides the input and dead-letter topics
+    (checked at start); ``summary`` adds the daemon's own counters to the run's.
     """
 
     topics: list[str]
     group: str
     processor: Processor | BatchProcessor | None
     sink: Sink | None
-    decode: Decoder | None = None
     decode_batch: BatchDecoder | None = None
-    transactional: bool = False
     commit_interval_ms: int | None = None
     output_topics: list[str] = field(default_factory=list)
-    startup_problems: Callable[[], list[str]] = lambda: []
     summary: Callable[[], dict[str, Any]] = lambda: {}
-    closers: list[Callable[[], None]] = field(default_factory=list)
 
 
 Wiring = Callable[[Context], Parts]
@@ -83,13 +78,13 @@ class Daemon:
     kafka_base: dict[str, Any]
 
     def startup_problems(self, timeout_s: float = 10.0) -> list[str]:
-        """Why starting is pointless: topics the cluster lacks, and the wiring's own checks.
-        Raises KafkaException when the cluster cannot be reached."""
+        """Why starting is pointless: the topics the cluster lacks. Raises KafkaException when
+        the cluster cannot be reached."""
         names = [*self.parts.topics, self.dlq_topic, *self.parts.output_topics]
         known = AdminClient(self.kafka_base).list_topics(timeout=timeout_s).topics
         missing = [f"topic {t} does not exist; create the documented topics with "
                    "`trailpipe topics create`" for t in dict.fromkeys(names) if t not in known]
-        return missing + self.parts.startup_problems()
+        return missing
 
     def healthcheck(self) -> bool:
         """The sink's startup check (True without a sink)."""
@@ -105,8 +100,6 @@ class Daemon:
     def close(self) -> None:
         if self.parts.sink is not None:
             self.parts.sink.close()
-        for close in self.parts.closers:
-            close()
 
     def summary(self, stats: RunStats) -> dict[str, Any]:
         """The JSON summary printed on exit: the run's counters and the daemon's own."""
@@ -131,16 +124,10 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
                                       read_committed=True),
         producer_conf=producer_config(ctx.kafka_base, extra),
         topics=parts.topics, processor=parts.processor, sink=parts.sink, config=runner_cfg,
-        dlq_topic=cfg.topics.dlq, decode=parts.decode or _identity,
-        decode_batch=parts.decode_batch,
-        transactional_id=f"{parts.group}-{name}" if parts.transactional else None)
+        dlq_topic=cfg.topics.dlq, decode_batch=parts.decode_batch)
     log.info("daemon_built", daemon=name, group=parts.group, topics=parts.topics,
-             batch=parts.decode_batch is not None, transactional=parts.transactional)
+             batch=parts.decode_batch is not None)
     return Daemon(name, runner, parts, cfg.topics.dlq, ctx.kafka_base)
-
-
-def _identity(raw: bytes | None) -> Any:
-    return raw
 
 
 @dataclass(frozen=True, slots=True)
