@@ -31,6 +31,8 @@ from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.policy import LakePolicyConfig
 from pipeline.lake.store import StorageClass
+from pipeline.notify.config import NotifierConfig
+from pipeline.rules.config import AlerterConfig
 
 ENV_PREFIX = "TRAILPIPE_"
 ENV_NESTING = "__"
@@ -244,6 +246,8 @@ class Config(_Strict):
     digest: DigestConfig = Field(default_factory=DigestConfig)
     compact: CompactConfig = Field(default_factory=CompactConfig)
     archiver: ArchiverConfig = Field(default_factory=ArchiverConfig)
+    alerter: AlerterConfig = Field(default_factory=AlerterConfig)
+    notifier: NotifierConfig = Field(default_factory=NotifierConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)
