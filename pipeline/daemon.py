@@ -18,10 +18,10 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from pipeline.config import Config
-from pipeline.intake import RunStats
+from pipeline.intake import BatchDecoders, RunStats
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.logs import get_logger
-from pipeline.model import BatchDecoder, BatchProcessor, Processor, Sink
+from pipeline.model import BatchProcessor, Processor, Sink
 from pipeline.runner import Runner
 
 log = get_logger("pipeline.daemon")
@@ -49,17 +49,21 @@ class Context:
 class Parts:
     """A daemon's logic and outputs, as its wiring function returns them.
 
-    ``decode_batch`` selects batch mode (columnar); otherwise each record's raw value is the
-    event's value. ``output_topics`` must exist besides the input and dead-letter topics
-    (checked at start); ``summary`` adds the daemon's own counters to the run's.
+    ``decode_batch`` selects batch mode (columnar; one decoder, or one per topic); otherwise
+    each record's raw value is the event's value. ``transactional_id`` makes the outputs, dead
+    letters and consumed offsets of each cycle one Kafka transaction (exactly once for
+    read_committed readers); it must be unique per running instance. ``output_topics`` must
+    exist besides the input and dead-letter topics (checked at start); ``summary`` adds the
+    daemon's own counters to the run's.
     """
 
     topics: list[str]
     group: str
     processor: Processor | BatchProcessor | None
     sink: Sink | None
-    decode_batch: BatchDecoder | None = None
+    decode_batch: BatchDecoders | None = None
     commit_interval_ms: int | None = None
+    transactional_id: str | None = None
     output_topics: list[str] = field(default_factory=list)
     summary: Callable[[], dict[str, Any]] = lambda: {}
 
@@ -124,9 +128,10 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
                                       read_committed=True),
         producer_conf=producer_config(ctx.kafka_base, extra),
         topics=parts.topics, processor=parts.processor, sink=parts.sink, config=runner_cfg,
-        dlq_topic=cfg.topics.dlq, decode_batch=parts.decode_batch)
+        dlq_topic=cfg.topics.dlq, decode_batch=parts.decode_batch,
+        transactional_id=parts.transactional_id)
     log.info("daemon_built", daemon=name, group=parts.group, topics=parts.topics,
-             batch=parts.decode_batch is not None)
+             batch=parts.decode_batch is not None, transactional=parts.transactional_id)
     return Daemon(name, runner, parts, cfg.topics.dlq, ctx.kafka_base)
 
 

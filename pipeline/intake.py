@@ -12,7 +12,7 @@ message ends as processed or dead-lettered: consumed = processed + dead_lettered
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,9 @@ from pipeline.model import BatchDecoder, BatchProcessor, Event, Processor, Unava
 from pipeline.offsets import OffsetLedger
 
 Decoder = Callable[[bytes | None], Any]
+BatchDecoders = BatchDecoder | Mapping[str, BatchDecoder]
+"""One batch decoder for every topic, or one per topic (a daemon reading topics of different
+record types; each topic's messages are then decoded and processed as their own table)."""
 
 
 def identity(raw: bytes | None) -> Any:
@@ -52,7 +55,7 @@ class Intake:
     output; ``dead_letter(msg, exc)`` takes each poison message."""
 
     def __init__(self, *, processor: Processor | BatchProcessor | None, decode: Decoder,
-                 decode_batch: BatchDecoder | None, ledger: OffsetLedger, stats: RunStats,
+                 decode_batch: BatchDecoders | None, ledger: OffsetLedger, stats: RunStats,
                  route: Callable[[Any, Event | None], None],
                  dead_letter: Callable[[Message, Exception], None]) -> None:
         self._processor = processor
@@ -62,8 +65,15 @@ class Intake:
 
     def take(self, msgs: list[Message]) -> None:
         """Process one poll's good messages (in poll order)."""
-        if self._decode_batch is not None:
-            self._take_batch(Polled.of(msgs), self._decode_batch)
+        decoders = self._decode_batch
+        if isinstance(decoders, Mapping):
+            by_topic: dict[str, list[Message]] = {}
+            for msg in msgs:
+                by_topic.setdefault(msg.topic() or "", []).append(msg)
+            for topic, group in by_topic.items():
+                self._take_batch(Polled.of(group), decoders[topic])
+        elif decoders is not None:
+            self._take_batch(Polled.of(msgs), decoders)
         else:
             for msg in msgs:
                 self._take_one(msg)

@@ -43,6 +43,8 @@ class KafkaRecord:
     value: bytes | None
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = field(default=())
+    partition: int | None = None
+    """An explicit partition; None lets the partitioner choose from the key."""
 
 
 COORDINATE_COLUMNS = ("_topic", "_partition", "_offset", "_timestamp_ms", "_key", "_size_bytes")

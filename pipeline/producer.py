@@ -75,21 +75,25 @@ class KafkaProducer:
         return producer
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None,
-                headers: Any = None, on_delivery: DeliveryCallback | None = None) -> None:
+                headers: Any = None, on_delivery: DeliveryCallback | None = None,
+                partition: int | None = None) -> None:
         """Queue one record; when the local queue is full, serve delivery reports and retry
         (never drops). ``on_delivery`` defaults to :attr:`tracker`'s callback."""
         callback = self.tracker.on_delivery if on_delivery is None else on_delivery
         produce = self.client.produce
+        extra = {} if partition is None else {"partition": partition}
         while True:
             try:
-                produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
+                produce(topic, value=value, key=key, headers=headers, on_delivery=callback,
+                        **extra)
                 return
             except BufferError:
                 self.client.poll(QUEUE_FULL_POLL_S)
 
     def produce_record(self, record: KafkaRecord) -> None:
         """:meth:`produce` of a :class:`KafkaRecord`, tracked by :attr:`tracker`."""
-        self.produce(record.topic, record.value, record.key, list(record.headers))
+        self.produce(record.topic, record.value, record.key, list(record.headers),
+                     partition=record.partition)
 
     def poll(self, timeout_s: float = 0) -> int:
         """Serve delivery reports; returns how many were served."""

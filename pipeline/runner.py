@@ -31,10 +31,9 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from pipeline.config import RunnerConfig
 from pipeline.deadletter import dead_letter_for
-from pipeline.intake import Decoder, Intake, RunStats, identity
+from pipeline.intake import BatchDecoders, Decoder, Intake, RunStats, identity
 from pipeline.logs import get_logger
 from pipeline.model import (
-    BatchDecoder,
     BatchProcessor,
     Event,
     KafkaRecord,
@@ -73,7 +72,7 @@ class Runner:
     def __init__(self, *, consumer_conf: dict[str, Any], producer_conf: dict[str, Any],
                  topics: list[str], processor: Processor | BatchProcessor | None,
                  sink: Sink | None, config: RunnerConfig, dlq_topic: str,
-                 decode: Decoder = identity, decode_batch: BatchDecoder | None = None,
+                 decode: Decoder = identity, decode_batch: BatchDecoders | None = None,
                  transactional_id: str | None = None) -> None:
         if processor is None and sink is None:
             raise ValueError("a Runner needs a processor, a sink, or both")
