@@ -98,8 +98,11 @@ class TopicOverride(_Strict):
 
 
 TOPIC_ROLES: tuple[str, ...] = ("events", "dlq", "deliveries", "health", "alerts", "aggregates",
-                                "insights")
+                                "insights", "alerter_hits", "alerter_state")
 """The keys of ``[topics]`` that name a topic."""
+
+COMPACTED_ROLES = frozenset({"alerter_state"})
+"""Topics that hold state by key: compacted unless an override says otherwise."""
 
 
 class TopicsConfig(_Strict):
@@ -114,6 +117,12 @@ class TopicsConfig(_Strict):
     alerts: str = Field(default="audit.alerts.v1", min_length=1)
     aggregates: str = Field(default="audit.aggregates.v1", min_length=1)
     insights: str = Field(default="audit.insights.v1", min_length=1)
+    alerter_hits: str = Field(default="audit.alerter.hits.v1", min_length=1, description=(
+        "internal: rule matches keyed by rule and dedup/group key, so every window's state "
+        "lives in one partition (the alerter's repartition step)"))
+    alerter_state: str = Field(default="audit.alerter.state.v1", min_length=1, description=(
+        "internal, compacted: the alerter's window state changelog (same partition count as "
+        "alerter_hits)"))
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3_600_000, ge=-1)

@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from pipeline.config import TopicOverride, TopicsConfig
+from pipeline.config import COMPACTED_ROLES, TOPIC_ROLES, TopicOverride, TopicsConfig
 
 DOCUMENTED_TOPICS: tuple[str, ...] = TopicsConfig().names()
 """The documented topics under their default names; a config may rename them
@@ -40,8 +40,11 @@ def topic_specs(config: TopicsConfig) -> list[TopicSpec]:
     topic's override."""
     specs = []
     defaults = config.model_dump(include=set(TopicOverride.model_fields))
-    for name in config.names():
+    for role, name in zip(TOPIC_ROLES, config.names(), strict=True):
         merged = dict(defaults)
+        if role in COMPACTED_ROLES:
+            merged["cleanup_policy"] = "compact"
+            merged["retention_ms"] = -1
         override = config.overrides.get(name)
         if override is not None:
             merged.update(override.model_dump(exclude_none=True))
