@@ -18,6 +18,8 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from pipeline.config import Config
+from pipeline.events.batch import AvroBatchDecoder
+from pipeline.events.schemas import default_registry
 from pipeline.intake import BatchDecoders, RunStats
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.logs import get_logger
@@ -25,6 +27,23 @@ from pipeline.model import BatchProcessor, Processor, Sink
 from pipeline.runner import Runner
 
 log = get_logger("pipeline.daemon")
+
+
+def events_decoder(cfg: Config) -> AvroBatchDecoder:
+    """The native decoder for the events topic: writers from our ``schemas/`` by fingerprint,
+    plus the Confluent wire format through ``[schema_registry] url`` when it is set; every
+    writer resolved to the newest ApiCallEvent version, so no writer's field is dropped (v1.1's
+    ``labels`` land in ``_labels``)."""
+    reader = default_registry().newest()
+    sr = cfg.schema_registry
+    if not sr.url:
+        return AvroBatchDecoder(reader=reader)
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from pipeline.events.confluent import registry_client_conf
+
+    return AvroBatchDecoder(reader=reader,
+                            confluent=SchemaRegistryClient.new_client(registry_client_conf(sr)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +178,10 @@ DAEMONS: dict[str, Registered] = {
         "consumers.digester", "digest",
         "Delivery notices in, one signed, chained digest per hour out (run exactly one per "
         "lake, on a one-partition deliveries topic)."),
+    "notifier": Registered(
+        "consumers.notifier.daemon", "notifier",
+        "Fan alerts out to the [notifier] routes (webhook, SNS, syslog, Kafka topics), "
+        "at least once; undeliverable alerts to the DLQ."),
 }
 """Every consumer daemon, by name. Modules are imported only when their daemon is built."""
 

@@ -13,30 +13,10 @@ import socket
 
 from consumers.archiver.notify import Notifier, SnsNotices
 from consumers.archiver.sink import ArchiverSink, bucket_of
-from pipeline.config import Config
-from pipeline.daemon import Context, Parts
-from pipeline.events.batch import AvroBatchDecoder
-from pipeline.events.schemas import default_registry
+from pipeline.daemon import Context, Parts, events_decoder
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing
 from pipeline.lake.store import ObjectStore, aws_client, open_lake
-
-
-def batch_decoder(cfg: Config) -> AvroBatchDecoder:
-    """The native decoder for the events topic: writers from our ``schemas/`` by fingerprint,
-    plus the Confluent wire format through ``[schema_registry] url`` when it is set; every
-    writer resolved to the newest ApiCallEvent version, so no writer's field is dropped (v1.1's
-    ``labels`` land in ``_labels``)."""
-    reader = default_registry().newest()
-    sr = cfg.schema_registry
-    if not sr.url:
-        return AvroBatchDecoder(reader=reader)
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    from pipeline.events.confluent import registry_client_conf
-
-    return AvroBatchDecoder(reader=reader,
-                            confluent=SchemaRegistryClient.new_client(registry_client_conf(sr)))
 
 
 def wire(ctx: Context) -> Parts:
@@ -56,7 +36,7 @@ def wire(ctx: Context) -> Parts:
                         on_upload=ctx.hooks.get("on_upload"))
     return Parts(
         topics=[cfg.topics.events], group=arch.group, processor=None, sink=sink,
-        decode_batch=batch_decoder(cfg), commit_interval_ms=arch.max_age_ms,
+        decode_batch=events_decoder(cfg), commit_interval_ms=arch.max_age_ms,
         output_topics=[cfg.topics.deliveries, cfg.topics.health],
         summary=lambda: {"lake": store.url, "rows_written": sink.rows_written,
                          "objects_written": sink.objects_written})
