@@ -122,3 +122,13 @@ def policy_is_public(document: Any) -> bool:
         return False
     statements = doc.get("Statement")
     return any(_statement_is_public(s) for s in listed(statements))
+
+
+def named(event: CloudTrailEvent, *fields: str) -> str:
+    """The first of ``requestParameters.<field>`` that is a non-empty string, else ``"?"``:
+    the resource a call acts on, for titles and dedup keys."""
+    for field in fields:
+        value = request(event, field)
+        if isinstance(value, str) and value:
+            return value
+    return "?"
