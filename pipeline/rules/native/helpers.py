@@ -50,6 +50,16 @@ def actor_name(event: CloudTrailEvent) -> str:
     return arn.rsplit("/", 1)[-1] if "/" in arn else arn
 
 
+def caller_names(event: CloudTrailEvent) -> frozenset[str]:
+    """The names the caller goes by: its IAM user name and the last part of its ARN (the
+    session name of a role session). Used to tell "to itself" from "to someone else"."""
+    names = {str(event.deep_get("userIdentity", "userName", default=""))}
+    arn = principal(event)
+    if "/" in arn:
+        names.add(arn.rsplit("/", 1)[-1])
+    return frozenset(n for n in names if n)
+
+
 def account(event: CloudTrailEvent) -> str:
     """The account the event belongs to (``recipientAccountId``, else the caller's)."""
     return str(event.get("recipientAccountId") or event.deep_get("userIdentity", "accountId")

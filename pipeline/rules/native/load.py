@@ -9,7 +9,8 @@ strictly (unknown keys are errors). Loading never raises for a bad rule: every p
 a ``.py`` without its ``.yml`` or the reverse) is listed with its file and the rule is left
 out; the good rules load.
 
-Modules are imported by file path, so a rule directory need not be a package.
+Modules are imported by file path, so a rule directory need not be a package. A ``.py``
+whose name starts with ``_`` is not a rule (a package marker or a helper the rules share).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _metadata_files(dirs: Iterable[Path], problems: list[str]) -> list[Path]:
             continue
         ymls.extend(sorted(root.rglob("*.yml")))
         for py in sorted(root.rglob("*.py")):
-            if py.name != "__init__.py" and not py.with_suffix(".yml").exists():
+            if not py.name.startswith("_") and not py.with_suffix(".yml").exists():
                 problems.append(f"{py}: no metadata file {py.with_suffix('.yml').name}")
     return ymls
 
