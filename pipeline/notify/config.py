@@ -13,7 +13,15 @@ import binascii
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.rules.model import SEVERITIES
 
@@ -73,14 +81,17 @@ class WebhookRoute(_Route):
     format: Literal["json", "slack"] = "json"
     max_per_s: float | None = Field(default=None, gt=0)
 
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if secret is not None and info.data.get("signing") == "standard":
+            standard_key(secret)
+        return secret
+
     @model_validator(mode="after")
-    def _secret_fits_signing(self) -> WebhookRoute:
-        if self.signing == "none":
-            return self
-        if self.secret is None:
+    def _secret_for_signing(self) -> WebhookRoute:
+        if self.signing != "none" and self.secret is None:
             raise ValueError(f"signing = {self.signing!r} needs a secret")
-        if self.signing == "standard":
-            standard_key(self.secret)
         return self
 
     def rate_per_s(self) -> float | None:
