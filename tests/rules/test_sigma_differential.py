@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 from sigma.rule import SigmaRule
