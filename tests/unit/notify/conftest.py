@@ -13,7 +13,8 @@ from pipeline.rules.model import AlertDraft
 
 def build_alert(**changes: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "rule_id": "root-login-no-mfa", "key": "111122223333|root", "window_start_ms": 1_700_000_000_000,
+        "rule_id": "root-login-no-mfa", "key": "111122223333|root",
+        "window_start_ms": 1_700_000_000_000,
         "update": 0, "kind": "rule", "count": 1, "first_seen_ms": 1_700_000_000_000,
         "last_seen_ms": 1_700_000_000_000, "sample_event_ids": ("e-1",),
         "title": "Root console login without MFA", "severity": "high",

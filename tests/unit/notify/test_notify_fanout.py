@@ -85,7 +85,7 @@ def test_410_disables_the_route_for_the_process_lifetime(make_alert) -> None:
     lane = Lane(route("gone"), gone)
     fanout = Fanout([lane])
     first = fanout.deliver({"gone": items(make_alert, 3)})["gone"]
-    assert [r.error for r in first][0] is None
+    assert first[0].error is None
     assert first[1].gone and "410" in (first[1].error or "")
     assert not first[2].gone and "route disabled" in (first[2].error or "")
     later = fanout.deliver({"gone": items(make_alert, 2)})["gone"]
