@@ -26,10 +26,13 @@ def is_root(event: CloudTrailEvent) -> bool:
 
 
 def is_aws_service(event: CloudTrailEvent) -> bool:
-    """An AWS service made the call for itself or on someone's behalf (``invokedBy``)."""
+    """An AWS service made the call for itself or on someone's behalf (``invokedBy``). The
+    console (``signin.amazonaws.com``) acts for a person, so it does not count."""
     if identity_type(event) == "AWSService":
         return True
     invoked_by = str(event.deep_get("userIdentity", "invokedBy", default=""))
+    if invoked_by == "signin.amazonaws.com":
+        return False
     return invoked_by.endswith(".amazonaws.com") or invoked_by == "AWS Internal"
 
 
