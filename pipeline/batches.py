@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from confluent_kafka import Message
 
-from pipeline.model import TopicPartitionKey
+from pipeline.model import TopicPartitionKey, Unavailable
 
 COORDINATE_SCHEMA = pa.schema([
     ("_topic", pa.string()), ("_partition", pa.int32()), ("_offset", pa.int64()),
@@ -75,9 +75,12 @@ def process_isolating(process: ProcessFn, table: pa.Table
                       ) -> tuple[list[Any], list[tuple[int, Exception]]]:
     """Run ``process`` on ``table``; when it raises, split the table in halves and retry each,
     down to single rows. Returns the outputs (in row order of the pieces that succeeded) and
-    ``(row, exception)`` for each row that fails alone (the caller dead-letters them)."""
+    ``(row, exception)`` for each row that fails alone (the caller dead-letters them).
+    :class:`~pipeline.model.Unavailable` is not the rows' fault: it propagates."""
     try:
         return list(process(table)), []
+    except Unavailable:
+        raise
     except Exception as exc:  # poison somewhere in the table: isolate it
         if table.num_rows <= 1:
             return [], [(0, exc)]

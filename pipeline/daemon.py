@@ -174,6 +174,10 @@ DAEMONS: dict[str, Registered] = {
         "Archive the events topic into the lake as zstd Parquet (Hive layout by event time), "
         "exactly once; a notice per object on the deliveries topic, failures on the health "
         "topic."),
+    "alerter": Registered(
+        "consumers.alerter.daemon", "alerter",
+        "Sigma and native rules over the events topic; alerts (and their updates) to the alerts "
+        "topic exactly once, in Kafka transactions with the offsets and the window state."),
     "digester": Registered(
         "consumers.digester", "digest",
         "Delivery notices in, one signed, chained digest per hour out (run exactly one per "

@@ -1,0 +1,42 @@
+"""Wiring of the alerter daemon for the one daemon builder.
+
+One consumer group reads the events topic and the internal hits topic; every cycle is one Kafka
+transaction (transactional.id ``[alerter] transactional_id``, default
+``trailpipe-alerter-<hostname>``: give each instance on a host its own). The commit interval is
+``[alerter] commit_interval_ms`` (default 200 ms), which bounds the time from an event to its
+committed alert: about two intervals, one per stage.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from consumers.alerter.changelog import read_partition
+from consumers.alerter.hits import HitDecoder
+from consumers.alerter.processor import AlerterProcessor, Topics
+from pipeline.daemon import Context, Parts, events_decoder
+from pipeline.rules.ruleset import load_ruleset
+
+
+def wire(ctx: Context) -> Parts:
+    """The alerter's parts. Raises ValueError listing every rule that does not load."""
+    cfg, alerter = ctx.cfg, ctx.cfg.alerter
+    rules = ctx.hooks.get("rules") or load_ruleset(alerter)
+    if rules.problems:
+        raise ValueError("rules do not load:\n  " + "\n  ".join(rules.problems))
+    t = cfg.topics
+    topics = Topics(events=t.events, hits=t.alerter_hits, alerts=t.alerts,
+                    state=t.alerter_state, health=t.health)
+    base = ctx.kafka_base
+    processor = AlerterProcessor(
+        rules, topics, lambda p: read_partition(base, topics.state, p),
+        grace_ms=alerter.grace_ms, max_keys=alerter.max_state_keys,
+        sample_size=alerter.sample_size)
+    txn_id = alerter.transactional_id or f"trailpipe-alerter-{socket.gethostname()}"
+    return Parts(
+        topics=[t.events, t.alerter_hits], group=alerter.group, processor=processor, sink=None,
+        decode_batch={t.events: events_decoder(cfg), t.alerter_hits: HitDecoder()},
+        commit_interval_ms=alerter.commit_interval_ms, transactional_id=txn_id,
+        output_topics=[t.alerts, t.alerter_state, t.health],
+        summary=lambda: {"rules": len(rules.rules), "correlations": len(rules.correlations),
+                         **processor.stats()})

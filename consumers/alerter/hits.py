@@ -1,0 +1,41 @@
+"""Hits on the internal repartition topic: JSON values, keyed by ``target \\x1f key``, so every
+hit of one window (one rule's dedup key, or one correlation's group) lands in one partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import orjson
+import pyarrow as pa
+
+from pipeline.model import DecodedBatch, KafkaRecord
+from pipeline.rules.model import Hit
+
+_SCHEMA = pa.schema([("hit", pa.binary())])
+
+
+def hit_record(hit: Hit, topic: str) -> KafkaRecord:
+    key = f"{hit.target}\x1f{hit.key}".encode()
+    return KafkaRecord(topic, orjson.dumps(asdict(hit)), key)
+
+
+def parse_hit(value: bytes) -> Hit:
+    """The Hit in ``value``; ValueError/TypeError when it is not one."""
+    fields = orjson.loads(value)
+    if not isinstance(fields, dict):
+        raise ValueError("a hit is a JSON object")
+    return Hit(**fields)
+
+
+class HitDecoder:
+    """A BatchDecoder for the hits topic: one ``hit`` column of raw JSON (parsed by the
+    processor, which owns the per-hit logic); a null value is a decode error."""
+
+    def __call__(self, values: Sequence[bytes | None]) -> DecodedBatch:
+        rows = [i for i, v in enumerate(values) if v is not None]
+        errors = [(i, ValueError("a hit has no value")) for i, v in enumerate(values) if v is None]
+        table = pa.Table.from_arrays([pa.array([values[i] for i in rows], pa.binary())],
+                                     schema=_SCHEMA)
+        return DecodedBatch(table=table, rows=rows, errors=errors)
