@@ -10,6 +10,7 @@ its compact JSON text and every leaf.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.types import SigmaExpansion, SigmaString, SigmaType
+from sigma.types import SigmaExpansion, SigmaString, SigmaType, SpecialChars
 
 from pipeline.rules.model import RuleError
 from pipeline.rules.sigma.access import Getter, compile_path
@@ -79,7 +80,7 @@ class Compiler:
         if isinstance(cond, ConditionFieldEqualsValueExpression):
             return self._field(cond.field, [cond.value], any_value=True)
         if isinstance(cond, ConditionValueExpression):
-            test = compile_value(cond.value, self.getter)
+            test = compile_value(_anywhere(cond.value), self.getter)
             return lambda event: test([event], event)
         raise RuleError(f"condition element {type(cond).__name__} is not supported")
 
@@ -115,6 +116,20 @@ class Compiler:
             candidates = get(event)
             return combine(t(candidates, event) for t in tests)
         return run
+
+
+def _anywhere(value: SigmaType) -> SigmaType:
+    """A keyword string matches anywhere in a text (as the backends' keyword search does)."""
+    if isinstance(value, SigmaExpansion):
+        return SigmaExpansion([_anywhere(v) for v in value.values])
+    if not isinstance(value, SigmaString):
+        return value
+    star = SpecialChars.WILDCARD_MULTI
+    parts = list(value.s)
+    substring = copy.copy(value)
+    substring.s = [*([] if parts[:1] == [star] else [star]), *parts,
+                   *([] if parts[-1:] == [star] else [star])]
+    return substring
 
 
 def _literals(value: SigmaType) -> frozenset[str] | None:
