@@ -69,7 +69,7 @@ def test_another_group_key_does_not_count() -> None:
 def test_value_count_counts_distinct_values() -> None:
     s = stage(spec("value_count", ("a",), {"gte": 3}, value_field="sourceIPAddress"))
     same = [hit(n, f"e{n}", value="198.51.100.1") for n in range(5)]
-    assert feed(s, same + [hit(5, "e5", value="198.51.100.2")]) == []
+    assert feed(s, [*same, hit(5, "e5", value="198.51.100.2")]) == []
     [fired] = feed(s, [hit(6, "e6", value="198.51.100.3")])
     assert fired.count == 7 and fired.window_start_ms == T0_MS
 
