@@ -48,7 +48,7 @@ def _column_value(record: dict[str, Any], path: str) -> Any:
     nodes: list[Any] = [record]
     through_list = False
     for segment in path.split("."):
-        reached = []
+        reached: list[Any] = []
         for node in nodes:
             if isinstance(node, str) and node[:1] in "{[":
                 node = json.loads(node)
