@@ -6,6 +6,9 @@ topic; a destination that is down dead-letters after its budget without delaying
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import itertools
 import json
 import re
 import time
@@ -110,11 +113,15 @@ def test_fan_out_to_every_destination(kafka, s3_endpoint, topics, rsyslog, uniqu
     values = [alert(1), alert(2), alert(1, update=1)]
     openings = keys_of(values[:2])
     produce(kafka.bootstrap, topics["alerts"], values)
-    hook = Receiver().start()
+    hook, github, slack = Receiver().start(), Receiver().start(), Receiver().start()
     topic_arn, sqs, queue_url = sns_queue(s3_endpoint, unique)
     routes = [
         {"name": "hook", "type": "webhook", "url": hook.url, "secret": SECRET,
          "match": {"kinds": ["opening", "update"]}},
+        {"name": "github", "type": "webhook", "url": github.url, "signing": "github",
+         "secret": "gh-secret"},
+        {"name": "slack", "type": "webhook", "url": slack.url, "signing": "none",
+         "format": "slack", "max_per_s": 4, "match": {"kinds": ["opening", "update"]}},
         {"name": "siem", "type": "syslog", "host": "127.0.0.1", "port": rsyslog.tcp_port,
          "protocol": "tcp", "format": "cef"},
         {"name": "siem-udp", "type": "syslog", "host": "127.0.0.1", "port": rsyslog.udp_port,
@@ -127,13 +134,23 @@ def test_fan_out_to_every_destination(kafka, s3_endpoint, topics, rsyslog, uniqu
     try:
         summary = run_notifier(kafka, topics, routes, unique)
     finally:
-        hook.stop()
+        for receiver in (hook, github, slack):
+            receiver.stop()
 
     verifier = StandardVerifier(SECRET)
     assert sorted(r.headers["webhook-id"] for r in hook.requests) == sorted(keys_of(values))
     for request in hook.requests:  # raises WebhookVerificationError on a bad signature
         verifier.verify(request.body, request.headers)
         assert json.loads(request.body)["delivery_key"] == request.headers["webhook-id"]
+
+    assert len(github.requests) == 2
+    for request in github.requests:  # verified here, independently of the signer
+        digest = hmac.new(b"gh-secret", request.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(request.headers["x-hub-signature-256"], f"sha256={digest}")
+    assert {r.headers["webhook-id"] for r in slack.requests} == keys_of(values)
+    assert all("Root login" in json.loads(r.body)["text"] for r in slack.requests)
+    stamps = sorted(r.at_s for r in slack.requests)
+    assert all(b - a >= 0.2 for a, b in itertools.pairwise(stamps))  # 4 per second at most
 
     rows = rsyslog.lines(4)
     tcp = [r for r in rows if r[4].startswith("CEF:0|")]
