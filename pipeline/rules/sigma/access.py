@@ -98,9 +98,23 @@ def compile_path(path: str) -> Getter:
         return [value]
 
     def get_nested(event: Mapping[str, Any]) -> list[Any]:
-        out: list[Any] = []
-        _walk(event.get(first), rest, 0, out)
-        return out
+        node = event.get(first)
+        for segment in rest:  # the usual case: objects all the way down
+            if node.__class__ is dict:
+                node = node.get(segment)
+            elif node is None:
+                return _EMPTY
+            else:
+                out: list[Any] = []
+                _walk(event.get(first), rest, 0, out)
+                return out
+        if node is None:
+            return _EMPTY
+        if isinstance(node, list):
+            out = []
+            _flatten(node, out)
+            return out
+        return [node]
 
     return get_nested if rest else get_top
 

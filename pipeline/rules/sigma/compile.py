@@ -24,7 +24,7 @@ from sigma.conditions import (
 from sigma.types import SigmaExpansion, SigmaString, SigmaType, SpecialChars
 
 from pipeline.rules.model import RuleError
-from pipeline.rules.sigma.access import Getter, compile_path
+from pipeline.rules.sigma.access import JSON_TEXT_MEMBERS, Getter, compile_path
 from pipeline.rules.sigma.values import ValueTest, compile_value, folded_in, plain_folded
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -107,6 +107,8 @@ class Compiler:
                 literals.add(literal)
         if literals:
             tests.insert(0, folded_in(frozenset(literals)))
+            if len(tests) == 1 and "." not in field and field not in JSON_TEXT_MEMBERS:
+                return _top_level_in(field, frozenset(literals), tests[0], get)
         if len(tests) == 1:
             test = tests[0]
             return lambda event: test(get(event), event)
@@ -116,6 +118,18 @@ class Compiler:
             candidates = get(event)
             return combine(t(candidates, event) for t in tests)
         return run
+
+
+def _top_level_in(field: str, literals: frozenset[str], test: ValueTest,
+                  get: Getter) -> Predicate:
+    """``field`` equals one of ``literals``: a plain string is one lookup (the hot path of
+    ``eventName``/``eventSource``); anything else goes the general way."""
+    def run(event: Mapping[str, Any]) -> bool:
+        value = event.get(field)
+        if value.__class__ is str:
+            return value.casefold() in literals
+        return test(get(event), event)
+    return run
 
 
 def _anywhere(value: SigmaType) -> SigmaType:

@@ -33,13 +33,11 @@ class CompiledSigmaRule:
     trees (ORed), kept for ``rules lint``; ``name`` is the Sigma ``name`` if any."""
 
     meta: RuleMeta
-    predicate: Predicate
+    matches: Predicate
+    """``matches(event)``: the compiled condition itself (no wrapper call on the hot path)."""
     fields: tuple[str, ...]
     conditions: tuple[Any, ...]
     name: str | None = None
-
-    def matches(self, event: Mapping[str, Any]) -> bool:
-        return self.predicate(event)
 
     def describe(self, event: Mapping[str, Any]) -> Detail:
         identity = event.get("userIdentity")
@@ -84,7 +82,7 @@ def compile_rule(rule: SigmaRule, source: str) -> CompiledSigmaRule:
         raise RuleError("a condition selects nothing")
     predicate = any_of([compiler.condition(c) for c in conditions])
     return CompiledSigmaRule(
-        meta=rule_meta(rule, source, derive_index(conditions)), predicate=predicate,
+        meta=rule_meta(rule, source, derive_index(conditions)), matches=predicate,
         fields=compiler.fields, conditions=tuple(conditions), name=rule.name,
     )
 

@@ -61,6 +61,7 @@ _REGEX_FLAGS = {
     SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
     SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
 }
+_REGEX_META = frozenset(".^$*+?{}[]\\|()")
 _COMPARE = {
     CompareOperators.LT: operator.lt, CompareOperators.LTE: operator.le,
     CompareOperators.GT: operator.gt, CompareOperators.GTE: operator.ge,
@@ -109,6 +110,22 @@ def _string_test(value: SigmaString) -> TextTest:
     return lambda s: pattern.fullmatch(fold(s)) is not None
 
 
+def _regex_test(regexp: str, flags: int) -> TextTest:
+    """``re.search``; a pattern that is a literal between ``^``/``.*``/``.+`` and ``.*``/``.+``/
+    ``$`` first checks that the literal occurs (cheap, and it spares the backtracking search
+    of a leading ``.+`` on most texts)."""
+    pattern = re.compile(regexp, flags)
+    core = regexp.removeprefix("^")
+    for wildcard in (".*", ".+"):
+        core = core.removeprefix(wildcard)
+    core = core.removesuffix("$")
+    for wildcard in (".*", ".+"):
+        core = core.removesuffix(wildcard)
+    if flags & re.IGNORECASE or not core or any(c in _REGEX_META for c in core):
+        return lambda s: pattern.search(s) is not None
+    return lambda s: core in s and pattern.search(s) is not None
+
+
 def any_text(test: TextTest) -> ValueTest:
     """A value test that holds when ``test`` holds for one text of one candidate."""
     def run(candidates: list[Any], event: Mapping[str, Any]) -> bool:
@@ -124,7 +141,15 @@ def any_text(test: TextTest) -> ValueTest:
 
 def folded_in(literals: frozenset[str]) -> ValueTest:
     """Case-insensitive equality with any of ``literals`` (casefolded), one set lookup."""
-    return any_text(lambda s: s.casefold() in literals)
+    def run(candidates: list[Any], event: Mapping[str, Any]) -> bool:
+        for candidate in candidates:
+            if type(candidate) is str:
+                if candidate.casefold() in literals:
+                    return True
+            elif any(text.casefold() in literals for text in texts(candidate)):
+                return True
+        return False
+    return run
 
 
 def _number(candidate: Any) -> float | None:
@@ -212,8 +237,7 @@ def compile_value(value: SigmaType, getter_for: Callable[[str], Getter]) -> Valu
         flags = 0
         for flag in value.flags:
             flags |= _REGEX_FLAGS[flag]
-        pattern = re.compile(str(value.regexp), flags)
-        return any_text(lambda s: pattern.search(s) is not None)
+        return any_text(_regex_test(str(value.regexp), flags))
     if isinstance(value, SigmaBool):
         return _any_candidate(_bool_test(value.boolean))
     if isinstance(value, SigmaTimestampPart):

@@ -85,6 +85,20 @@ def test_regex_is_case_sensitive_unless_i_and_honours_m_s() -> None:
     assert one("userAgent|re|s", "a.b").matches({"userAgent": "a\nb"})
 
 
+@pytest.mark.parametrize(("pattern", "matching", "failing"), [
+    (".+:assumed-role/aws:.+", ["a:assumed-role/aws:b"], [":assumed-role/aws:b", "a:assumed"]),
+    ("^arn:aws$", ["arn:aws"], ["arn:aws:x", "xarn:aws"]),
+    ("key/.*", ["key/"], ["kex/"]),
+    (r"a\.b", ["a.b"], ["axb"]),
+    ("(?i)ROOT", ["root"], ["rot"]),
+])
+def test_regex_literal_prefilter_keeps_the_meaning(
+        pattern: str, matching: list[str], failing: list[str]) -> None:
+    r = one("userAgent|re", pattern)
+    assert all(r.matches({"userAgent": v}) for v in matching)
+    assert not any(r.matches({"userAgent": v}) for v in failing)
+
+
 def test_base64_and_windash_expand_to_plain_matches() -> None:
     assert one("userAgent|base64", "hello").matches({"userAgent": "aGVsbG8="})
     offset = one("userAgent|base64offset|contains", "hello")
