@@ -118,7 +118,19 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 def _peer_closed(sock: socket.socket) -> bool:
-    """True when the connection became readable: a syslog receiver never sends data, so
-    that is its close (EOF, a TLS close_notify, or a reset)."""
+    """True when the receiver closed the connection. A syslog receiver sends no data, so a
+    readable socket is either its close (EOF, a TLS close_notify, a reset) or TLS
+    housekeeping (a TLS 1.3 session ticket), which a non-blocking read consumes."""
     readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    if not readable:
+        return False
+    timeout_s = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return sock.recv(4096) == b""
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout_s)
