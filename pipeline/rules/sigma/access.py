@@ -30,9 +30,10 @@ _CACHE_ENTRIES = 256
 _parsed: dict[str, Any] = {}
 
 
-def parse_json_text(text: str) -> Any:
-    """``text`` parsed when it is a JSON object or array, else ``text`` unchanged."""
-    if text[:1] not in ("{", "["):
+def parse_json_text(text: str, any_value: bool = False) -> Any:
+    """``text`` parsed when it is a JSON object or array (with ``any_value``: any JSON value,
+    so a member written as the text ``null`` reads as null), else ``text`` unchanged."""
+    if not any_value and text[:1] not in ("{", "["):
         return text
     value = _parsed.get(text, _parsed)
     if value is not _parsed:
@@ -90,7 +91,9 @@ def compile_path(path: str) -> Getter:
         if value is None:
             return _EMPTY
         if json_member and isinstance(value, str):
-            value = parse_json_text(value)
+            value = parse_json_text(value, any_value=True)
+            if value is None:
+                return _EMPTY
         if isinstance(value, list):
             out: list[Any] = []
             _flatten(value, out)

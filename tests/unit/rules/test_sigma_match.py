@@ -232,6 +232,8 @@ def test_nested_paths_and_json_text_members() -> None:
     text = one("requestParameters.userName", "bob")
     assert text.matches({"requestParameters": '{"userName": "Bob"}'})
     assert not text.matches({"requestParameters": "not json"})
+    assert one("requestParameters", None).matches({"requestParameters": "null"})
+    assert not one("requestParameters|exists", True).matches({"requestParameters": "null"})
     nested_text = one("requestParameters.policyDocument.Version", "2012-10-17")
     assert nested_text.matches({"requestParameters": {
         "policyDocument": '{"Version":"2012-10-17"}'}})
