@@ -114,7 +114,10 @@ def _regex_test(regexp: str, flags: int) -> TextTest:
     """``re.search``; a pattern that is a literal between ``^``/``.*``/``.+`` and ``.*``/``.+``/
     ``$`` first checks that the literal occurs (cheap, and it spares the backtracking search
     of a leading ``.+`` on most texts)."""
-    pattern = re.compile(regexp, flags)
+    try:
+        pattern = re.compile(regexp, flags)
+    except re.error as error:  # RE2 syntax Python's re lacks, e.g. \pL
+        raise RuleError(f"regular expression {regexp!r} is not supported: {error}") from None
     core = regexp.removeprefix("^")
     for wildcard in (".*", ".+"):
         core = core.removeprefix(wildcard)

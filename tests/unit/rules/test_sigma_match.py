@@ -179,6 +179,8 @@ def test_booleans_and_numbers_compare_with_their_text() -> None:
 def test_unsupported_values_refuse_to_compile() -> None:
     with pytest.raises(RuleError, match="timestamp"):
         one("eventTime|minute", 5)
+    with pytest.raises(RuleError, match="regular expression"):
+        one("userAgent|re", r"\pL+")  # valid for RE2, which pySigma checks with; not for re
     with pytest.raises(RuleError, match="placeholder"):
         one("sourceIPAddress|expand", "%trusted_ranges%")
 
