@@ -160,6 +160,12 @@ def test_numeric_comparisons(modifier: str, matching: list[Any], failing: list[A
         assert not r.matches({"requestParameters": {"maxResults": value}}), value
 
 
+def test_neq_negates_the_item() -> None:
+    r = one("eventName|neq", "StopLogging")
+    assert r.matches({"eventName": "StartLogging"})
+    assert not r.matches({"eventName": "stoplogging"})
+
+
 def test_booleans_and_numbers_compare_with_their_text() -> None:
     text_false = one("requestParameters.enable", "false")
     assert text_false.matches({"requestParameters": {"enable": False}})
