@@ -86,6 +86,10 @@ def _mount_subcommands() -> None:
     from pipeline.cli.run import run
 
     app.add_typer(consume_app, name="consume", help="Run a consumer daemon (archiver, ...).")
+    from pipeline.cli.rules import app as rules_app
+
+    app.add_typer(rules_app, name="rules", help="Sigma and native rules: list, lint, test, "
+                  "evaluate over files.")
     app.command("run")(run)
 
 
