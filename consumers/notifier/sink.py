@@ -6,7 +6,9 @@ and headers, in :mod:`pipeline.deadletter`'s format, plus ``x-notifier-route``) 
 with the sink's own idempotent producer and acknowledged before ``flush`` returns. The Runner
 commits the alerts' offsets only after that, so a crash re-delivers (same idempotency keys)
 rather than loses. When the DLQ cannot be written ``flush`` raises and keeps what is still
-pending (routes already delivered are not tried again by the retry).
+pending (routes already delivered are not tried again by the retry). Alerts a healthy but
+slow route deferred (its budget for the flush was spent) stay held: :meth:`held` reports their
+offsets, so the Runner commits nothing from there on, and the next flush goes on with them.
 
 A route disabled by HTTP 410 also gets one health record on ``[topics] health`` (key
 ``notifier|<route>``), produced with the dead letters.
@@ -18,12 +20,13 @@ import dataclasses
 import json
 import socket
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.deadletter import dead_letter
 from pipeline.logs import get_logger
-from pipeline.model import Event, SinkBase
+from pipeline.model import Event, SinkBase, TopicPartitionKey
 from pipeline.notify.fanout import Fanout, Item, Result
 from pipeline.producer import KafkaProducer
 
@@ -75,6 +78,8 @@ class NotifierSink(SinkBase):
         dead: list[tuple[_Held, str]] = []
         for name, route_results in results.items():
             for held, result in zip(by_route[name], route_results, strict=True):
+                if result.deferred:
+                    continue
                 if result.error is None:
                     held.pending.discard(name)
                 else:
@@ -109,6 +114,18 @@ class NotifierSink(SinkBase):
 
     def discard(self) -> None:
         self._held.clear()
+
+    def held(self) -> Mapping[TopicPartitionKey, int]:
+        """The oldest offset per partition of an alert still pending after a flush."""
+        low: dict[TopicPartitionKey, int] = {}
+        for h in self._held:
+            if h.source is not None and h.source.offset < low.get(h.source.tp, h.source.offset + 1):
+                low[h.source.tp] = h.source.offset
+        return low
+
+    def release(self, partitions: Collection[TopicPartitionKey]) -> None:
+        gone = set(partitions)
+        self._held = [h for h in self._held if h.source is None or h.source.tp not in gone]
 
     def summary(self) -> dict[str, Any]:
         """Per-route counters and the alerts no route took."""

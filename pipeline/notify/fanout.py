@@ -4,9 +4,12 @@ A :class:`Lane` is one route and its destination client. :meth:`Fanout.deliver` 
 lane its alerts in one thread per lane and waits for all: a slow or failing destination costs
 its own lane's retry budget and never delays the other lanes' deliveries. Within a flush a
 lane delivers in order, retrying each alert (see :func:`pipeline.notify.retry.deliver`) until
-the lane's budget for this flush is spent; what it could not deliver by then comes back as a
-failure with its reason (the caller dead-letters it). A lane whose destination answered 410
-is disabled for the life of the process: its alerts come back as failures at once.
+the lane's budget for this flush is spent. Then, if its last attempt failed, the rest come
+back as failures with their reason (the caller dead-letters them); if it succeeded (a healthy
+but slow or rate-limited destination) the rest come back *deferred*, to be tried in the next
+flush. Every flush attempts at least one alert, so a lane always makes progress. A lane whose
+destination answered 410 is disabled for the life of the process: its alerts come back as
+failures at once.
 """
 
 from __future__ import annotations
@@ -39,17 +42,20 @@ class Destination(Protocol):
 
 @dataclass(slots=True)
 class RouteStats:
-    """Per-route counters: alerts delivered, retries made, alerts that failed (budget spent,
-    not retryable, or route disabled), and of those the ones dead-lettered."""
+    """Per-route counters: alerts delivered, retries made, deferrals to a later flush, alerts
+    that failed (budget spent, not retryable, or route disabled), and of those the ones
+    dead-lettered."""
 
     delivered: int = 0
     retried: int = 0
+    deferred: int = 0
     failed: int = 0
     dead_lettered: int = 0
     disabled: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"delivered": self.delivered, "retried": self.retried, "failed": self.failed,
+        return {"delivered": self.delivered, "retried": self.retried,
+                "deferred": self.deferred, "failed": self.failed,
                 "dead_lettered": self.dead_lettered, "disabled": self.disabled}
 
 
@@ -63,12 +69,13 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """How one item fared on one lane: ``error`` None when delivered; ``gone`` True for the
-    failure that disabled the lane."""
+    """How one item fared on one lane: delivered when ``error`` is None and not ``deferred``;
+    ``gone`` True for the failure that disabled the lane."""
 
     item: Item
     error: str | None = None
     gone: bool = False
+    deferred: bool = False
 
 
 @dataclass(slots=True)
@@ -83,16 +90,24 @@ class Lane:
         deadline_s = clock() + self.route.retry.budget_ms / 1000
         results: list[Result] = []
         for item in items:
-            results.append(self._one(item, deadline_s, clock=clock, sleep=sleep, rng=rng))
+            if results and clock() >= deadline_s:
+                results.append(self._spent(item, results[-1]))
+            else:
+                results.append(self._one(item, deadline_s, clock=clock, sleep=sleep, rng=rng))
         return results
+
+    def _spent(self, item: Item, last: Result) -> Result:
+        """The budget is spent: defer behind a success, fail behind a failure."""
+        if last.error is None:
+            self.stats.deferred += 1
+            return Result(item, deferred=True)
+        return self._failed(item, f"route budget of {self.route.retry.budget_ms} ms spent in "
+                                  f"this flush (last error: {last.error})")
 
     def _one(self, item: Item, deadline_s: float, *, clock: Clock, sleep: Sleep,
              rng: random.Random) -> Result:
         if self.stats.disabled is not None:
             return self._failed(item, f"route disabled: {self.stats.disabled}")
-        if clock() >= deadline_s:
-            return self._failed(item, f"route budget of {self.route.retry.budget_ms} ms spent "
-                                      "in this flush")
         try:
             outcome = deliver(lambda: self.destination.send(item.alert, item.raw),
                               self.route.retry, deadline_s=deadline_s, clock=clock,

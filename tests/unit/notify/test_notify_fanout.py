@@ -109,3 +109,31 @@ def test_lanes_run_in_separate_threads(make_alert) -> None:
     results = fanout.deliver({"a": work, "b": work})
     assert all(r.error is None for rs in results.values() for r in rs) and len(seen) == 2
     fanout.close()
+
+
+def test_a_healthy_but_slow_lane_defers_the_rest_to_the_next_flush(make_alert) -> None:
+    now = [0.0]
+
+    class Slow(Recorder):  # each send takes 60 ms of the fake clock
+        def send(self, alert, raw) -> None:
+            now[0] += 0.06
+            super().send(alert, raw)
+    slow = Slow()
+    lane = Lane(route("slow", budget_ms=100), slow)
+    fanout = Fanout([lane], clock=lambda: now[0])
+    work = items(make_alert, 5)
+    results = fanout.deliver({"slow": work})["slow"]
+    delivered = [r for r in results if r.error is None and not r.deferred]
+    deferred = [r for r in results if r.deferred]
+    assert len(delivered) == 2 and len(deferred) == 3 and all(r.error is None for r in deferred)
+    assert lane.stats.deferred == 3 and lane.stats.failed == 0
+    again = fanout.deliver({"slow": [r.item for r in deferred]})["slow"]
+    assert sum(not r.deferred for r in again) >= 1  # every flush makes progress
+    fanout.close()
+
+
+def test_a_zero_budget_still_attempts_one_alert_per_flush(make_alert) -> None:
+    fanout = Fanout([Lane(route("z", budget_ms=0), Recorder())])
+    results = fanout.deliver({"z": items(make_alert, 3)})["z"]
+    assert [r.deferred for r in results] == [False, True, True] and results[0].error is None
+    fanout.close()
