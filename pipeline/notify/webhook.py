@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -72,7 +73,7 @@ class Webhook:
                 resp.read()
         except urllib.error.HTTPError as exc:
             raise _status_error(exc.code, exc.headers.get("Retry-After"), now_s) from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeliveryFailed(f"{type(exc).__name__}: {reason}") from None
 
