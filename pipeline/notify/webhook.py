@@ -72,7 +72,7 @@ class Webhook:
             with urllib.request.urlopen(request, timeout=self._route.retry.timeout_s) as resp:
                 resp.read()
         except urllib.error.HTTPError as exc:
-            raise _status_error(exc.code, exc.headers.get("Retry-After"), now_s) from None
+            raise status_error(exc.code, exc.headers.get("Retry-After"), now_s) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeliveryFailed(f"{type(exc).__name__}: {reason}") from None
@@ -81,7 +81,8 @@ class Webhook:
         return None
 
 
-def _status_error(status: int, retry_after_header: str | None, now_s: float) -> Exception:
+def status_error(status: int, retry_after_header: str | None, now_s: float) -> Exception:
+    """The exception a non-2xx answer means (see the module docstring)."""
     if status == 410:
         return RouteGone("HTTP 410 Gone")
     retry_after = parse_retry_after(retry_after_header, now_s)

@@ -48,3 +48,19 @@ def test_headers_follow_the_routes_signing_choice() -> None:
     unsigned = WebhookRoute(type="webhook", name="n", url="http://127.0.0.1/", signing="none")
     assert not {"webhook-signature", "X-Hub-Signature-256"} & set(
         signed_headers(unsigned, "abc-0", 1, b"{}"))
+
+
+def test_http_statuses_map_to_retry_decisions() -> None:
+    from pipeline.notify.retry import DeliveryFailed, RouteGone
+    from pipeline.notify.webhook import status_error
+
+    assert isinstance(status_error(410, None, 0), RouteGone)
+    limited = status_error(429, "12", 0)
+    assert isinstance(limited, DeliveryFailed) and limited.retryable
+    assert limited.retry_after_s == 12.0
+    unavailable = status_error(503, "Thu, 01 Jan 1970 00:00:30 GMT", 10.0)
+    assert isinstance(unavailable, DeliveryFailed) and unavailable.retry_after_s == 20.0
+    bad = status_error(400, "5", 0)
+    assert isinstance(bad, DeliveryFailed) and not bad.retryable and bad.retry_after_s is None
+    assert isinstance(status_error(408, None, 0), DeliveryFailed)
+    assert status_error(408, None, 0).retryable  # type: ignore[union-attr]
