@@ -14,15 +14,21 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+_MISSING = object()
 _JSON_TEXT = frozenset({"requestparameters", "responseelements", "additionaleventdata",
                         "serviceeventdetails"})
 
 
 def _wrap(value: Any) -> Any:
-    if isinstance(value, Mapping) and not isinstance(value, CloudTrailEvent):
+    # Plain types first: an isinstance against the Mapping ABC is slow on the hot path.
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
         return CloudTrailEvent(value)
     if isinstance(value, list):
         return [_wrap(v) for v in value]
+    if isinstance(value, Mapping) and not isinstance(value, CloudTrailEvent):
+        return CloudTrailEvent(value)
     return value
 
 
@@ -38,11 +44,14 @@ def _maybe_json(key: str, value: Any) -> Any:
 class CloudTrailEvent(Mapping[str, Any]):
     """A read-only view of one CloudTrail record (or a nested object of one)."""
 
-    __slots__ = ("_data", "_folded")
+    __slots__ = ("_data", "_folded", "_seen")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = data
         self._folded: dict[str, str] | None = None
+        # Values already parsed and wrapped, by key as asked: many rules read the same few
+        # members of one event, so each is converted once.
+        self._seen: dict[str, Any] = {}
 
     def _key(self, key: str) -> str | None:
         if key in self._data:
@@ -52,10 +61,24 @@ class CloudTrailEvent(Mapping[str, Any]):
         return self._folded.get(key.casefold())
 
     def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``event[key]``, or ``default`` when absent (without raising inside: rules probe
+        for absent keys all the time)."""
+        seen = self._seen
+        if key in seen:
+            value = seen[key]
+            return default if value is _MISSING else value
         real = self._key(key)
         if real is None:
-            raise KeyError(key)
-        return _wrap(_maybe_json(real, self._data[real]))
+            seen[key] = _MISSING
+            return default
+        value = seen[key] = _wrap(_maybe_json(real, self._data[real]))
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
