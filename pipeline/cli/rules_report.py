@@ -10,12 +10,14 @@ from typing import Any, Literal
 
 from pipeline.cli.rules_load import Selection
 from pipeline.rules.model import CorrelationSpec, Rule, RuleMeta
+from pipeline.rules.native.load import NativeRule
 from pipeline.rules.native.testing import TestResult, run_tests
 from pipeline.rules.ruleset import RuleSet
 from pipeline.rules.sigma.lint import lint_sigma
 from pipeline.rules.sigma.loader import SigmaLoad
 
 Level = Literal["error", "warning"]
+PIPED_WIDTH = 240
 
 
 def _kind(meta: RuleMeta) -> str:
@@ -67,7 +69,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table.add_row(row["id"], row["kind"], row["severity"], row["title"], row["source"],
                       row["index_text"])
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: whole rows rather than the 80-column default
+        console = Console(width=PIPED_WIDTH)
+    console.print(table)
+
+
+def _where(rule: Rule) -> str:
+    """A native rule's metadata file; a Sigma rule's source (see :func:`located`)."""
+    return str(rule.path.with_suffix(".yml")) if isinstance(rule, NativeRule) else rule.meta.source
 
 
 def located(problem: str, sigma_files: dict[str, Path]) -> str:
@@ -85,7 +95,7 @@ def lint_findings(selection: Selection, disabled: Iterable[str]) -> list[tuple[L
     loaded = {*selection.sigma.problems, *selection.native.problems}
     errors += [p for p in selection.ruleset.problems if p not in loaded]  # duplicate ids
     ruleset = selection.ruleset
-    warnings = [f"{ruleset.meta(rid).source}: {ruleset.meta(rid).title} ({rid}) is not "
+    warnings = [f"{_where(ruleset.rules[rid])}: {ruleset.meta(rid).title} ({rid}) is not "
                 "indexed by eventName or eventSource: every event is tested against it"
                 for rid in ruleset.unindexed]
     warnings += [f"{rule.path.with_suffix('.yml')}: native rule {rule.meta.id} has no tests"
@@ -119,10 +129,11 @@ def _native_outcome(result: TestResult) -> Outcome:
 
 
 def _lint_outcome(meta: RuleMeta, problems: list[str], files: dict[str, Path]) -> Outcome:
+    where = f"{meta.source}: {meta.title}: "
     name = f"{files.get(meta.source, meta.source)}::{meta.title}::loads and lints clean"
     if not problems:
         return Outcome(name, "PASSED")
-    return Outcome(name, "FAILED", "; ".join(located(p, files) for p in problems))
+    return Outcome(name, "FAILED", "; ".join(p.removeprefix(where) for p in problems))
 
 
 def test_outcomes(selection: Selection) -> list[Outcome]:
