@@ -35,6 +35,7 @@ class Receiver:
     """A webhook receiver on 127.0.0.1; ``status`` decides each answer (default 200)."""
 
     status: Callable[[int], int] = lambda _n: 200
+    retry_after: str | None = None
     requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -52,6 +53,8 @@ class Receiver:
                 receiver.requests.append(Received(
                     {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
                 self.send_response(receiver.status(len(receiver.requests)))
+                if receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

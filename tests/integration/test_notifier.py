@@ -186,6 +186,7 @@ def test_a_down_destination_dead_letters_without_delaying_the_others(kafka, topi
     produce(kafka.bootstrap, topics["alerts"], [*values, b"not an alert"])
     healthy, broken, gone = (Receiver().start(), Receiver(lambda _n: 500).start(),
                              Receiver(lambda n: 200 if n == 1 else 410).start())
+    limited = Receiver(lambda n: 429 if n == 1 else 200, retry_after="1").start()
     budget = {"budget_ms": 2_000, "initial_backoff_ms": 50, "max_backoff_ms": 200,
               "timeout_s": 2}
     routes = [
@@ -195,19 +196,23 @@ def test_a_down_destination_dead_letters_without_delaying_the_others(kafka, topi
         {"name": "broken", "type": "webhook", "url": broken.url, "secret": SECRET,
          "retry": budget},
         {"name": "gone", "type": "webhook", "url": gone.url, "secret": SECRET, "retry": budget},
+        {"name": "limited", "type": "webhook", "url": limited.url, "secret": SECRET},
         {"name": "copy", "type": "kafka", "topic": topics["copy"]},
     ]
     started = time.monotonic()
     try:
         summary = run_notifier(kafka, topics, routes, unique)
     finally:
-        for receiver in (healthy, broken, gone):
+        for receiver in (healthy, broken, gone, limited):
             receiver.stop()
 
     assert {r.headers["webhook-id"] for r in healthy.requests} == keys_of(values)
     # healthy got everything long before the broken routes' 2 s budget was spent
     assert max(r.at_s for r in healthy.requests) < min(r.at_s for r in broken.requests) + 1.0
     assert len(broken.requests) > 4  # retried
+    first, *rest = limited.requests  # 429 + Retry-After: 1, then delivered
+    assert {r.headers["webhook-id"] for r in rest} == keys_of(values)
+    assert rest[0].at_s - first.at_s >= 1.0
     assert len(read_all(kafka.bootstrap, topics["copy"], expected=4)) == 4
 
     dlq = read_all(kafka.bootstrap, topics["dlq"], expected=4 + 4 + 3 + 1)
@@ -231,6 +236,7 @@ def test_a_down_destination_dead_letters_without_delaying_the_others(kafka, topi
     assert [(h["route"], h["status"]) for h in health] == [("gone", "route_disabled")]
     counts = summary["routes"]
     assert counts["healthy"]["delivered"] == 4 and counts["gone"]["delivered"] == 1
+    assert counts["limited"]["delivered"] == 4 and counts["limited"]["retried"] == 1
     assert counts["gone"]["disabled"] == "HTTP 410 Gone"
     assert counts["broken"]["dead_lettered"] == 4 and counts["broken"]["retried"] > 0
     assert counts["refused"]["failed"] == counts["refused"]["dead_lettered"] == 4
