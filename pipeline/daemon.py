@@ -184,7 +184,7 @@ DAEMONS: dict[str, Registered] = {
         "lake, on a one-partition deliveries topic)."),
     "notifier": Registered(
         "consumers.notifier.daemon", "notifier",
-        "Fan alerts out to the [notifier] routes (webhook, SNS, syslog, Kafka topics), "
+        "Fan alerts out to the notifier's routes (webhook, SNS, syslog, Kafka topics), "
         "at least once; undeliverable alerts to the DLQ."),
 }
 """Every consumer daemon, by name. Modules are imported only when their daemon is built."""
