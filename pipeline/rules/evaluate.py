@@ -78,7 +78,7 @@ class Evaluator:
         ``eventTime`` (windows need event time); the caller reports it and goes on."""
         time_ms, status = parse_event_time(dict(record))
         if time_ms is None:
-            raise ValueError(f"eventTime is {status}")
+            raise ValueError(f"eventTime is {status.lower()}")
         self._counts["records"] += 1
         out: list[Match] = []
         for hit in self._ruleset.hits(record):
