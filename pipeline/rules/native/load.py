@@ -36,6 +36,24 @@ _CONTEXT_FIELDS = ("eventName", "eventSource", "awsRegion", "sourceIPAddress")
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
+_last_view: tuple[Mapping[str, Any] | None, CloudTrailEvent | None] = (None, None)
+
+
+def view_of(event: Mapping[str, Any]) -> CloudTrailEvent:
+    """``event`` as a :class:`CloudTrailEvent`. The alerter hands one record to every
+    candidate rule in turn, so the view of the last record is reused: each member is then
+    converted once for all rules, not once per rule. (The tuple is read and replaced whole,
+    so concurrent callers at worst build an extra view.)"""
+    global _last_view
+    if isinstance(event, CloudTrailEvent):
+        return event
+    raw, view = _last_view
+    if raw is event and view is not None:
+        return view
+    view = CloudTrailEvent(event)
+    _last_view = (event, view)
+    return view
+
 
 class RuleTest(BaseModel):
     """One labelled example: a CloudTrail record and whether the rule must match it."""
@@ -89,7 +107,7 @@ class NativeRule:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` matches; raises whatever ``detect`` raises."""
-        view = event if isinstance(event, CloudTrailEvent) else CloudTrailEvent(event)
+        view = view_of(event)
         if self._names is not None and str(view.get("eventName", "")).casefold() not in self._names:
             return False
         return bool(self._detect(view))
@@ -99,7 +117,7 @@ class NativeRule:
 
         Raises :class:`RuleError` when ``severity`` returns an unknown level, and whatever the
         rule's functions raise."""
-        view = event if isinstance(event, CloudTrailEvent) else CloudTrailEvent(event)
+        view = view_of(event)
         fns = self._fns
         title = str(fns["title"](view)) if "title" in fns else self._meta.title
         key = str(fns["dedup"](view)) if "dedup" in fns else default_dedup(view)

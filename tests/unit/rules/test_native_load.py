@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.rules.model import RuleError
 from pipeline.rules.native.event import CloudTrailEvent
-from pipeline.rules.native.load import load_native
+from pipeline.rules.native.load import load_native, view_of
 
 META = """\
 id: test.{name}
@@ -162,3 +162,11 @@ def test_without_event_names_the_rule_has_no_index(tmp_path: Path) -> None:
     assert rule.meta.index is None
     assert (rule.meta.threshold, rule.meta.dedup_period_ms) == (5, 600_000)
     assert rule.matches({**EVENT, "eventName": "Anything"})
+
+
+def test_consecutive_rules_share_one_view_of_a_record() -> None:
+    record = dict(EVENT)
+    first = view_of(record)
+    assert view_of(record) is first
+    assert view_of(dict(EVENT)) is not first
+    assert view_of(first) is first
