@@ -18,14 +18,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeline.cli.common import ConfigOpt, build_config, fail
-from pipeline.cli.rules_load import Selection, select
-from pipeline.cli.rules_report import lint_findings, list_rows, print_table, test_outcomes
 from pipeline.config import Config
+
+if TYPE_CHECKING:  # the rule engines (pySigma) load only when a rules command runs
+    from pipeline.cli.rules_load import Selection
+    from pipeline.rules.evaluate import Evaluator, Match
 
 app = typer.Typer(help="List, lint, test and evaluate Sigma and native rules, offline.",
                   no_args_is_help=True)
@@ -40,6 +42,8 @@ PROGRESS_EVERY_S = 5.0
 
 def _select(config: Path | None, paths: list[Path], *, configured: bool,
             pack: bool | None) -> tuple[Config, Selection]:
+    from pipeline.cli.rules_load import select
+
     cfg = build_config(config)
     use_pack = cfg.alerter.default_pack if pack is None and configured else bool(pack)
     selection = select(cfg.alerter, paths, configured=configured, pack=use_pack)
@@ -53,6 +57,8 @@ def list_cmd(config: ConfigOpt = None, rules: RulesOpt = None, pack: PackOpt = N
              as_json: Annotated[bool, typer.Option(
                  "--json", help="One JSON object per line instead of a table.")] = False) -> None:
     """Every loaded rule and correlation: id, kind, severity, title, source and index."""
+    from pipeline.cli.rules_report import list_rows, print_table
+
     _, selection = _select(config, rules or [], configured=True, pack=pack)
     rows = list_rows(selection.ruleset)
     if as_json:
@@ -72,6 +78,8 @@ def lint_cmd(config: ConfigOpt = None, rules: RulesOpt = None, pack: PackOpt = N
     cannot be reached, rules that can never match; and warnings: rules not indexed by
     eventName/eventSource (tested against every event), native rules without tests, disabled
     ids that name no rule. Exit 1 when there is any error."""
+    from pipeline.cli.rules_report import lint_findings
+
     cfg, selection = _select(config, rules or [], configured=True, pack=pack)
     findings = lint_findings(selection, cfg.alerter.disabled)
     for level, line in findings:
@@ -93,6 +101,8 @@ def test_cmd(paths: Annotated[list[Path] | None, typer.Argument(
     whether the rule must match). Sigma has no test format: each Sigma rule and correlation is
     tested by loading and linting it. Rules that fail to load are errors. pytest-style output;
     exit 1 on any failure or error."""
+    from pipeline.cli.rules_report import test_outcomes
+
     started = time.monotonic()
     _, selection = _select(config, paths or [], configured=not paths, pack=pack)
     outcomes = test_outcomes(selection)
@@ -138,30 +148,37 @@ def eval_cmd(files: Annotated[list[Path] | None, typer.Argument(
         fail(2, ["trailpipe: no rules to evaluate"])
     evaluator = Evaluator(ruleset, max_keys=cfg.alerter.max_state_keys,
                           grace_ms=cfg.alerter.grace_ms if grace_ms is None else grace_ms)
-    started = last_progress = time.monotonic()
+    started = time.monotonic()
+    bad = _run(evaluator, inputs)
+    _summary(evaluator.stats(), bad, len(inputs), selection, time.monotonic() - started)
+
+
+def _run(evaluator: Evaluator, inputs: list[Path]) -> int:
+    """Feed every record to ``evaluator``, matches to stdout as JSON lines, bad records and
+    progress to stderr; the number of bad records."""
     bad = 0
+    last_progress_s = time.monotonic()
     for location, record, error in _records(inputs):
-        if record is None:
-            bad += 1
-            typer.echo(f"{location}: {error}", err=True)
-            continue
         try:
-            matches = evaluator.feed(record)
+            if record is None:
+                raise ValueError(error)
+            _print(evaluator.feed(record))
         except ValueError as exc:
             bad += 1
             typer.echo(f"{location}: {exc}", err=True)
-            continue
-        for match in matches:
-            sys.stdout.write(json.dumps(match.as_json(), ensure_ascii=False) + "\n")
-        if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
-            last_progress = time.monotonic()
+        if time.monotonic() - last_progress_s >= PROGRESS_EVERY_S:
+            last_progress_s = time.monotonic()
             stats = evaluator.stats()
             typer.echo(f"rules eval: {stats['records']} records, {stats['matches']} matches",
                        err=True)
-    for match in evaluator.finish():
-        sys.stdout.write(json.dumps(match.as_json(), ensure_ascii=False) + "\n")
+    _print(evaluator.finish())
     sys.stdout.flush()
-    _summary(evaluator.stats(), bad, len(inputs), selection, time.monotonic() - started)
+    return bad
+
+
+def _print(matches: list[Match]) -> None:
+    for match in matches:
+        sys.stdout.write(json.dumps(match.as_json(), ensure_ascii=False) + "\n")
 
 
 def _input_files(files: list[Path]) -> list[Path]:
@@ -196,3 +213,6 @@ def _summary(stats: dict[str, int], bad: int, files: int, selection: Selection,
     extra = [f"{stats[k]} {k.replace('_', ' ')}" for k in ("late_dropped", "evicted",
                                                               "rule_errors") if stats[k]]
     typer.echo(line + (f" ({', '.join(extra)})" if extra else ""), err=True)
+    if stats["late_dropped"]:
+        typer.echo("rules eval: late hits are dropped as the alerter would drop them; for "
+                   "input out of event-time order, raise --grace-ms", err=True)

@@ -254,3 +254,21 @@ def test_list_includes_the_default_pack_unless_told_not_to(cli):
     assert {row["kind"] for row in with_pack} == {"native", "sigma", "correlation"}
     without = cli("list", "--json", "--no-pack", "--rules", SIGMAHQ).stdout
     assert len(lines(without)) == len(list(SIGMAHQ.glob("*.yml")))
+
+
+def test_the_trailpipe_command_mounts_rules_and_eval_reads_stdin(tmp_path, monkeypatch):
+    from pipeline.cli.app import app as trailpipe
+
+    for name in list(os.environ):
+        if name.startswith("TRAILPIPE_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "failed_login.yml").write_text(FAILED_LOGIN.split("---")[0])
+    events = "".join(json.dumps(login(f"e{i}", i, "192.0.2.1")) + "\n" for i in range(2))
+    try:
+        result = CliRunner().invoke(trailpipe, ["rules", "eval", "--rules",
+                                                str(tmp_path / "failed_login.yml")],
+                                    input=events)
+    finally:
+        configure_logging(LogConfig(format="console"))
+    assert result.exit_code == 0, result.output
+    assert [m["eventID"] for m in lines(result.stdout)] == ["e0", "e1"]
