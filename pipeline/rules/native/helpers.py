@@ -75,10 +75,12 @@ def error_code(event: CloudTrailEvent) -> str:
 
 
 def succeeded(event: CloudTrailEvent) -> bool:
-    """No ``errorCode`` (and, for a console sign-in, not a ``Failure``)."""
+    """No ``errorCode``, and for a sign-in event (``ConsoleLogin``, ``PasswordUpdated``,
+    ...) no ``Failure`` under its own name in ``responseElements``."""
     if error_code(event):
         return False
-    return bool(event.deep_get("responseElements", "ConsoleLogin") != "Failure")
+    name = str(event.get("eventName") or "")
+    return bool(event.deep_get("responseElements", name) != "Failure")
 
 
 def mfa_used(event: CloudTrailEvent) -> bool:
