@@ -25,7 +25,8 @@ def title(event: CloudTrailEvent) -> str:
 
 
 def dedup(event: CloudTrailEvent) -> str:
-    return principal(event)
+    # Anonymous callers (no identity) are told apart by address instead.
+    return principal(event) or str(event.get("sourceIPAddress") or "")
 
 
 def alert_context(event: CloudTrailEvent) -> dict[str, str]:
