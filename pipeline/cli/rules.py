@@ -73,11 +73,12 @@ def list_cmd(config: ConfigOpt = None, rules: RulesOpt = None, pack: PackOpt = N
 
 @app.command("lint")
 def lint_cmd(config: ConfigOpt = None, rules: RulesOpt = None, pack: PackOpt = None) -> None:
-    """Every problem, one line each with its file: rules that do not load (bad modifiers,
-    unresolved correlation references, duplicate ids), fields that are not CloudTrail's or
-    cannot be reached, rules that can never match; and warnings: rules not indexed by
-    eventName/eventSource (tested against every event), native rules without tests, disabled
-    ids that name no rule. Exit 1 when there is any error."""
+    """Every problem in the rules, one line each with its file; exit 1 on any error.
+
+    Errors: rules that do not load (bad modifiers, unresolved correlation references,
+    duplicate ids), fields that are not CloudTrail's or cannot be reached, rules that can
+    never match. Warnings: rules not indexed by eventName/eventSource (tested against every
+    event), native rules without tests, disabled ids that name no rule."""
     from pipeline.cli.rules_report import lint_findings
 
     cfg, selection = _select(config, rules or [], configured=True, pack=pack)
@@ -97,10 +98,11 @@ def lint_cmd(config: ConfigOpt = None, rules: RulesOpt = None, pack: PackOpt = N
 def test_cmd(paths: Annotated[list[Path] | None, typer.Argument(
                  help="Rule files or directories; default: the configured rules.")] = None,
              config: ConfigOpt = None, pack: PackOpt = None) -> None:
-    """Run every native rule's tests (the ``tests:`` of its ``.yml``: a CloudTrail record and
-    whether the rule must match). Sigma has no test format: each Sigma rule and correlation is
-    tested by loading and linting it. Rules that fail to load are errors. pytest-style output;
-    exit 1 on any failure or error."""
+    """Run every rule's tests, pytest-style; exit 1 on any failure.
+
+    Native rules: the tests of each .yml (a CloudTrail record and whether the rule must
+    match). Sigma has no test format: each Sigma rule and correlation is tested by loading
+    and linting it. A rule file that does not load is an error."""
     from pipeline.cli.rules_report import test_outcomes
 
     started = time.monotonic()
@@ -130,13 +132,15 @@ def eval_cmd(files: Annotated[list[Path] | None, typer.Argument(
              rules: RulesOpt = None, config: ConfigOpt = None, pack: PackOpt = None,
              grace_ms: Annotated[int | None, typer.Option(
                  "--grace-ms", min=0, help="Lateness allowed in event time (default: "
-                 "[alerter] grace_ms).")] = None) -> None:
-    """Evaluate rules over CloudTrail records offline (a retro-hunt), records in file order.
-    One JSON line per match on stdout: {"rule_id", "title", "eventID", "severity"}; a rule
-    with a threshold reports the event that reaches it, and a correlation the event that
-    fires it, both with "eventIDs" (the window's events). Without --rules: the configured
-    rules. Bad records are reported on stderr (file:line) and skipped; exit 0 when the
-    evaluation ran, 2 for a missing file or rules that fail to load (all listed)."""
+                 "alerter.grace_ms in the config).")] = None) -> None:
+    """Evaluate rules over CloudTrail JSON files offline (a retro-hunt).
+
+    Records are fed in file order. One JSON line per match on stdout: {"rule_id", "title",
+    "eventID", "severity"}; a rule with a threshold reports the event that reaches it, and a
+    correlation the event that fires it, both with "eventIDs" (the window's events). Without
+    --rules: the configured rules. Bad records are reported on stderr (file:line) and
+    skipped; exit 0 when the evaluation ran, 2 for a missing file or rules that fail to load
+    (all listed)."""
     from pipeline.rules.evaluate import Evaluator
 
     inputs = _input_files(files or [])
