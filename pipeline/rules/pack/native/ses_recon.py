@@ -11,7 +11,7 @@ from pipeline.rules.native.helpers import aws_context, succeeded
 def detect(event: CloudTrailEvent) -> bool:
     if not succeeded(event):
         return False
-    return event.get("sourceIPAddress") != "trustedadvisor.amazonaws.com"
+    return bool(event.get("sourceIPAddress") != "trustedadvisor.amazonaws.com")
 
 
 def alert_context(event: CloudTrailEvent) -> dict[str, str]:
