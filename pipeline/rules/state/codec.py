@@ -3,7 +3,7 @@
 State keys are unique within one :class:`~pipeline.rules.state.stage.Stage` (so a Stage's
 entries go to the changelog partition of its own number, or under a per-partition prefix):
 
-- ``w``: the stage itself (watermark, expiry-scan position);
+- ``w``: the stage itself (its watermark);
 - ``r\\x1f<rule id>\\x1f<window start ms>\\x1f<dedup key>``: a rule's dedup window;
 - ``c\\x1f<correlation id>\\x1f<group key>``: a correlation group.
 
@@ -67,14 +67,13 @@ def _load(value: bytes) -> list[Any]:
     return fields
 
 
-def encode_meta(watermark_ms: int, scan_bucket: int) -> bytes:
-    return orjson.dumps([VERSION, watermark_ms, scan_bucket])
+def encode_meta(watermark_ms: int) -> bytes:
+    return orjson.dumps([VERSION, watermark_ms])
 
 
-def decode_meta(value: bytes) -> tuple[int, int]:
-    """(watermark ms, expiry-scan bucket)."""
-    fields = _load(value)
-    return int(fields[1]), int(fields[2])
+def decode_meta(value: bytes) -> int:
+    """The watermark, ms."""
+    return int(_load(value)[1])
 
 
 def encode_window(window: Window) -> bytes:

@@ -63,9 +63,14 @@ def closes_at_end(spec: CorrelationSpec) -> bool:
 def insert(group: Group, item: Item) -> bool:
     """Add ``item`` in event-time order; False when it is a repeat or falls before the
     fired window's end (no window it could join may fire)."""
+    hits = group.hits
+    if not hits or hits[-1][0] < item[0]:
+        if item[0] < group.fired_until_ms:
+            return False
+        hits.append(item)  # the usual case: in order
+        return True
     if item[0] < group.fired_until_ms:
         return False
-    hits = group.hits
     at = bisect_left(hits, item[:3])
     if at < len(hits) and hits[at][:3] == item[:3]:
         return False
@@ -155,16 +160,19 @@ def close_due(spec: CorrelationSpec, group: Group, watermark_ms: int,
 def prune(spec: CorrelationSpec, group: Group, watermark_ms: int, grace_ms: int) -> bool:
     """Drop the hits of a monotone group that no window still open can hold (older than
     watermark - grace - timespan); True when any went."""
-    cutoff_ms = watermark_ms - grace_ms - spec.timespan_ms + 1
-    end = bisect_left(group.hits, (max(cutoff_ms, group.fired_until_ms),))
-    if end:
-        del group.hits[:end]
-    return end > 0
+    cutoff_ms = max(watermark_ms - grace_ms - spec.timespan_ms + 1, group.fired_until_ms)
+    if not group.hits or group.hits[0][0] >= cutoff_ms:
+        return False
+    del group.hits[:bisect_left(group.hits, (cutoff_ms,))]
+    return True
 
 
-def is_spent(group: Group, watermark_ms: int, grace_ms: int) -> bool:
-    """No hits left and no accepted hit could fall before the last fired window's end."""
-    return not group.hits and group.fired_until_ms <= watermark_ms - grace_ms
+def expiry_ms(spec: CorrelationSpec, group: Group, grace_ms: int) -> int:
+    """For a monotone group: once the watermark passes this, no hit it holds can join an
+    open window and no accepted hit can fall before its fired window's end: it is spent."""
+    if not group.hits:
+        return group.fired_until_ms + grace_ms
+    return max(group.hits[-1][0] + spec.timespan_ms, group.fired_until_ms) + grace_ms
 
 
 def newest_ms(group: Group) -> int:

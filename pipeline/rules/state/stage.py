@@ -10,21 +10,18 @@ changelog in order rebuilds a Stage that goes on exactly as the lost one would h
 Time is event time. The watermark is the largest event time seen; a hit older than
 ``watermark - grace_ms`` is late: it is counted (``late_dropped``) and applied to nothing.
 Later hits within the grace are applied normally, also to windows they complete out of
-order. State is bounded: at most ``max_keys`` rule windows plus correlation groups; past
-that, expired state goes first, then the keys whose newest event time is oldest (down to 90%
-of the cap, so eviction is amortized; ``evicted`` counts them: the cap bit). State that can no
-longer change is expired (deleted from the changelog): a rule window once the watermark
-passes its end + grace, a correlation hit once it is older than watermark - timespan - grace.
+order. State is bounded: at most ``max_keys`` rule windows plus correlation groups, evicted
+by age past that (``evicted`` counts them: the cap bit); state that can no longer change is
+deleted (see :mod:`pipeline.rules.state.store`).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from pipeline.rules.model import AlertDraft, CorrelationSpec, Hit, RuleMeta
 from pipeline.rules.state import codec
-from pipeline.rules.state.codec import StateId
 from pipeline.rules.state.correlate import (
     NEVER_MS,
     Group,
@@ -34,22 +31,11 @@ from pipeline.rules.state.correlate import (
     correlation_draft,
     fire_on_hit,
     insert,
-    is_spent,
-    newest_ms,
     prune,
     take_window,
 )
-from pipeline.rules.state.windows import (
-    Window,
-    WindowId,
-    add_hit,
-    window_draft,
-    window_end_ms,
-    window_id,
-)
-
-SCAN_EVERY_MS = 60_000
-"""Expiry scans run when the watermark enters a new bucket of this many ms of event time."""
+from pipeline.rules.state.store import Store
+from pipeline.rules.state.windows import Window, add_hit, window_draft, window_id
 
 
 class Stage:
@@ -64,20 +50,13 @@ class Stage:
                        for cid, spec in correlations.items()}
         self._at_close = {cid for cid, spec in correlations.items() if closes_at_end(spec)}
         self._grace_ms = grace_ms
-        self._max_keys = max_keys
         self._sample_size = sample_size
+        self._store = Store(rules, correlations, self._at_close, grace_ms=grace_ms,
+                            max_keys=max_keys)
         self._watermark_ms = NEVER_MS
-        self._scan_bucket = NEVER_MS
-        self._windows: dict[WindowId, Window] = {}
-        self._groups: dict[str, dict[str, Group]] = {cid: {} for cid in correlations}
-        self._keys = 0
-        self._closing: list[tuple[int, str, str]] = []
-        self._pending: dict[WindowId, None] = {}
-        self._finals: list[AlertDraft] = []
-        self._dirty: dict[StateId, None] = {}
         self._meta_dirty = False
-        self._counts = dict.fromkeys(
-            ("late_dropped", "unknown_target", "ignored", "evicted", "expired"), 0)
+        self._closing: list[tuple[int, str, str]] = []
+        self._counts = dict.fromkeys(("late_dropped", "unknown_target", "ignored"), 0)
 
     def observe(self, hit: Hit) -> list[AlertDraft]:
         """Apply one hit: the alerts it opens (update 0) and the correlation alerts it fires,
@@ -98,32 +77,29 @@ class Stage:
 
     def flush_updates(self) -> list[AlertDraft]:
         """One update per open alert that got hits since the last call (running count, last
-        seen, samples), numbered 1, 2, ... per alert; then expires what can no longer change."""
-        drafts, self._finals = self._finals, []
-        for wid in self._pending:
-            window = self._windows[wid]
+        seen, samples), numbered 1, 2, ... per alert; then expires what can no longer change
+        (a pending window's last update is never lost to expiry or eviction)."""
+        store = self._store
+        drafts, store.finals = store.finals, []
+        for wid in store.pending:
+            window = store.windows[wid]
             window.pending = False
             window.update += 1
             drafts.append(window_draft(wid, window, window.update))
-            self._dirty[codec.window_state(wid)] = None
-        self._pending.clear()
-        bucket = self._watermark_ms // SCAN_EVERY_MS
-        if bucket != self._scan_bucket:
-            self._scan_bucket = bucket
-            self._meta_dirty = True
-            self._expire()
+            store.dirty[codec.window_state(wid)] = None
+        store.pending.clear()
+        store.expire_due(self._watermark_ms)
+        drafts.extend(store.finals)
+        store.finals = []
         return drafts
 
     def changes(self) -> dict[str, bytes | None]:
         """State changed since the last call, by changelog key: the encoded state, or None
         where it was deleted. Clears the record of changes."""
-        out: dict[str, bytes | None] = {}
+        out = self._store.changes()
         if self._meta_dirty:
-            out[codec.META_KEY] = codec.encode_meta(self._watermark_ms, self._scan_bucket)
+            out[codec.META_KEY] = codec.encode_meta(self._watermark_ms)
             self._meta_dirty = False
-        for sid in self._dirty:
-            out[codec.state_key(sid)] = self._encode(sid)
-        self._dirty = {}
         return out
 
     def restore(self, key: str, value: bytes | None) -> None:
@@ -133,50 +109,52 @@ class Stage:
         sid = codec.parse_key(key)
         if sid is None:
             if value is not None:
-                self._watermark_ms, self._scan_bucket = codec.decode_meta(value)
+                self._watermark_ms = codec.decode_meta(value)
             return
-        self._remove(sid)
+        store = self._store
+        store.remove(sid)
         kind, target, group_key, start_ms = sid
         if value is None:
             return
         if kind == "r" and target in self._rules:
             wid = (target, group_key, start_ms)
-            self._windows[wid] = window = codec.decode_window(value)
+            window = codec.decode_window(value)
+            store.put_window(wid, window)
             if window.pending:
-                self._pending[wid] = None
+                store.pending[wid] = None
         elif kind == "c" and target in self._correlations:
             group = codec.decode_group(value, self._ranks[target])
-            self._groups[target][group_key] = group
+            store.put_group(target, group_key, group)
             self._schedule_close(target, group_key, group)
         else:
-            self._dirty[sid] = None
-            return
-        self._keys += 1
+            store.dirty[sid] = None
 
     def stats(self) -> dict[str, int]:
         """Gauges and counters for metrics; an increase of ``evicted`` means the cap bit."""
+        store = self._store
         return {
-            "keys": self._keys, "rule_windows": len(self._windows),
-            "correlation_groups": self._keys - len(self._windows), "rules": len(self._rules),
+            "keys": store.keys, "rule_windows": len(store.windows),
+            "correlation_groups": store.keys - len(store.windows), "rules": len(self._rules),
             "correlations": len(self._correlations), "watermark_ms": self._watermark_ms,
-            **self._counts}
+            "evicted": store.evicted, "expired": store.expired, **self._counts}
 
     def _observe_rule(self, hit: Hit) -> list[AlertDraft]:
         meta = self._rules.get(hit.target)
         if meta is None:
             self._counts["unknown_target"] += 1
             return []
+        store = self._store
         wid = window_id(hit, meta)
-        window = self._windows.get(wid)
+        window = store.windows.get(wid)
         if window is None:
-            self._make_room()
-            window = self._windows[wid] = Window(hit, meta)
-            self._keys += 1
-        self._dirty[codec.window_state(wid)] = None
+            store.make_room(self._watermark_ms)
+            window = Window(hit, meta)
+            store.put_window(wid, window)
+        store.dirty[codec.window_state(wid)] = None
         if add_hit(window, hit, meta, self._sample_size):
             return [window_draft(wid, window, 0)]
         if window.pending:
-            self._pending[wid] = None
+            store.pending[wid] = None
         return []
 
     def _observe_correlation(self, hit: Hit) -> list[AlertDraft]:
@@ -186,24 +164,35 @@ class Stage:
         if spec is None or rank is None:
             self._counts["unknown_target"] += 1
             return []
-        group = self._groups[cid].get(key)
+        store, sid = self._store, ("c", cid, key, 0)
+        group = store.groups[cid].get(key)
         if group is None:
-            self._make_room()
-            group = self._groups[cid][key] = Group()
-            self._keys += 1
-        self._dirty[("c", cid, key, 0)] = None
+            store.make_room(self._watermark_ms)
+            group = Group()
+            store.put_group(cid, key, group)
+        store.dirty[sid] = None
         group.who = (hit.account, hit.region, hit.principal, hit.source_ip)
         item = (hit.event_time_ms, rank, hit.event_id,
                 hit.value if spec.kind == "value_count" else None)
+        if cid in self._at_close:
+            if not insert(group, item):
+                self._counts["ignored"] += 1
+            elif group.hits[0] is item:
+                self._schedule_close(cid, key, group)
+            return []
+        before_ms = store.group_expiry_ms(cid, group)
+        drafts = self._fire(cid, spec, key, group, item)
+        store.refile_group(sid, group, before_ms)
+        return drafts
+
+    def _fire(self, cid: str, spec: CorrelationSpec, key: str, group: Group,
+              item: tuple[int, int, str, str | None]) -> list[AlertDraft]:
+        """Insert the hit into a monotone group; the alert if a window now satisfies it."""
         if not insert(group, item):
             self._counts["ignored"] += 1
             return []
-        if cid in self._at_close:
-            if group.hits[0] is item:
-                self._schedule_close(cid, key, group)
-            return []
         prune(spec, group, self._watermark_ms, self._grace_ms)
-        start_ms = fire_on_hit(spec, group, hit.event_time_ms)
+        start_ms = fire_on_hit(spec, group, item[0])
         if start_ms is None:
             return []
         window = take_window(spec, group, start_ms)
@@ -218,92 +207,19 @@ class Stage:
     def _close_due(self) -> list[AlertDraft]:
         """Decide the close-decided windows the watermark has passed (stale heap entries,
         left by groups that moved or went, are skipped)."""
-        drafts = []
+        drafts, store = [], self._store
         while self._closing and self._closing[0][0] < self._watermark_ms:
             deadline_ms, cid, key = heapq.heappop(self._closing)
-            spec, group = self._correlations[cid], self._groups[cid].get(key)
+            spec, group = self._correlations[cid], store.groups[cid].get(key)
             if group is None or close_deadline_ms(spec, group, self._grace_ms) != deadline_ms:
                 continue
             for start_ms, window in close_due(spec, group, self._watermark_ms, self._grace_ms):
                 drafts.append(correlation_draft(cid, spec, key, start_ms, window, group.who,
                                                 self._sample_size))
             if group.hits:
-                self._dirty[("c", cid, key, 0)] = None
+                store.dirty[("c", cid, key, 0)] = None
                 self._schedule_close(cid, key, group)
             else:
-                self._discard(("c", cid, key, 0))
-                self._counts["expired"] += 1
+                store.discard(("c", cid, key, 0))
+                store.expired += 1
         return drafts
-
-    def _expire(self) -> None:
-        """Delete rule windows the watermark has passed (end + grace) and spent correlation
-        groups; drop correlation hits no open window can hold."""
-        limit_ms = self._watermark_ms - self._grace_ms
-        gone: list[StateId] = [
-            codec.window_state(wid) for wid, window in self._windows.items()
-            if window_end_ms(wid, self._rules[wid[0]]) < limit_ms]
-        for cid, groups in self._groups.items():
-            spec = self._correlations[cid]
-            if cid in self._at_close:
-                continue
-            for key, group in groups.items():
-                if prune(spec, group, self._watermark_ms, self._grace_ms):
-                    self._dirty[("c", cid, key, 0)] = None
-                if is_spent(group, self._watermark_ms, self._grace_ms):
-                    gone.append(("c", cid, key, 0))
-        for sid in gone:
-            self._discard(sid)
-        self._counts["expired"] += len(gone)
-
-    def _make_room(self) -> None:
-        """Before adding a key at the cap: expire, then, unless that left the keys below 90%
-        of the cap, evict the keys whose newest event time is oldest down to it (a full scan
-        at most once per 10% of the cap in new keys)."""
-        if self._keys < self._max_keys:
-            return
-        self._expire()
-        excess = self._keys + 1 - (self._max_keys - self._max_keys // 10)
-        if excess <= 0:
-            return
-        victims = heapq.nsmallest(excess, self._ages())
-        for _, sid in victims:
-            self._discard(sid)
-        self._counts["evicted"] += len(victims)
-
-    def _ages(self) -> Iterator[tuple[int, StateId]]:
-        for wid, window in self._windows.items():
-            yield window.last_ms, codec.window_state(wid)
-        for cid, groups in self._groups.items():
-            for key, group in groups.items():
-                yield newest_ms(group), ("c", cid, key, 0)
-
-    def _discard(self, sid: StateId) -> None:
-        """Delete one key (a pending window's last update goes out at the next flush)."""
-        window = self._remove(sid)
-        if window is not None and window.pending:
-            window.pending = False
-            window.update += 1
-            self._finals.append(window_draft((sid[1], sid[2], sid[3]), window, window.update))
-        self._dirty[sid] = None
-
-    def _remove(self, sid: StateId) -> Window | None:
-        """Forget one key if held; the window when it was a rule window."""
-        kind, target, key, start_ms = sid
-        if kind == "r":
-            wid = (target, key, start_ms)
-            self._pending.pop(wid, None)
-            window = self._windows.pop(wid, None)
-            self._keys -= window is not None
-            return window
-        self._keys -= self._groups.get(target, {}).pop(key, None) is not None
-        return None
-
-    def _encode(self, sid: StateId) -> bytes | None:
-        kind, target, key, start_ms = sid
-        if kind == "r":
-            window = self._windows.get((target, key, start_ms))
-            return None if window is None else codec.encode_window(window)
-        group = self._groups.get(target, {}).get(key)
-        if group is None:
-            return None
-        return codec.encode_group(group, self._correlations[target].rules)

@@ -134,7 +134,7 @@ def test_window_and_group_round_trip_exactly() -> None:
 def test_an_unknown_version_or_key_is_refused() -> None:
     stage = new_stage(100)
     with pytest.raises(StateDecodeError):
-        stage.restore("w", orjson.dumps([codec.VERSION + 1, 0, 0]))
+        stage.restore("w", orjson.dumps([codec.VERSION + 1, 0]))
     with pytest.raises(StateDecodeError):
         stage.restore("x\x1fwhat", b"[1]")
     with pytest.raises(StateDecodeError):
