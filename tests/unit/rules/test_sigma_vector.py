@@ -150,12 +150,13 @@ def test_wildcards_and_escapes() -> None:
                                                             False]
     assert exact(one("eventName", "a*"), records)[0] == [True] * 6
     assert exact(one("eventName|endswith", ".b"), records)[0] == [False] * 4 + [True, False]
-    assert exact(one("eventName", "*"), records + [{}])[0] == [True] * 6 + [False]
+    assert exact(one("eventName", "*"), [*records, {}])[0] == [True] * 6 + [False]
 
 
 def test_nulls_missing_struct_members_and_missing_columns() -> None:
-    records = [{"userIdentity": {"type": "Root"}}, {"userIdentity": {}}, {"userIdentity": None},
-               {}, {"userIdentity": {"sessionContext": {"sessionIssuer": {"type": "Role"}}}}]
+    records: list[dict[str, Any]] = [
+        {"userIdentity": {"type": "Root"}}, {"userIdentity": {}}, {"userIdentity": None}, {},
+        {"userIdentity": {"sessionContext": {"sessionIssuer": {"type": "Role"}}}}]
     path = "userIdentity.sessionContext.sessionIssuer.type"
     assert exact(one(path, None), records)[0] == [True, True, True, True, False]
     assert exact(one(f"{path}|exists", True), records)[0] == [False] * 4 + [True]
@@ -167,8 +168,9 @@ def test_nulls_missing_struct_members_and_missing_columns() -> None:
 
 
 def test_paths_the_schema_does_not_type_read_from_unmodelled_rows_only() -> None:
-    records = [{"eventName": "A"}, {"customField": "x"}, {"readOnly": "true"},
-               {"readOnly": True}, {"userIdentity": {"type": 5}}]
+    records: list[dict[str, Any]] = [
+        {"eventName": "A"}, {"customField": "x"}, {"readOnly": "true"}, {"readOnly": True},
+        {"userIdentity": {"type": 5}}]
     expected, undecided = exact(one("customField", "X"), records)
     assert (expected, undecided) == ([False, True, False, False, False], [1])
     expected, undecided = exact(one("readOnly", "true"), records)
