@@ -162,17 +162,11 @@ class VectorRule:
         return pc.replace_with_mask(matched, undecided, rechecked) if rows else matched
 
 
-def _any(masks: list[Mask]) -> Mask:
+def _any(masks: list[Mask], combine: Callable[[Mask, Mask], Mask] = pc.or_kleene) -> Mask:
+    """``masks`` ORed (or ``combine``-d); Kleene logic, so null (no match) OR true is true."""
     out = masks[0]
     for mask in masks[1:]:
-        out = pc.or_kleene(out, mask)  # null (no match) or true is true
-    return out
-
-
-def _all(masks: list[Mask]) -> Mask:
-    out = masks[0]
-    for mask in masks[1:]:
-        out = pc.and_kleene(out, mask)
+        out = combine(out, mask)
     return out
 
 
@@ -286,8 +280,8 @@ class _Compiler:
             else:
                 parts.append(self.condition(arg))
         parts += [self.field(f, SigmaExpansion(v)) for f, v in by_field.items()]
-        combine = _any if is_or else _all
-        return lambda columns: combine([p(columns) for p in parts])
+        combine = pc.or_kleene if is_or else pc.and_kleene
+        return lambda columns: _any([p(columns) for p in parts], combine)
 
     def field(self, path: str, value: SigmaType) -> Node:
         kind = _leaf_kind(path)
