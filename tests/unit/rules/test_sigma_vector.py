@@ -164,6 +164,9 @@ def test_nulls_missing_struct_members_and_missing_columns() -> None:
     assert exact(one(path, None), records)[0] == [True, True, True, True, False]
     assert exact(one(f"{path}|exists", True), records)[0] == [False] * 4 + [True]
     assert exact(one("userIdentity.type|exists", False), records)[0] == [False] + [True] * 4
+    empty: list[dict[str, Any]] = [{"eventName": ""}, {"eventName": None}, {}]
+    assert exact(one("eventName", ""), empty)[0] == [True, False, False]
+    assert exact(one("eventName", None), empty)[0] == [False, True, True]
     table, _ = decoded(records)
     vector = vectorize(one("userIdentity.type", None))
     assert vector is not None
