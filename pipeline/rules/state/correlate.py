@@ -108,6 +108,8 @@ def fire_on_hit(spec: CorrelationSpec, group: Group, time_ms: int) -> int | None
     """For a monotone correlation, after a hit at ``time_ms`` was inserted: the start of the
     earliest window containing it that satisfies the correlation, or None."""
     hits, span = group.hits, spec.timespan_ms
+    if not _could_hold(spec, len(hits)):
+        return None
     low = bisect_left(hits, (max(time_ms - span + 1, group.fired_until_ms),))
     high = bisect_left(hits, (time_ms + 1,))
     if hits[-1][0] <= time_ms:
@@ -122,6 +124,15 @@ def fire_on_hit(spec: CorrelationSpec, group: Group, time_ms: int) -> int | None
         if holds(spec, hits[at:bisect_left(hits, (start_ms + span,))]):
             return start_ms
     return None
+
+
+def _could_hold(spec: CorrelationSpec, hits: int) -> bool:
+    """Cheap bound for monotone correlations: no window measures more than its hits."""
+    if spec.kind == "temporal_ordered":
+        return hits >= len(spec.rules)
+    if spec.kind == "temporal" and not spec.condition:
+        return hits >= len(set(spec.rules))
+    return all(_OPS[op](hits, bound) for op, bound in spec.condition.items())
 
 
 def take_window(spec: CorrelationSpec, group: Group, start_ms: int) -> list[Item]:

@@ -125,7 +125,10 @@ class Stage:
         elif kind == "c" and target in self._correlations:
             group = codec.decode_group(value, self._ranks[target])
             store.put_group(target, group_key, group)
-            self._schedule_close(target, group_key, group)
+            if target in self._at_close:
+                self._schedule_close(target, group_key, group)
+            else:
+                store.refile_group(sid, group, None)
         else:
             store.dirty[sid] = None
 
@@ -166,10 +169,13 @@ class Stage:
             return []
         store, sid = self._store, ("c", cid, key, 0)
         group = store.groups[cid].get(key)
+        before_ms = None
         if group is None:
             store.make_room(self._watermark_ms)
             group = Group()
             store.put_group(cid, key, group)
+        elif cid not in self._at_close:
+            before_ms = store.group_expiry_ms(cid, group)
         store.dirty[sid] = None
         group.who = (hit.account, hit.region, hit.principal, hit.source_ip)
         item = (hit.event_time_ms, rank, hit.event_id,
@@ -180,7 +186,6 @@ class Stage:
             elif group.hits[0] is item:
                 self._schedule_close(cid, key, group)
             return []
-        before_ms = store.group_expiry_ms(cid, group)
         drafts = self._fire(cid, spec, key, group, item)
         store.refile_group(sid, group, before_ms)
         return drafts

@@ -49,15 +49,15 @@ class Store:
         self.wheel.file(codec.window_state(wid), self._window_expiry_ms(wid))
 
     def put_group(self, cid: str, key: str, group: Group) -> None:
+        """Hold a group; the caller files a monotone one with :meth:`refile_group`."""
         self.groups[cid][key] = group
         self.keys += 1
-        if cid not in self.at_close:
-            self.wheel.file(("c", cid, key, 0), self.group_expiry_ms(cid, group))
 
-    def refile_group(self, sid: StateId, group: Group, before_ms: int) -> None:
-        """After a monotone group changed: file it again if its expiry moved bucket."""
+    def refile_group(self, sid: StateId, group: Group, before_ms: int | None) -> None:
+        """After a monotone group was added or changed: file it if its expiry is new or
+        moved to another bucket (``before_ms``: its expiry before, None when new)."""
         after_ms = self.group_expiry_ms(sid[1], group)
-        if bucket_of(before_ms) != bucket_of(after_ms):
+        if before_ms is None or bucket_of(before_ms) != bucket_of(after_ms):
             self.wheel.file(sid, after_ms)
 
     def expire_due(self, watermark_ms: int) -> None:
