@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -99,22 +100,23 @@ class AlertReader(threading.Thread):
             self._consumer.close()
 
 
-def _prepared(seconds: float) -> list[tuple[bytes, bytes]]:
+def _prepared(seconds: float, rate_per_s: int) -> list[tuple[bytes, bytes]]:
     """One generated sequence (a generator repeats itself: warm-up and window must be two
     parts of one sequence, or the window would only update the warm-up's alerts)."""
     gen = generator(start_ms=time.time_ns() // 1_000_000, accounts=LATENCY_ACCOUNTS,
-                    events_per_s=RATE_PER_S, scenario_every=LATENCY_SCENARIO_EVERY)
-    return list(encoded(gen.records(int(seconds * RATE_PER_S))))
+                    events_per_s=rate_per_s, scenario_every=LATENCY_SCENARIO_EVERY)
+    return list(encoded(gen.records(int(seconds * rate_per_s))))
 
 
-def produce_paced(bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]]) -> float:
-    """Produce ``records`` at RATE_PER_S (each no more than ~1 ms late); the epoch ms at which
-    the first one was produced."""
+def produce_paced(bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]],
+                  rate_per_s: int) -> int:
+    """Produce ``records`` at ``rate_per_s`` (each no more than ~1 ms late); the epoch ms at
+    which the first one was produced."""
     producer, deliveries = events_producer(bootstrap, "bench-alert-paced"), Deliveries()
     start_s, first_ms = time.monotonic(), time.time_ns() // 1_000_000
     sent = 0
     while sent < len(records):
-        due = min(len(records), int((time.monotonic() - start_s) * RATE_PER_S) + 1)
+        due = min(len(records), int((time.monotonic() - start_s) * rate_per_s) + 1)
         for key, value in records[sent:due]:
             produce(producer, topic, key, value, deliveries)
         sent = max(sent, due)
@@ -124,24 +126,31 @@ def produce_paced(bootstrap: str, topic: str, records: Sequence[tuple[bytes, byt
     return first_ms
 
 
+@dataclass(frozen=True, slots=True)
+class Phase:
+    first_ms: int  # epoch ms of the first record produced
+    catchup_s: float  # from the last record acknowledged to everything committed
+
+
 def _run_phase(ctx: BenchContext, alerter: Alerter, group: str, topics: dict[str, str],
-               records: Sequence[tuple[bytes, bytes]]) -> float:
+               records: Sequence[tuple[bytes, bytes]], rate_per_s: int) -> Phase:
     """Produce paced, then wait until the alerter has committed everything it caused."""
-    first_ms = produce_paced(ctx.bootstrap, topics["events"], records)
+    first_ms = produce_paced(ctx.bootstrap, topics["events"], records, rate_per_s)
+    produced = time.monotonic()
     ends = end_offsets(ctx.bootstrap, topics["events"])
-    wait_drained(alerter, ctx.bootstrap, group, topics, ends, TIMEOUT_S)
-    return first_ms
+    drain = wait_drained(alerter, ctx.bootstrap, group, topics, ends, TIMEOUT_S)
+    return Phase(first_ms, alerter.started + drain.done_s - produced)
 
 
-def measure(ctx: BenchContext, log_dir: Path, sigma_dir: Path,
-            measure_s: float = MEASURE_S) -> ScenarioResult:
-    """Warm up, measure ``measure_s`` at RATE_PER_S; p50/p99 of the openings' latency."""
+def measure(ctx: BenchContext, log_dir: Path, sigma_dir: Path, *,
+            rate_per_s: int = RATE_PER_S, measure_s: float = MEASURE_S) -> ScenarioResult:
+    """Warm up, measure ``measure_s`` at ``rate_per_s``; p50/p99 of the openings' latency."""
     say: Callable[[str], None] = ctx.console.print
     tag = uuid.uuid4().hex[:8]
     topics, group = alert_topics(f"lat-{tag}"), f"bench-alert-lat-{tag}"
-    say(f"  latency: preparing {WARMUP_S + measure_s:.0f}s of events at {RATE_PER_S:,}/s")
-    records = _prepared(WARMUP_S + measure_s)
-    warmup, window = records[:int(WARMUP_S * RATE_PER_S)], records[int(WARMUP_S * RATE_PER_S):]
+    say(f"  latency: preparing {WARMUP_S + measure_s:.0f}s of events at {rate_per_s:,}/s")
+    records = _prepared(WARMUP_S + measure_s, rate_per_s)
+    cut = int(WARMUP_S * rate_per_s)
     try:
         create_topics(ctx.bootstrap, topics)
         config = log_dir / "latency.toml"
@@ -151,28 +160,30 @@ def measure(ctx: BenchContext, log_dir: Path, sigma_dir: Path,
         try:
             wait_assigned(alerter, ctx.bootstrap, group, topics["events"], TIMEOUT_S)
             reader.start()
-            _run_phase(ctx, alerter, group, topics, warmup)
-            say(f"  warmed up; producing {measure_s:.0f}s at {RATE_PER_S:,}/s")
-            window_ms = _run_phase(ctx, alerter, group, topics, window)
+            _run_phase(ctx, alerter, group, topics, records[:cut], rate_per_s)
+            say(f"  warmed up; producing {measure_s:.0f}s at {rate_per_s:,}/s")
+            window = _run_phase(ctx, alerter, group, topics, records[cut:], rate_per_s)
         finally:
             reader.stopping.set()
             stop_alerter(alerter)
         reader.join(60)
     finally:
         delete_topics(ctx.bootstrap, topics.values(), [group])
-    return _latency_result(reader, window_ms, len(window))
+    return _latency_result(reader, window, rate_per_s, len(records) - cut)
 
 
-def _latency_result(reader: AlertReader, window_ms: float, events: int) -> ScenarioResult:
-    latencies = [seen - produced for seen, produced in reader.openings if produced >= window_ms]
+def _latency_result(reader: AlertReader, window: Phase, rate_per_s: int,
+                    events: int) -> ScenarioResult:
+    latencies = [seen - produced for seen, produced in reader.openings
+                 if produced >= window.first_ms]
     if len(latencies) < MIN_ALERTS:
         raise BenchError(f"only {len(latencies)} alert openings in the measured window "
                          f"(need {MIN_ALERTS}); {reader.records} alert records read")
     p99 = percentile(latencies, 99)
     return {
-        "latency_events_per_s": RATE_PER_S, "latency_events": events,
+        "latency_events_per_s": rate_per_s, "latency_events": events,
         "latency_accounts": LATENCY_ACCOUNTS, "latency_scenario_every": LATENCY_SCENARIO_EVERY,
         "latency_alerts": len(latencies), "p50_ms": percentile(latencies, 50), "p99_ms": p99,
-        "max_ms": max(latencies), "target_p99_ms": TARGET_P99_MS,
-        "met_p99_ms": p99 <= TARGET_P99_MS,
+        "max_ms": max(latencies), "latency_catchup_s": round(window.catchup_s, 2),
+        "target_p99_ms": TARGET_P99_MS, "met_p99_ms": p99 <= TARGET_P99_MS,
     }
