@@ -2,10 +2,10 @@
 
 A window is half-open, ``[start, start + timespan)``, and starts at the event time of its
 earliest hit. What a window measures: ``event_count`` its hits; ``value_count`` the distinct
-values of the value field; ``temporal`` the distinct referenced rules (all of them when the
-condition is empty); ``temporal_ordered`` whether the referenced rules matched in the order
-listed, by event time (equal times count as in order: CloudTrail times have one-second
-resolution).
+values of the value field (hits without one count for nothing); ``temporal`` the distinct
+referenced rules (all of them when the condition is empty); ``temporal_ordered`` whether the
+referenced rules matched in the order listed, by event time (equal times count as in order:
+CloudTrail times have one-second resolution).
 
 *Monotone* correlations (only ``gt``/``gte``, and both temporal kinds) fire as soon as some
 window containing the new hit satisfies them; the window reported is the earliest such one.
