@@ -346,5 +346,6 @@ def _describe(err: Any) -> str:
         return f"{loc}: unknown key"
     if err["type"] == "missing":
         return f"{loc}: required value missing"
-    shown = "**********" if "password" in loc else repr(err.get("input"))
+    secret = any(word in loc for word in ("password", "secret", "token"))
+    shown = "**********" if secret else repr(err.get("input"))
     return f"{loc}: {err['msg']} (got {shown})"

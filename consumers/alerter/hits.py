@@ -5,7 +5,7 @@ hit of one window (one rule's dedup key, or one correlation's group) lands in on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import fields
 
 import orjson
 import pyarrow as pa
@@ -16,9 +16,13 @@ from pipeline.rules.model import Hit
 _SCHEMA = pa.schema([("hit", pa.binary())])
 
 
+_FIELDS = tuple(f.name for f in fields(Hit))
+
+
 def hit_record(hit: Hit, topic: str) -> KafkaRecord:
     key = f"{hit.target}\x1f{hit.key}".encode()
-    return KafkaRecord(topic, orjson.dumps(asdict(hit)), key)
+    value = orjson.dumps({name: getattr(hit, name) for name in _FIELDS}, default=dict)
+    return KafkaRecord(topic, value, key)
 
 
 def parse_hit(value: bytes) -> Hit:

@@ -29,6 +29,8 @@ log = get_logger("pipeline.rules")
 
 SIGMA_PACK_DIR = PACK_DIR.parent / "sigma"
 KEY_SEP = "\x1f"
+ANY_VALUE = "*"
+"""An index value meaning "any non-null value" (a rule that needs the field present)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +113,25 @@ class RuleSet:
         rule = self.rules.get(target)
         return rule.meta if rule is not None else self.correlations[target].meta
 
-    def candidates(self, indexed: Mapping[str, Any]) -> list[Rule]:
-        """Rules an event with these index-field values can match (plus unindexed rules)."""
-        out = list(self._always)
+    def route_paths(self, rule_id: str) -> tuple[str, ...]:
+        """The event fields the correlations fed by ``rule_id`` read (group-by, counted)."""
+        return tuple(p for r in self._routes.get(rule_id, ())
+                     for p in (*r.group_paths, *([r.value_path] if r.value_path else [])))
+
+    @property
+    def always(self) -> tuple[Rule, ...]:
+        """The rules that must see every event."""
+        return tuple(self._always)
+
+    def candidates(self, indexed: Mapping[str, Any], *, always: bool = True) -> list[Rule]:
+        """Rules an event with these index-field values can match (plus, with ``always``, the
+        unindexed rules)."""
+        out = list(self._always) if always else []
         for path, table in self._index.items():
             value = indexed.get(path)
             if value is not None:
                 out.extend(table.get(str(value).casefold(), ()))
+                out.extend(table.get(ANY_VALUE, ()))
         return out
 
     def hits(self, record: Mapping[str, Any], *, produced_ms: int = 0,

@@ -28,7 +28,9 @@ from pipeline.rules.sigma.access import JSON_TEXT_MEMBERS, Getter, compile_path
 from pipeline.rules.sigma.values import ValueTest, compile_value, folded_in, plain_folded
 
 Predicate = Callable[[Mapping[str, Any]], bool]
-INDEX_FIELDS = ("eventName", "eventSource")
+INDEX_FIELDS = ("eventName", "eventSource", "userIdentity.type", "eventType", "errorCode",
+                "userAgent")
+"""Fields a rule may be indexed by, most selective first (plain columns in the events table)."""
 
 
 def all_of(preds: list[Predicate]) -> Predicate:
