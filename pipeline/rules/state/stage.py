@@ -11,8 +11,9 @@ Time is event time. The watermark is the largest event time seen; a hit older th
 ``watermark - grace_ms`` is late: it is counted (``late_dropped``) and applied to nothing.
 Later hits within the grace are applied normally, also to windows they complete out of
 order. State is bounded: at most ``max_keys`` rule windows plus correlation groups, evicted
-by age past that (``evicted`` counts them: the cap bit); state that can no longer change is
-deleted (see :mod:`pipeline.rules.state.store`).
+by age past that (``evicted`` counts them: the cap bit), and at most ``max_group_hits`` hits
+per group (``trimmed``); state that can no longer change is deleted (see
+:mod:`pipeline.rules.state.store`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Stage:
     """Threshold/dedup and correlation state of one internal-topic partition."""
 
     def __init__(self, rules: Mapping[str, RuleMeta], correlations: Mapping[str, CorrelationSpec],
-                 *, grace_ms: int, max_keys: int, sample_size: int) -> None:
+                 *, grace_ms: int, max_keys: int, sample_size: int,
+                 max_group_hits: int = 4_000) -> None:
         self._rules = rules
         self._correlations = correlations
         # A rule listed twice in a correlation ranks by its first place.
@@ -51,12 +53,13 @@ class Stage:
         self._at_close = {cid for cid, spec in correlations.items() if closes_at_end(spec)}
         self._grace_ms = grace_ms
         self._sample_size = sample_size
+        self._max_group_hits = max_group_hits
         self._store = Store(rules, correlations, self._at_close, grace_ms=grace_ms,
                             max_keys=max_keys)
         self._watermark_ms = NEVER_MS
         self._meta_dirty = False
         self._closing: list[tuple[int, str, str]] = []
-        self._counts = dict.fromkeys(("late_dropped", "unknown_target", "ignored"), 0)
+        self._counts = dict.fromkeys(("late_dropped", "unknown_target", "ignored", "trimmed"), 0)
 
     def observe(self, hit: Hit) -> list[AlertDraft]:
         """Apply one hit: the alerts it opens (update 0) and the correlation alerts it fires,
@@ -183,7 +186,7 @@ class Stage:
         if cid in self._at_close:
             if not insert(group, item):
                 self._counts["ignored"] += 1
-            elif group.hits[0] is item:
+            elif self._trim(group) or group.hits[0] is item:
                 self._schedule_close(cid, key, group)
             return []
         drafts = self._fire(cid, spec, key, group, item)
@@ -196,6 +199,7 @@ class Stage:
         if not insert(group, item):
             self._counts["ignored"] += 1
             return []
+        self._trim(group)
         prune(spec, group, self._watermark_ms, self._grace_ms)
         start_ms = fire_on_hit(spec, group, item[0])
         if start_ms is None:
@@ -203,6 +207,17 @@ class Stage:
         window = take_window(spec, group, start_ms)
         return [correlation_draft(cid, spec, key, start_ms, window, group.who,
                                   self._sample_size)]
+
+    def _trim(self, group: Group) -> bool:
+        """Keep a group to ``max_group_hits`` hits, the oldest going first (counted as
+        ``trimmed``), so its changelog entry stays well under Kafka's message size limit.
+        Only a flood of one group key gets there: a monotone count fires long before."""
+        excess = len(group.hits) - self._max_group_hits
+        if excess <= 0:
+            return False
+        del group.hits[:excess]
+        self._counts["trimmed"] += excess
+        return True
 
     def _schedule_close(self, cid: str, key: str, group: Group) -> None:
         deadline_ms = close_deadline_ms(self._correlations[cid], group, self._grace_ms)

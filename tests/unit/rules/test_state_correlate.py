@@ -158,3 +158,23 @@ def test_a_repeated_event_counts_once() -> None:
     s = stage(spec("event_count", ("a",), {"gte": 2}))
     assert feed(s, [hit(0, "e1"), hit(0, "e1")]) == []
     assert s.stats()["ignored"] == 1
+
+
+def test_a_flooded_group_keeps_its_newest_hits() -> None:
+    distinct = spec("value_count", ("a",), {"gte": 3}, value_field="sourceIPAddress")
+    s = Stage({}, {"corr": distinct}, grace_ms=GRACE_MS, max_keys=10, sample_size=10,
+              max_group_hits=5)
+    feed(s, [hit(n / 10, f"x{n}", value="x") for n in range(10)])
+    assert s.stats()["trimmed"] == 5
+    [fired] = feed(s, [hit(1, "y", value="y"), hit(1.1, "z", value="z")])
+    assert fired.count == 5 and fired.sample_event_ids == ("x7", "x8", "x9", "y", "z")
+
+
+def test_a_trimmed_close_decided_group_closes_by_its_oldest_kept_hit() -> None:
+    ranged = spec("event_count", ("a",), {"gte": 2, "lte": 3})
+    s = Stage({}, {"corr": ranged}, grace_ms=GRACE_MS, max_keys=10, sample_size=10,
+              max_group_hits=3)
+    feed(s, [hit(n, f"e{n}") for n in range(5)])  # e0 and e1 trimmed; the window is [2, 17)
+    assert feed(s, [hit(18.5, "tick", key="bob")]) == []
+    [fired] = feed(s, [hit(19.01, "tick2", key="bob")])
+    assert fired.sample_event_ids == ("e2", "e3", "e4")
