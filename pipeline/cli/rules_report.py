@@ -12,7 +12,7 @@ from pipeline.cli.rules_load import Selection
 from pipeline.rules.model import CorrelationSpec, Rule, RuleMeta
 from pipeline.rules.native.load import NativeRule
 from pipeline.rules.native.testing import TestResult, run_tests
-from pipeline.rules.ruleset import RuleSet
+from pipeline.rules.ruleset import ANY_VALUE, RuleSet
 from pipeline.rules.sigma.lint import lint_sigma
 from pipeline.rules.sigma.loader import SigmaLoad
 
@@ -28,6 +28,8 @@ def _index_text(meta: RuleMeta) -> str:
     if not meta.index:
         return "every event"
     field, values = next(iter(meta.index.items()))
+    if ANY_VALUE in values:
+        return f"{field}: any value"
     return f"{field}: {len(values)} value{'' if len(values) == 1 else 's'}"
 
 
