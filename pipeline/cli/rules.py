@@ -35,8 +35,8 @@ app = typer.Typer(help="List, lint, test and evaluate Sigma and native rules, of
 RulesOpt = Annotated[list[Path] | None, typer.Option(
     "--rules", help="Sigma or native rule file or directory (repeatable).")]
 PackOpt = Annotated[bool | None, typer.Option(
-    "--pack/--no-pack", help="Include the default pack (default: yes for list and lint, and "
-    "for test/eval when no rules are named).", show_default=False)]
+    "--pack/--no-pack", help="Include the default pack (default: alerter.default_pack, true "
+    "unless configured otherwise; for test PATH and eval --rules: no).", show_default=False)]
 PROGRESS_EVERY_S = 5.0
 
 
