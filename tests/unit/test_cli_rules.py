@@ -272,3 +272,15 @@ def test_the_trailpipe_command_mounts_rules_and_eval_reads_stdin(tmp_path, monke
         configure_logging(LogConfig(format="console"))
     assert result.exit_code == 0, result.output
     assert [m["eventID"] for m in lines(result.stdout)] == ["e0", "e1"]
+
+
+def test_a_single_native_rule_file_is_loaded_without_its_neighbours(cli, tmp_path):
+    native_rule(tmp_path, "first", passing=True)
+    second = native_rule(tmp_path, "second", passing=True)
+    second.write_text(second.read_text().replace("test.stop_logging", "test.second"))
+    (tmp_path / "failed_login.yml").write_text(FAILED_LOGIN)
+    for named in (tmp_path / "second.yml", tmp_path / "second.py"):
+        result = cli("list", "--json", "--no-pack", "--rules", named)
+        assert result.exit_code == 0, result.output
+        assert [row["id"] for row in lines(result.stdout)] == ["test.second"]
+        assert result.stderr == ""  # no problem reported about the neighbours
