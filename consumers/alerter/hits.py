@@ -30,6 +30,7 @@ def parse_hit(value: bytes) -> Hit:
     fields = orjson.loads(value)
     if not isinstance(fields, dict):
         raise ValueError("a hit is a JSON object")
+    fields["more_ids"] = tuple(fields.get("more_ids") or ())
     return Hit(**fields)
 
 

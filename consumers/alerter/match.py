@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumers.alerter.vectorized import vector_hits, vectorized_rules
 from pipeline.events.mapping import from_avro
 from pipeline.rules.model import Hit, Rule
 from pipeline.rules.ruleset import RuleSet
@@ -35,15 +36,21 @@ def column_values(table: pa.Table, path: str) -> list[Any]:
 
 
 def _slim_paths(rule: Rule) -> tuple[str, ...] | None:
-    """The fields a rule reads, when it says and they are plain columns (not JSON text)."""
+    """The fields a rule reads, when it says: plain column paths, and JSON-text members whole
+    (their text; both rule engines parse it when a path walks in). None: it does not say."""
     fields: Sequence[str] | None = getattr(rule, "fields", None)
-    if not fields or any(f.split(".")[0] in _JSON_TEXT for f in fields):
+    if not fields or any(f.split(".")[0] in _WHOLE_ONLY for f in fields):
         return None
-    return tuple(fields)
+    return tuple(dict.fromkeys(f.split(".")[0] if f.split(".")[0] in JSON_TEXT else f
+                               for f in fields))
 
 
-_JSON_TEXT = frozenset({"requestParameters", "responseElements", "additionalEventData",
-                        "serviceEventDetails", "resources", "unmodelled"})
+JSON_TEXT = frozenset({"requestParameters", "responseElements", "additionalEventData",
+                       "serviceEventDetails"})
+_WHOLE_ONLY = frozenset({"resources", "unmodelled", "tlsDetails", "insightDetails",
+                         "addendum", "edgeDeviceDetails"})
+"""Members whose column form (lists, maps) differs from their JSON form: rules reading them
+get the whole record."""
 
 
 HIT_FIELDS = ("eventID", "eventTime", "eventName", "eventSource", "awsRegion",
@@ -71,51 +78,87 @@ def _slim_rows(table: pa.Table, rows: Sequence[int], paths: Sequence[str]
 
 class Plan:
     """Which rules to test on which rows, and how: ``full[row]`` rules need the whole record;
-    ``slim[row]`` rules read only plain columns (their ``fields``), so a slim view will do."""
+    ``slim[row]`` rules read only plain columns (their ``fields``), so a slim view will do.
+    Rules in ``skip`` are left out (the vectorized ones)."""
 
-    def __init__(self, table: pa.Table, rules: RuleSet) -> None:
+    def __init__(self, table: pa.Table, rules: RuleSet, skip: frozenset[str]) -> None:
         self.full: dict[int, list[Rule]] = {}
         self.slim: dict[int, list[Rule]] = {}
         self.paths: set[str] = set(HIT_FIELDS)
-        self._slim_ok: dict[str, bool] = {}
+        self._rules, self._skip = rules, skip
         paths = rules.index_paths
         columns = [column_values(table, p) for p in paths]
+        # A row with unmodelled members (keys in another case, values of another type) may
+        # hold index fields the columns lack: its candidates come from the whole record.
+        self.odd = {row for row, v in enumerate(column_values(table, "unmodelled"))
+                    if v is not None}
         for row in range(table.num_rows):
+            if row in self.odd:
+                continue
             found = rules.candidates({p: col[row] for p, col in zip(paths, columns, strict=True)},
                                      always=False)
-            self._place(row, found, rules)
+            self._place(row, found)
         if rules.always:
             for row in range(table.num_rows):
-                self._place(row, list(rules.always), rules)
+                self._place(row, list(rules.always))
 
-    def _place(self, row: int, found: list[Rule], rules: RuleSet) -> None:
+    def _place(self, row: int, found: list[Rule]) -> None:
         for rule in found:
+            if rule.meta.id in self._skip:
+                continue
             fields = _slim_paths(rule)
             if fields is None:
                 self.full.setdefault(row, []).append(rule)
             else:
                 self.slim.setdefault(row, []).append(rule)
                 self.paths.update(fields)
-                self.paths.update(rules.route_paths(rule.meta.id))
+                self.paths.update(self._rules.route_paths(rule.meta.id))
 
 
-def batch_hits(table: pa.Table, rules: RuleSet) -> list[Hit]:
-    """Every Hit the events in ``table`` (a decoded events batch with coordinates) make, in
-    row order. Raises InvalidDatum for a row that is not a valid event (the Runner bisects)."""
-    plan = Plan(table, rules)
-    produced = table.column("_timestamp_ms").to_pylist()
-    found: dict[int, list[Hit]] = {}
-    slim_rows = sorted(set(plan.slim) - set(plan.full))
-    if slim_rows:
-        views = _slim_rows(table, slim_rows, sorted(plan.paths))
-        for row in slim_rows:
-            found[row] = rules.hits(views[row], produced_ms=produced[row] or 0,
-                                    rules=plan.slim[row])
-    full_rows = sorted(plan.full)
-    if full_rows:
-        subset = table.take(pa.array(full_rows, pa.int64()))
-        for row, datum in zip(full_rows, subset.to_pylist(), strict=True):
-            candidates = plan.full[row] + plan.slim.get(row, [])
-            found[row] = rules.hits(from_avro(datum), produced_ms=produced[row] or 0,
-                                    rules=candidates)
-    return [hit for row in sorted(found) for hit in found[row]]
+class BatchMatcher:
+    """Stage 1 for one rule set: :meth:`hits` of a decoded events batch."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self._vectorized = vectorized_rules(rules)
+        self._skip = frozenset(v.rule.meta.id for v in self._vectorized)
+        paths = set(HIT_FIELDS)
+        for item in self._vectorized:
+            paths.update(_slim_paths(item.rule) or ())
+            paths.update(rules.route_paths(item.rule.meta.id))
+        self._vector_paths = sorted(paths)
+
+    @property
+    def vectorized(self) -> int:
+        return len(self._vectorized)
+
+    def hits(self, table: pa.Table) -> list[Hit]:
+        """Every Hit the events in ``table`` (a decoded events batch with coordinates) make,
+        in row order. Raises InvalidDatum for a row that is not a valid event (the Runner
+        bisects)."""
+        rules = self._rules
+        produced = table.column("_timestamp_ms").to_pylist()
+
+        def full(row: int) -> dict[str, Any]:
+            return from_avro(table.slice(row, 1).to_pylist()[0])
+
+        found = vector_hits(table, rules, self._vectorized,
+                            lambda rows: _slim_rows(table, rows, self._vector_paths),
+                            full, produced)
+        plan = Plan(table, rules, self._skip)
+        slim_rows = sorted(set(plan.slim) - set(plan.full))
+        if slim_rows:
+            views = _slim_rows(table, slim_rows, sorted(plan.paths))
+            for row in slim_rows:
+                found.setdefault(row, []).extend(rules.hits(
+                    views[row], produced_ms=produced[row] or 0, rules=plan.slim[row]))
+        full_rows = sorted(plan.full.keys() | plan.odd)
+        if full_rows:
+            subset = table.take(pa.array(full_rows, pa.int64()))
+            for row, datum in zip(full_rows, subset.to_pylist(), strict=True):
+                candidates = (None if row in plan.odd
+                              else plan.full[row] + plan.slim.get(row, []))
+                found.setdefault(row, []).extend(rules.hits(
+                    from_avro(datum), produced_ms=produced[row] or 0, rules=candidates,
+                    skip=self._skip))
+        return [hit for row in sorted(found) for hit in found[row]]

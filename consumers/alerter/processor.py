@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from consumers.alerter.changelog import state_record
 from consumers.alerter.hits import hit_record, parse_hit
-from consumers.alerter.match import batch_hits
+from consumers.alerter.match import BatchMatcher
 from pipeline.logs import get_logger
 from pipeline.model import KafkaRecord, TopicPartitionKey
 from pipeline.rules.alert import alert_record, encode_alert
@@ -64,6 +64,7 @@ class AlerterProcessor:
                  max_keys: int, sample_size: int,
                  clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         self._rules, self._topics, self._restore = rules, topics, restore
+        self._matcher = BatchMatcher(rules)
         self._stage_args = {"grace_ms": grace_ms, "max_keys": max_keys,
                             "sample_size": sample_size}
         self._metas = {rid: r.meta for rid, r in rules.rules.items()}
@@ -77,7 +78,7 @@ class AlerterProcessor:
         topic = table.column("_topic")[0].as_py() if table.num_rows else None
         if topic == self._topics.events:
             self.counters.events += table.num_rows
-            for hit in batch_hits(table, self._rules):
+            for hit in self._matcher.hits(table):
                 yield hit_record(hit, self._topics.hits)
             yield from self._rule_health()
         elif topic == self._topics.hits:

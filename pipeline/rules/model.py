@@ -16,6 +16,8 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 """Severity levels, lowest first. Sigma ``informational`` maps to ``info``."""
 
 HOUR_MS = 3_600_000
+ANY_VALUE = "*"
+"""An index value meaning "any non-null value" (a rule that needs the field present)."""
 
 CorrelationKind = Literal["event_count", "value_count", "temporal", "temporal_ordered"]
 
@@ -28,10 +30,11 @@ class RuleError(Exception):
 class RuleMeta:
     """What every rule declares.
 
-    ``index`` maps a top-level CloudTrail field (``eventName``, ``eventSource``, ...) to the
-    casefolded values one of which an event must have for the rule to possibly match; ``None``
-    means the rule must see every event. ``source`` says where the rule came from:
-    ``sigma:<path>`` or ``native:<module>@<version>``.
+    ``index`` maps one CloudTrail field (``eventName``, ``userIdentity.type``, ...) to the
+    casefolded values one of which an event must have for the rule to possibly match
+    (:data:`ANY_VALUE`: any non-null value); ``None`` means the rule must see every event.
+    ``source`` says where the rule came from: ``sigma:<path>`` or
+    ``native:<module>@<version>``.
     """
 
     id: str
@@ -117,6 +120,13 @@ class Hit:
     severity: str = "info"
     context: Mapping[str, str] = field(default_factory=dict)
     produced_ms: int = 0
+    count: int = 1
+    """Matches this hit stands for (stage 1 may aggregate a batch's matches of one dedup
+    window into one hit; ``kind`` "rule" only). ``event_time_ms`` is then the earliest."""
+    last_time_ms: int | None = None
+    """The latest event time among them (None: ``event_time_ms``)."""
+    more_ids: tuple[str, ...] = ()
+    """eventIDs of further matches after ``event_id``, in order (a bounded sample)."""
 
 
 @dataclass(frozen=True, slots=True)

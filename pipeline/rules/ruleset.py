@@ -12,7 +12,7 @@ A rule that raises is counted per rule id (``errors``); the other rules still ru
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.events.mapping import parse_event_time
 from pipeline.logs import get_logger
 from pipeline.rules.config import AlerterConfig
-from pipeline.rules.model import AlertDraft, CorrelationSpec, Hit, Rule, RuleMeta
+from pipeline.rules.model import ANY_VALUE, AlertDraft, CorrelationSpec, Hit, Rule, RuleMeta
 from pipeline.rules.native.event import CloudTrailEvent
 from pipeline.rules.native.load import PACK_DIR, load_native
 from pipeline.rules.sigma.loader import load_sigma
@@ -29,8 +29,6 @@ log = get_logger("pipeline.rules")
 
 SIGMA_PACK_DIR = PACK_DIR.parent / "sigma"
 KEY_SEP = "\x1f"
-ANY_VALUE = "*"
-"""An index value meaning "any non-null value" (a rule that needs the field present)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +111,10 @@ class RuleSet:
         rule = self.rules.get(target)
         return rule.meta if rule is not None else self.correlations[target].meta
 
+    def feeds(self, rule_id: str) -> bool:
+        """Whether matches of ``rule_id`` feed any correlation."""
+        return bool(self._routes.get(rule_id))
+
     def route_paths(self, rule_id: str) -> tuple[str, ...]:
         """The event fields the correlations fed by ``rule_id`` read (group-by, counted)."""
         return tuple(p for r in self._routes.get(rule_id, ())
@@ -135,11 +137,13 @@ class RuleSet:
         return out
 
     def hits(self, record: Mapping[str, Any], *, produced_ms: int = 0,
-             rules: Sequence[Rule] | None = None) -> list[Hit]:
-        """Every Hit ``record`` (CloudTrail JSON) makes; ``rules`` defaults to its candidates."""
+             rules: Sequence[Rule] | None = None, skip: Collection[str] = ()) -> list[Hit]:
+        """Every Hit ``record`` (CloudTrail JSON) makes; ``rules`` defaults to its candidates
+        (but those in ``skip``)."""
         event = CloudTrailEvent(record)
         if rules is None:
-            rules = self.candidates({p: field_value(event, p) for p in self._index})
+            rules = [r for r in self.candidates({p: field_value(event, p) for p in self._index})
+                     if r.meta.id not in skip]
         out: list[Hit] = []
         for rule in rules:
             try:

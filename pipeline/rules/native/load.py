@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.rules.model import SEVERITIES, Detail, RuleError, RuleMeta
+from pipeline.rules.model import ANY_VALUE, SEVERITIES, Detail, RuleError, RuleMeta
 from pipeline.rules.native.event import CloudTrailEvent
 
 PACK_DIR = Path(__file__).resolve().parent.parent / "pack" / "native"
@@ -79,6 +79,13 @@ class RuleFile(BaseModel):
     threshold: int = Field(default=1, ge=1)
     dedup_period_minutes: int = Field(default=60, ge=1)
     event_names: list[str] | None = Field(default=None, min_length=1)
+    index: dict[str, list[str]] | None = Field(default=None, description=(
+        "instead of event_names: one dotted field and the values one of which it must have "
+        "(\"*\" = any non-null value) for the rule to possibly match"))
+    fields: list[str] | None = Field(default=None, min_length=1, description=(
+        "the dotted fields detect() and the optional functions read; when given, the "
+        "alerter may evaluate the rule on a record holding just these (the pack tests check "
+        "the list)"))
     enabled: bool = True
     panther: list[str] = Field(default_factory=list)
     tests: list[RuleTest] = Field(default_factory=list)
@@ -99,7 +106,8 @@ class NativeRule:
         self._fns: dict[str, Callable[[CloudTrailEvent], Any]] = {
             name: getattr(module, name) for name in _OPTIONAL
             if callable(getattr(module, name, None))}
-        self._names = meta.index["eventName"] if meta.index else None
+        self._index = next(iter(meta.index.items())) if meta.index else None
+        self.fields: tuple[str, ...] | None = tuple(spec.fields) if spec.fields else None
 
     @property
     def meta(self) -> RuleMeta:
@@ -108,8 +116,12 @@ class NativeRule:
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` matches; raises whatever ``detect`` raises."""
         view = view_of(event)
-        if self._names is not None and str(view.get("eventName", "")).casefold() not in self._names:
-            return False
+        if self._index is not None:
+            path, values = self._index
+            value = view.deep_get(*path.split("."))
+            if value is None or (ANY_VALUE not in values
+                                 and str(value).casefold() not in values):
+                return False
         return bool(self._detect(view))
 
     def describe(self, event: Mapping[str, Any]) -> Detail:
@@ -201,13 +213,25 @@ def _load_one(yml: Path) -> NativeRule:
                            for e in exc.errors())
         raise RuleError(f"{yml}: {errors}") from exc
     module = _import(yml.with_suffix(".py"))
-    index = ({"eventName": frozenset(n.casefold() for n in spec.event_names)}
-             if spec.event_names else None)
+    index = _index(yml, spec)
     meta = RuleMeta(id=spec.id, title=spec.title, severity=spec.severity,
                     source=f"native:{yml.stem}@{spec.version}", tags=tuple(spec.tags),
                     threshold=spec.threshold, dedup_period_ms=spec.dedup_period_minutes * 60_000,
                     index=index, description=spec.description.strip())
     return NativeRule(meta, spec, module, yml.with_suffix(".py"))
+
+
+def _index(yml: Path, spec: RuleFile) -> dict[str, frozenset[str]] | None:
+    if spec.event_names and spec.index:
+        raise RuleError(f"{yml}: give event_names or index, not both")
+    if spec.event_names:
+        return {"eventName": frozenset(n.casefold() for n in spec.event_names)}
+    if spec.index:
+        if len(spec.index) != 1 or not next(iter(spec.index.values())):
+            raise RuleError(f"{yml}: index names one field and at least one value")
+        path, values = next(iter(spec.index.items()))
+        return {path: frozenset(v.casefold() for v in values)}
+    return None
 
 
 def _import(py: Path) -> ModuleType:

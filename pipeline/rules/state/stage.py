@@ -63,10 +63,11 @@ class Stage:
 
     def observe(self, hit: Hit) -> list[AlertDraft]:
         """Apply one hit: the alerts it opens (update 0) and the correlation alerts it fires,
-        including close-decided windows its event time closes."""
-        time_ms = hit.event_time_ms
+        including close-decided windows its event time closes. An aggregated hit (``count``
+        > 1) is late only when its newest match is."""
+        time_ms = hit.event_time_ms if hit.last_time_ms is None else hit.last_time_ms
         if time_ms < self._watermark_ms - self._grace_ms:
-            self._counts["late_dropped"] += 1
+            self._counts["late_dropped"] += hit.count
             return []
         advanced = time_ms > self._watermark_ms
         if advanced:

@@ -53,16 +53,20 @@ def window_end_ms(wid: WindowId, meta: RuleMeta) -> int:
 
 
 def add_hit(window: Window, hit: Hit, meta: RuleMeta, sample_size: int) -> bool:
-    """Count ``hit`` into ``window``; True when this hit opens the alert (reaches the
-    threshold). Hits after the opening mark the window pending."""
-    window.count += 1
+    """Count ``hit`` (``hit.count`` matches) into ``window``; True when this hit opens the
+    alert (reaches the threshold). Hits after the opening mark the window pending."""
+    before = window.count
+    window.count += hit.count
     window.first_ms = min(window.first_ms, hit.event_time_ms)
-    window.last_ms = max(window.last_ms, hit.event_time_ms)
-    if len(window.samples) < sample_size:
-        window.samples.append(hit.event_id)
-    if window.count == meta.threshold:
+    last_ms = hit.event_time_ms if hit.last_time_ms is None else hit.last_time_ms
+    window.last_ms = max(window.last_ms, last_ms)
+    for event_id in (hit.event_id, *hit.more_ids):
+        if len(window.samples) >= sample_size:
+            break
+        window.samples.append(event_id)
+    if before < meta.threshold <= window.count:
         return True
-    if window.count > meta.threshold:
+    if before >= meta.threshold:
         window.pending = True
     return False
 
