@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,22 +58,26 @@ def snapshot(consumer: Consumer, topics: tuple[str, ...]) -> Snapshot:
 
 
 def status_line(now: Snapshot, before: Snapshot | None, interval_s: float, uptime_s: float,
-                events_topic: str, dlq_topic: str) -> str:
-    """One line: brokers | events (rate/s) [end offsets] | dlq | other topics | uptime."""
+                events_topic: str, dlq_topic: str, extra: str = "") -> str:
+    """One line: brokers | events (rate/s) [end offsets] | dlq | archived | ``extra`` (e.g.
+    alerts) | other topics | uptime."""
     total = now.counts.get(events_topic, 0)
     rate = (total - before.counts.get(events_topic, 0)) / interval_s if before else 0.0
     ends = " ".join(str(e) for e in now.ends.get(events_topic, []))
     others = " ".join(f"{n.removeprefix('audit.')}={c:,}" for n, c in now.counts.items()
                       if n not in (events_topic, dlq_topic))
     archived = "" if now.archived is None else f" | archived {now.archived:,}"
+    extra = f" | {extra}" if extra else ""
     return (f"trailpipe | brokers {now.brokers} | events {total:,} ({rate:,.0f}/s) "
-            f"ends [{ends}] | dead letters {now.counts.get(dlq_topic, 0):,}{archived} | "
+            f"ends [{ends}] | dead letters {now.counts.get(dlq_topic, 0):,}{archived}{extra} | "
             f"{others} | up {uptime_s:,.0f}s")
 
 
 def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
-               interval_s: float = 1.0, archiver_group: str | None = None) -> None:
-    """Show the status until Ctrl-C / SIGTERM / ``duration_s``; returns normally either way."""
+               interval_s: float = 1.0, archiver_group: str | None = None,
+               extra: Callable[[], str] = lambda: "") -> None:
+    """Show the status until Ctrl-C / SIGTERM / ``duration_s``; returns normally either way.
+    ``extra`` adds the running daemons' own figures (e.g. alerts) to the line."""
     stop = {"flag": False}
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -100,7 +105,7 @@ def run_status(cfg: Config, bootstrap: str, *, duration_s: float | None,
                         now = replace(now, archived=committed_total(
                             archiver, cfg.topics.events, parts))
                     live.update(status_line(now, before, interval_s, uptime_s,
-                                            cfg.topics.events, cfg.topics.dlq))
+                                            cfg.topics.events, cfg.topics.dlq, extra()))
                     before = now
                 except KafkaException as exc:  # e.g. leaders still being elected after start
                     live.update(f"trailpipe | waiting for the cluster: {exc.args[0].str()}")

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.cli.rules_load import Selection
-from pipeline.rules.model import CorrelationSpec, Rule, RuleMeta
+from pipeline.rules.model import ANY_VALUE, CorrelationSpec, Rule, RuleMeta
 from pipeline.rules.native.load import NativeRule
 from pipeline.rules.native.testing import TestResult, run_tests
-from pipeline.rules.ruleset import ANY_VALUE, RuleSet
+from pipeline.rules.ruleset import RuleSet
 from pipeline.rules.sigma.lint import lint_sigma
 from pipeline.rules.sigma.loader import SigmaLoad
 

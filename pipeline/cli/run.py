@@ -1,10 +1,12 @@
 """``trailpipe run``: the main job on embedded defaults, wired from the parts.
 
 It brings up the local cluster (unless a bootstrap is configured), creates the topics, runs the
-traffic generator into ``audit.events.v1`` and the archiver into the lake (``file://var/lake``
-by default), and shows a live status line until Ctrl-C or ``--duration``. On exit it stops
-each part cleanly (generator flushed, archiver flushed and committed), stops the cluster it
-started, and prints how to query the lake.
+traffic generator (with its attack scenarios) into ``audit.events.v1``, the archiver into the
+lake (``file://var/lake`` by default), the alerter (the default rule pack, alerts to
+``audit.alerts.v1``) and the notifier (its ``[notifier] routes``), and shows a live status
+line until Ctrl-C or ``--duration``. On exit it stops each part cleanly (generator flushed,
+daemons flushed and committed), stops the cluster it started, and prints how to query the
+lake.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pipeline.cli.common import (
     resolve_bootstrap,
 )
 from pipeline.config import Config
+from pipeline.daemon import Daemon
 from pipeline.logs import get_logger
 
 log = get_logger("pipeline.cli.run")
@@ -44,9 +47,9 @@ def run(
     rate: Annotated[float | None, typer.Option(help="Generated events per second.")] = None,
 ) -> None:
     """The main job on embedded defaults: local cluster (unless --bootstrap), topics, the
-    traffic generator into audit.events.v1, the archiver into the lake (file://var/lake), and
-    a live status line (events/s, end offsets, dead letters, archived) until Ctrl-C or
-    --duration."""
+    traffic generator into audit.events.v1, the archiver into the lake (file://var/lake), the
+    alerter and the notifier, and a live status line (events/s, end offsets, dead letters,
+    archived, alerts) until Ctrl-C or --duration."""
     from pipeline.cli.app import admin_client
     from pipeline.status import run_status
     from pipeline.topics import ensure_topics, topic_specs
@@ -56,15 +59,18 @@ def run(
                                   "generator.rate_per_s": rate})
     log.info("config_loaded", config=cfg.masked())
     started_here = False if cfg.kafka.bootstrap else _dev_up_if_needed(cfg)
+    daemons: dict[str, Daemon] = {}
     try:
         boot = resolve_bootstrap(cfg)
         for r in ensure_topics(admin_client(cfg, boot), topic_specs(cfg.topics)):
             log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
         with ExitStack() as parts:
-            parts.enter_context(_archiver_running(cfg, boot))
+            for name in ("archiver", "alerter", "notifier"):
+                daemons[name] = parts.enter_context(_daemon_running(name, cfg, boot))
             parts.enter_context(_generator_running(cfg, boot))
             run_status(cfg, boot, duration_s=duration_s,
-                       archiver_group=cfg.archiver.group)
+                       archiver_group=cfg.archiver.group,
+                       extra=lambda: _alerts(daemons["alerter"]))
         typer.echo(f"\nThe lake is at {cfg.storage.lake}. Query it with, for example:\n"
                    f"  trailpipe lake query \"SELECT eventsource, eventname, count(*) AS n "
                    f"FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"", err=True)
@@ -99,20 +105,30 @@ def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
 
 
 @contextmanager
-def _archiver_running(cfg: Config, bootstrap: str) -> Iterator[None]:
-    """Run the archiver (its own Runner) in a background thread; on exit ask it to stop,
-    which flushes the open objects and commits."""
+def _daemon_running(name: str, cfg: Config, bootstrap: str) -> Iterator[Daemon]:
+    """Run a registered daemon (its own Runner) in a background thread; on exit ask it to
+    stop, which flushes what it holds and commits."""
     from pipeline.daemon import Context, build_registered
 
-    archiver = build_registered("archiver", Context(cfg, bootstrap))
-    worker = threading.Thread(target=archiver.run, name="archiver", daemon=True)
+    try:
+        daemon = build_registered(name, Context(cfg, bootstrap))
+    except ValueError as exc:
+        fail(2, [f"trailpipe: {name}: {exc}"])
+    worker = threading.Thread(target=daemon.run, name=name, daemon=True)
     worker.start()
     try:
-        yield
+        yield daemon
     finally:
-        archiver.runner.request_stop()
+        daemon.runner.request_stop()
         worker.join(cfg.runner.shutdown_grace_s + 30)
-        log.info("archiver_stopped", **asdict(archiver.runner.stats))
+        log.info("daemon_stopped", daemon=name, **asdict(daemon.runner.stats))
+
+
+def _alerts(alerter: Daemon) -> str:
+    """The status line's alert counts, from the alerter's own counters."""
+    summary = alerter.parts.summary()
+    return (f"alerts {summary.get('alerts', 0):,} (+{summary.get('updates', 0):,} updates, "
+            f"{summary.get('rule_errors', 0):,} rule errors)")
 
 
 def _dev_up_if_needed(cfg: Config) -> bool:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from kit import read_all
+
+from pipeline.rules.alert import decode_alert
 
 pytestmark = pytest.mark.integration
 TRAILPIPE = [sys.executable, "-m", "pipeline.cli.app"]
@@ -68,14 +71,22 @@ def test_topics_create_is_idempotent_and_reports_drift(kafka, unique) -> None:
 
 @pytest.mark.usefixtures("no_documented_topics")
 def test_run_creates_topics_and_stops_after_duration(kafka, tmp_path: Path) -> None:
-    result = trailpipe("run", "--bootstrap", kafka.bootstrap, "--duration", "2",
+    """The main job: topics, generator with attack scenarios, archiver, alerter, notifier."""
+    result = trailpipe("run", "--bootstrap", kafka.bootstrap, "--duration", "12",
+                       "--rate", "1000",
                        env={"TRAILPIPE_TOPICS__PARTITIONS": "2",
+                            "TRAILPIPE_GENERATOR__SCENARIO_EVERY": "500",
                             "TRAILPIPE_STORAGE__LAKE": f"file://{tmp_path}/lake"})
     assert result.returncode == 0, result.stderr
-    events = [json.loads(line)["event"] for line in result.stderr.splitlines()
-              if line.startswith("{")]
-    assert events.count("topic_ready") == 7
+    logs = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    events = [entry["event"] for entry in logs]
+    assert events.count("topic_ready") == 9
     assert "status" in events and "status_stopped" in events
+    assert sorted(e["daemon"] for e in logs if e["event"] == "daemon_stopped") == [
+        "alerter", "archiver", "notifier"]
+    assert all("alerts " in e["line"] for e in logs if e["event"] == "status")
+    alerts = [decode_alert(m.value()) for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
+    assert any(a["severity"] in ("high", "critical") for a in alerts), alerts[:3]
 
 
 def test_no_bootstrap_and_no_dev_cluster_exits_2(tmp_path: Path) -> None:
