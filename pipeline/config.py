@@ -209,7 +209,7 @@ class GeneratorConfig(_Strict):
     scenarios: CommaList[str] = Field(
         default_factory=lambda: ["logging-tampering", "root-login-no-mfa", "access-denied-burst",
                                  "iam-privesc", "public-bucket-policy", "kms-key-deletion",
-                                 "sg-open-world"],
+                                 "sg-open-world", "console-brute-force"],
         description="attack scenarios injected into normal traffic")
     scenario_every: int = Field(default=5_000, ge=100)
 

@@ -93,6 +93,20 @@ def _root_login_no_mfa(env: Env) -> list[Step]:
             env.step(p, Api(_IAM, "GetAccountSummary", True), _G)]
 
 
+def _console_brute_force(env: Env) -> list[Step]:
+    """Six wrong passwords, then the right one, from one address within the minute."""
+    _acct, p, _region = _setup(env, "IAMUser")
+    aed = {"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No",
+           "MFAUsed": "No"}
+    login = Api("signin.amazonaws.com", "ConsoleLogin", False, region=_G,
+                event_type="AwsConsoleSignIn")
+    failed = [env.step(p, login, _G, None, {"ConsoleLogin": "Failure"},
+                       extra={"additionalEventData": aed,
+                              "errorMessage": "Failed authentication"}) for _ in range(6)]
+    return [*failed, env.step(p, login, _G, None, {"ConsoleLogin": "Success"},
+                              extra={"additionalEventData": aed})]
+
+
 def _access_denied_burst(env: Env) -> list[Step]:
     acct, p, region = _setup(env, "IAMUser")
     steps = []
@@ -208,6 +222,7 @@ _REGISTRY: Mapping[str, Scenario] = {s.name: s for s in (
     Scenario("public-bucket-policy", 3, 3, _public_bucket_policy),
     Scenario("kms-key-deletion", 2, 3, _kms_key_deletion),
     Scenario("sg-open-world", 2, 3, _sg_open_world),
+    Scenario("console-brute-force", 7, 2, _console_brute_force),
 )}
 
 SCENARIOS: tuple[str, ...] = tuple(_REGISTRY)

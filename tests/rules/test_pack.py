@@ -30,6 +30,8 @@ EXPECTED = {
     "public-bucket-policy": set(),
     "kms-key-deletion": set(),
     "sg-open-world": set(),
+    "console-brute-force": {"trailpipe.console.login_failure_burst",
+                            "trailpipe.console.login_without_mfa"},
 }
 """Alerts each scenario must raise from this side of the pack (the S3, KMS and EC2 rules
 assert their own scenarios elsewhere); any other alert it raises must be below high."""

@@ -32,7 +32,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 }
 SIZES = {"logging-tampering": 3, "root-login-no-mfa": 2, "access-denied-burst": 25,
          "iam-privesc": 6, "public-bucket-policy": 3, "kms-key-deletion": 2,
-         "sg-open-world": 2}
+         "sg-open-world": 2, "console-brute-force": 7}
 
 
 @cache
