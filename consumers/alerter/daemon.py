@@ -1,7 +1,7 @@
 """Wiring of the alerter daemon for the one daemon builder.
 
-One consumer group reads the events topic and the internal hits topic; every cycle is one Kafka
-transaction (transactional.id ``[alerter] transactional_id``, default
+One consumer group reads the events, insights and health topics and the internal hits topic;
+every cycle is one Kafka transaction (transactional.id ``[alerter] transactional_id``, default
 ``trailpipe-alerter-<hostname>``: give each instance on a host its own). The commit interval is
 ``[alerter] commit_interval_ms`` (default 200 ms), which bounds the time from an event to its
 committed alert: about two intervals, one per stage.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 
 from consumers.alerter.changelog import read_partition
-from consumers.alerter.hits import HitDecoder
+from consumers.alerter.hits import RawDecoder
 from consumers.alerter.processor import AlerterProcessor, Topics
 from pipeline.daemon import Context, Parts, events_decoder
 from pipeline.rules.ruleset import load_ruleset
@@ -25,8 +25,8 @@ def wire(ctx: Context) -> Parts:
     if rules.problems:
         raise ValueError("rules do not load:\n  " + "\n  ".join(rules.problems))
     t = cfg.topics
-    topics = Topics(events=t.events, hits=t.alerter_hits, alerts=t.alerts,
-                    state=t.alerter_state, health=t.health)
+    topics = Topics(events=t.events, insights=t.insights, hits=t.alerter_hits,
+                    alerts=t.alerts, state=t.alerter_state, health=t.health)
     base = ctx.kafka_base
     processor = AlerterProcessor(
         rules, topics, lambda p: read_partition(base, topics.state, p),
@@ -34,8 +34,10 @@ def wire(ctx: Context) -> Parts:
         sample_size=alerter.sample_size)
     txn_id = alerter.transactional_id or f"trailpipe-alerter-{socket.gethostname()}"
     return Parts(
-        topics=[t.events, t.alerter_hits], group=alerter.group, processor=processor, sink=None,
-        decode_batch={t.events: events_decoder(cfg), t.alerter_hits: HitDecoder()},
+        topics=[t.events, t.insights, t.health, t.alerter_hits], group=alerter.group,
+        processor=processor, sink=None,
+        decode_batch={t.events: events_decoder(cfg), t.insights: events_decoder(cfg),
+                      t.health: RawDecoder(), t.alerter_hits: RawDecoder()},
         commit_interval_ms=alerter.commit_interval_ms, transactional_id=txn_id,
         output_topics=[t.alerts, t.alerter_state, t.health],
         summary=lambda: {"rules": len(rules.rules), "correlations": len(rules.correlations),

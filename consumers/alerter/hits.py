@@ -13,7 +13,7 @@ import pyarrow as pa
 from pipeline.model import DecodedBatch, KafkaRecord
 from pipeline.rules.model import Hit
 
-_SCHEMA = pa.schema([("hit", pa.binary())])
+_SCHEMA = pa.schema([("value", pa.binary())])
 
 
 _FIELDS = tuple(f.name for f in fields(Hit))
@@ -34,13 +34,14 @@ def parse_hit(value: bytes) -> Hit:
     return Hit(**fields)
 
 
-class HitDecoder:
-    """A BatchDecoder for the hits topic: one ``hit`` column of raw JSON (parsed by the
-    processor, which owns the per-hit logic); a null value is a decode error."""
+class RawDecoder:
+    """A BatchDecoder for JSON topics (hits, health): one ``value`` column of the raw bytes,
+    parsed by the processor, which owns the per-record logic; a null value is a decode
+    error."""
 
     def __call__(self, values: Sequence[bytes | None]) -> DecodedBatch:
         rows = [i for i, v in enumerate(values) if v is not None]
-        errors = [(i, ValueError("a hit has no value")) for i, v in enumerate(values) if v is None]
+        errors = [(i, ValueError("no value")) for i, v in enumerate(values) if v is None]
         table = pa.Table.from_arrays([pa.array([values[i] for i in rows], pa.binary())],
                                      schema=_SCHEMA)
         return DecodedBatch(table=table, rows=rows, errors=errors)

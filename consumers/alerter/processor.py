@@ -1,11 +1,12 @@
 """The alerter's BatchProcessor: both stages, one transaction per Runner cycle.
 
-Stage 1 (events topic): rules over each batch → Hits, produced to the hits topic keyed by
-``target + key`` (the repartition step: a window's hits meet in one partition whichever account
-or region they came from). Stage 2 (hits topic): one :class:`~pipeline.rules.state.stage.Stage`
-per hits partition turns hits into alerts; its state changes go to the changelog. Hits, alerts,
-state changes, health records and the consumed offsets are all outputs of the Runner's
-transaction, so a crash aborts them together and the re-read reproduces them exactly.
+Stage 1 (events and insights topics): rules over each batch → Hits, produced to the hits topic
+keyed by ``target + key`` (the repartition step: a window's hits meet in one partition whichever
+account or region they came from); health records become hits of the built-in health rule. Stage
+2 (hits topic): one :class:`~pipeline.rules.state.stage.Stage` per hits partition turns hits
+into alerts; its state changes go to the changelog. Hits, alerts, state changes, health records
+and the consumed offsets are all outputs of the Runner's transaction, so a crash aborts them
+together and the re-read reproduces them exactly.
 
 A hits partition's Stage is restored from the changelog the first time the partition is seen
 after an assignment, a rewind or a start (``drop`` forgets it).
@@ -23,6 +24,7 @@ import orjson
 import pyarrow as pa
 
 from consumers.alerter.changelog import state_record
+from consumers.alerter.health import HEALTH_RULE, health_hits
 from consumers.alerter.hits import hit_record, parse_hit
 from consumers.alerter.match import BatchMatcher
 from pipeline.logs import get_logger
@@ -41,6 +43,7 @@ PRODUCED_HEADER = "trailpipe.produced_ms"
 @dataclass(frozen=True, slots=True)
 class Topics:
     events: str
+    insights: str
     hits: str
     alerts: str
     state: str
@@ -68,6 +71,7 @@ class AlerterProcessor:
         self._stage_args = {"grace_ms": grace_ms, "max_keys": max_keys,
                             "sample_size": sample_size}
         self._metas = {rid: r.meta for rid, r in rules.rules.items()}
+        self._metas[HEALTH_RULE.id] = HEALTH_RULE
         self._stages: dict[int, Stage] = {}
         self._clock = clock
         self.counters = Counters()
@@ -76,18 +80,24 @@ class AlerterProcessor:
 
     def process_batch(self, table: pa.Table) -> Iterator[KafkaRecord]:
         topic = table.column("_topic")[0].as_py() if table.num_rows else None
-        if topic == self._topics.events:
+        if topic in (self._topics.events, self._topics.insights):
             self.counters.events += table.num_rows
             for hit in self._matcher.hits(table):
                 yield hit_record(hit, self._topics.hits)
             yield from self._rule_health()
         elif topic == self._topics.hits:
             yield from self._stage_two(table)
+        elif topic == self._topics.health:
+            for hit in health_hits(table.column("value").to_pylist(),
+                                   table.column("_partition").to_pylist(),
+                                   table.column("_offset").to_pylist(),
+                                   table.column("_timestamp_ms").to_pylist(), topic):
+                yield hit_record(hit, self._topics.hits)
 
     def _stage_two(self, table: pa.Table) -> Iterator[KafkaRecord]:
         # Parse every hit before touching state: a bad one raises here, and the Runner's
         # bisection re-runs the halves on unchanged state.
-        hits = [parse_hit(v) for v in table.column("hit").to_pylist()]
+        hits = [parse_hit(v) for v in table.column("value").to_pylist()]
         partitions = table.column("_partition").to_pylist()
         touched: dict[int, Stage] = {}
         for hit, partition in zip(hits, partitions, strict=True):
@@ -121,10 +131,11 @@ class AlerterProcessor:
     def _emit(self, draft: AlertDraft, produced_ms: int) -> Iterator[KafkaRecord]:
         for chained in self._rules.chained(draft):
             yield hit_record(chained, self._topics.hits)
-        if not self._rules.alerts_alone(draft.rule_id):
+        builtin = draft.rule_id == HEALTH_RULE.id
+        if not builtin and not self._rules.alerts_alone(draft.rule_id):
             self.counters.suppressed += 1
             return
-        meta = self._rules.meta(draft.rule_id)
+        meta = HEALTH_RULE if builtin else self._rules.meta(draft.rule_id)
         record = alert_record(draft, tags=meta.tags, rule_source=meta.source,
                               created_ms=self._clock())
         headers = ((PRODUCED_HEADER, str(produced_ms).encode()),) if produced_ms else ()

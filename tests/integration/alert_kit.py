@@ -35,6 +35,7 @@ def alerter_topics(make_topic: Callable[..., str], partitions: int = 3) -> dict[
             "alerter_hits": make_topic("hits", partitions),
             "alerter_state": make_topic("state", partitions, **{"cleanup.policy": "compact"}),
             "alerts": make_topic("alerts", 1), "health": make_topic("health", 1),
+            "insights": make_topic("insights", 1),
             "dlq": make_topic("dlq", 1)}
 
 

@@ -3,7 +3,9 @@ alerts on the alerts topic, committed in transactions with the offsets and windo
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from alert_kit import (
@@ -14,6 +16,10 @@ from alert_kit import (
     produce_events,
     run_alerter,
 )
+from kit import produce
+
+INSIGHTS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "cloudtrail" / \
+    "awsdocs-cloudtrail-user-guide" / "records.jsonl"
 
 pytestmark = pytest.mark.integration
 
@@ -34,3 +40,28 @@ def test_scenarios_raise_their_alerts_once_each(kafka, make_topic, unique) -> No
     for alert in openings:
         assert alert["count"] >= 1 and alert["sample_event_ids"], alert
         assert alert["first_seen_ms"] <= alert["last_seen_ms"]
+
+
+def test_insights_and_health_records_become_alerts(kafka, make_topic, unique) -> None:
+    topics = alerter_topics(make_topic)
+    insights = [r for r in map(json.loads, INSIGHTS.read_text().splitlines())
+                if r.get("eventType") == "AwsCloudTrailInsight"]
+    starts = {r["eventID"] for r in insights if r["insightDetails"]["state"] == "Start"}
+    assert starts and len(starts) < len(insights)
+    produce_events(kafka.bootstrap, topics["insights"], insights)
+    failing = {"component": "archiver", "status": "failing", "stage": "upload",
+               "error": "AccessDenied", "at_ms": 1_764_000_000_000}
+    again = {**failing, "at_ms": 1_764_000_001_000}
+    recovered = {"component": "archiver", "status": "recovered"}
+    produce(kafka.bootstrap, topics["health"],
+            [json.dumps(r).encode() for r in (failing, again, recovered)])
+    summary = run_alerter(kafka.bootstrap, topics, unique)
+    assert summary["dead_lettered"] == 0, summary
+    openings = [a for a in committed_alerts(kafka.bootstrap, topics["alerts"])
+                if a["update"] == 0]
+    found = {e for a in openings if a["rule_id"] == "trailpipe.insights.anomaly"
+             for e in a["sample_event_ids"]}
+    assert found == starts
+    health = [a for a in openings if a["rule_id"] == "trailpipe.pipeline.health"]
+    assert len(health) == 1 and health[0]["severity"] == "high", health
+    assert health[0]["title"] == "trailpipe archiver: failing (upload)"
