@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.rules.config import AlerterConfig
-from pipeline.rules.model import Rule
 from pipeline.rules.native.load import PACK_DIR, NativeLoad, NativeRule, load_native
-from pipeline.rules.ruleset import SIGMA_PACK_DIR, RuleSet, rule_dirs
+from pipeline.rules.ruleset import SIGMA_PACK_DIR, RuleSet, merge_loads, rule_dirs
 from pipeline.rules.sigma.loader import SigmaLoad, load_sigma
 
 _YAML = (".yml", ".yaml")
@@ -84,7 +83,7 @@ def select(alerter: AlerterConfig, paths: Sequence[Path], *, configured: bool,
     native = _load_native(sources)
     sigma_problems = [p for p in sigma.problems if not _about(p, sources.foreign)]
     sigma = SigmaLoad(sigma.rules, sigma.correlations, sigma_problems)
-    ruleset = _merge(sigma, native, alerter.disabled)
+    ruleset = merge_loads(sigma, native, alerter.disabled)
     return Selection(sigma, native, ruleset, _sigma_files(sources.sigma), missing)
 
 
@@ -110,23 +109,6 @@ def _load_native(sources: _Sources) -> NativeLoad:
 def _unique(rules: Iterable[NativeRule]) -> list[NativeRule]:
     """Each rule file once (a rule named twice, or by a directory and by itself)."""
     return list({str(r.path): r for r in rules}.values())
-
-
-def _merge(sigma: SigmaLoad, native: NativeLoad, disabled: Iterable[str]) -> RuleSet:
-    """One RuleSet, as :func:`pipeline.rules.ruleset.load_ruleset` merges: a duplicate id
-    across engines is a problem (the first loaded wins), disabled ids are left out."""
-    off = set(disabled)
-    problems = [*sigma.problems, *native.problems]
-    rules: dict[str, Rule] = {}
-    loaded: list[Rule] = [*sigma.rules, *native.rules]
-    for rule in loaded:
-        if rule.meta.id in rules:
-            problems.append(f"duplicate rule id {rule.meta.id!r} ({rule.meta.source} and "
-                            f"{rules[rule.meta.id].meta.source})")
-        elif rule.meta.id not in off:
-            rules[rule.meta.id] = rule
-    correlations = {c.meta.id: c for c in sigma.correlations if c.meta.id not in off}
-    return RuleSet(rules, correlations, problems)
 
 
 def _sigma_files(roots: Iterable[Path]) -> dict[str, Path]:

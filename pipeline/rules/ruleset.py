@@ -22,8 +22,8 @@ from pipeline.logs import get_logger
 from pipeline.rules.config import AlerterConfig
 from pipeline.rules.model import ANY_VALUE, AlertDraft, CorrelationSpec, Hit, Rule, RuleMeta
 from pipeline.rules.native.event import CloudTrailEvent
-from pipeline.rules.native.load import PACK_DIR, load_native
-from pipeline.rules.sigma.loader import load_sigma
+from pipeline.rules.native.load import PACK_DIR, NativeLoad, load_native
+from pipeline.rules.sigma.loader import SigmaLoad, load_sigma
 
 log = get_logger("pipeline.rules")
 
@@ -209,23 +209,27 @@ def rule_dirs(cfg: AlerterConfig) -> tuple[list[Path], list[Path]]:
     return sigma, native
 
 
+def merge_loads(sigma: SigmaLoad, native: NativeLoad, disabled: Iterable[str]) -> RuleSet:
+    """One RuleSet from what the two loaders found: a duplicate id across them is a problem
+    (the first loaded wins), ``disabled`` ids are left out."""
+    off = set(disabled)
+    problems = [*sigma.problems, *native.problems]
+    rules: dict[str, Rule] = {}
+    loaded: list[Rule] = [*sigma.rules, *native.rules]
+    for rule in loaded:
+        if rule.meta.id in rules:
+            problems.append(f"duplicate rule id {rule.meta.id!r} ({rule.meta.source} and "
+                            f"{rules[rule.meta.id].meta.source})")
+        elif rule.meta.id not in off:
+            rules[rule.meta.id] = rule
+    correlations = {c.meta.id: c for c in sigma.correlations if c.meta.id not in off}
+    return RuleSet(rules, correlations, problems)
+
+
 def load_ruleset(cfg: AlerterConfig, *, sigma_paths: Iterable[Path] = (),
                  native_paths: Iterable[Path] = ()) -> RuleSet:
     """Load the rules ``cfg`` selects plus the given extra paths; disabled ids left out.
     Problems are collected, never raised: the caller decides whether they are fatal."""
     sigma, native = rule_dirs(cfg)
-    sigma_load = load_sigma([*sigma, *sigma_paths])
-    native_load = load_native([*native, *native_paths])
-    problems = [*sigma_load.problems, *native_load.problems]
-    rules: dict[str, Rule] = {}
-    loaded: list[Rule] = [*sigma_load.rules, *native_load.rules]
-    for rule in loaded:
-        if rule.meta.id in rules:
-            problems.append(f"duplicate rule id {rule.meta.id!r} ({rule.meta.source} and "
-                            f"{rules[rule.meta.id].meta.source})")
-            continue
-        if rule.meta.id not in cfg.disabled:
-            rules[rule.meta.id] = rule
-    correlations = {c.meta.id: c for c in sigma_load.correlations
-                    if c.meta.id not in cfg.disabled}
-    return RuleSet(rules, correlations, problems)
+    return merge_loads(load_sigma([*sigma, *sigma_paths]),
+                       load_native([*native, *native_paths]), cfg.disabled)

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
 
 import pytest
+from test_pack import alerts
 
-from pipeline.rules.native.load import NativeRule, load_pack
+from pipeline.rules.native.load import load_pack
 from pipeline.rules.pack.native._resources import is_public_ip, listed, policy_is_public
 from producers.generator.engine import Generator
 from producers.generator.scenarios import SCENARIOS, scenario_of
@@ -33,31 +31,6 @@ scenarios not listed raise none. Several steps of one scenario share a dedup key
 bucket, the key, the group), so each rule alerts once."""
 
 
-def _ms(event_time: str) -> int:
-    return int(datetime.fromisoformat(event_time.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def _alerts(records: Iterable[dict[str, Any]],
-            rules: Iterable[NativeRule]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(rule id, severity, record that opened the alert): ``threshold`` matches with one
-    dedup key within the dedup period of the first make one alert."""
-    windows: dict[tuple[str, str], list[int]] = {}
-    opened = []
-    for record in records:
-        for rule in rules:
-            if not rule.matches(record):
-                continue
-            detail = rule.describe(record)
-            key, now_ms = (rule.meta.id, detail.dedup_key), _ms(record["eventTime"])
-            window = windows.get(key)
-            if window is None or now_ms >= window[0] + rule.meta.dedup_period_ms:
-                window = windows[key] = [now_ms, 0]
-            window[1] += 1
-            if window[1] == rule.meta.threshold:
-                opened.append((rule.meta.id, detail.severity, record))
-    return opened
-
-
 def test_the_resource_rules_are_loaded() -> None:
     ids = {r.meta.id for r in RULES}
     assert {rule_id for expected in EXPECTED.values() for rule_id, _ in expected} <= ids
@@ -69,7 +42,7 @@ def test_each_resource_scenario_raises_exactly_its_alerts_once() -> None:
     gen = Generator(seed=11, start_ms=1_700_000_000_000, scenarios=SCENARIOS,
                     scenario_every=2_000)
     raised: dict[str | None, Counter[tuple[str, str]]] = {}
-    for rule_id, severity, record in _alerts(gen.records(2_000), RULES):
+    for rule_id, severity, record in alerts(gen.records(2_000), RULES):
         raised.setdefault(scenario_of(record), Counter())[(rule_id, severity)] += 1
     for name in SCENARIOS:
         assert raised.get(name, Counter()) == EXPECTED.get(name, Counter()), name
