@@ -10,14 +10,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from sigma.rule import SigmaRule
+from test_sigma_match import one, rule
 
 from pipeline.events import wire
 from pipeline.events.batch import AvroBatchDecoder
 from pipeline.events.mapping import IngestMeta, from_avro, to_avro
 from pipeline.events.schemas import default_registry
 from pipeline.rules.ruleset import SIGMA_PACK_DIR
-from pipeline.rules.sigma.loader import CompiledSigmaRule, compile_rule, load_sigma
+from pipeline.rules.sigma.loader import CompiledSigmaRule, load_sigma
 from pipeline.rules.sigma.vector import Columns, VectorRule, vectorize
 
 CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
@@ -34,18 +34,6 @@ def decoded(records: list[dict[str, Any]]) -> tuple[pa.Table, int]:
             skipped += 1
     batch = AvroBatchDecoder(reader=default_registry().newest())(values)
     return batch.table, skipped + len(batch.errors)
-
-
-def rule(detection: dict[str, Any]) -> CompiledSigmaRule:
-    return compile_rule(SigmaRule.from_dict({
-        "title": "test rule", "id": "5b0f1f5e-0d8a-4a4e-9a51-2f3c1a9b7e01",
-        "logsource": {"product": "aws", "service": "cloudtrail"},
-        "detection": detection, "level": "high",
-    }), "test.yml")
-
-
-def one(field: str, value: Any) -> CompiledSigmaRule:
-    return rule({"sel": {field: value}, "condition": "sel"})
 
 
 def check(vector: VectorRule, table: pa.Table) -> tuple[list[bool], list[int]]:
