@@ -82,6 +82,7 @@ class Parts:
     sink: Sink | None
     decode_batch: BatchDecoders | None = None
     commit_interval_ms: int | None = None
+    poll_timeout_ms: int | None = None
     transactional_id: str | None = None
     output_topics: list[str] = field(default_factory=list)
     summary: Callable[[], dict[str, Any]] = lambda: {}
@@ -139,9 +140,10 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
     extra = dict(cfg.kafka.extra)
     consumer_extra = {"session.timeout.ms": str(cfg.runner.session_timeout_ms),
                       "max.poll.interval.ms": str(cfg.runner.max_poll_interval_ms), **extra}
-    runner_cfg = cfg.runner
-    if parts.commit_interval_ms is not None:
-        runner_cfg = runner_cfg.model_copy(update={"commit_interval_ms": parts.commit_interval_ms})
+    overrides = {"commit_interval_ms": parts.commit_interval_ms,
+                 "poll_timeout_ms": parts.poll_timeout_ms}
+    runner_cfg = cfg.runner.model_copy(
+        update={k: v for k, v in overrides.items() if v is not None})
     runner = Runner(
         consumer_conf=consumer_config(ctx.kafka_base, parts.group, consumer_extra,
                                       read_committed=True),

@@ -39,6 +39,8 @@ def wire(ctx: Context) -> Parts:
         decode_batch={t.events: events_decoder(cfg), t.insights: events_decoder(cfg),
                       t.health: RawDecoder(), t.alerter_hits: RawDecoder()},
         commit_interval_ms=alerter.commit_interval_ms, transactional_id=txn_id,
+        # A poll must not wait longer than a cycle: the latency target is two cycles.
+        poll_timeout_ms=min(cfg.runner.poll_timeout_ms, alerter.commit_interval_ms // 2),
         output_topics=[t.alerts, t.alerter_state, t.health],
         summary=lambda: {"rules": len(rules.rules), "correlations": len(rules.correlations),
                          **processor.stats()})
