@@ -15,11 +15,15 @@
   with the alerter already running; p50/p99 of "alert seen by a read_committed reader" minus
   the triggering event's Kafka timestamp, over the alerts' openings.
 * **state** (:mod:`bench.alert_state`): 1M distinct correlation group keys in one Stage.
+
+``load_avg_1m`` is the host's load average before and after each phase: the numbers are only
+as good as the machine was quiet. ``python -m bench.alert_profile`` shows where the time goes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from contextlib import suppress
@@ -121,9 +125,14 @@ def run(ctx: BenchContext) -> ScenarioResult:
     sigma_dir = (ctx.repo_root / SIGMA_DIR).resolve()
     if not sigma_dir.is_dir():
         raise BenchError(f"the SigmaHQ rules are not at {sigma_dir}")
+    # The host's 1-minute load average around each phase: other work on the machine shows.
+    load = [os.getloadavg()[0]]
     result = throughput(ctx, log_dir, sigma_dir)
+    load.append(os.getloadavg()[0])
     result.update(alert_latency.measure(ctx, log_dir, sigma_dir))
+    load.append(os.getloadavg()[0])
     result.update(alert_state.measure(ctx.console.print))
+    result["load_avg_1m"] = " ".join(f"{value:.2f}" for value in load)
     result["meets_targets"] = all(result[k] for k in
                                   ("met_events_per_s", "met_p99_ms", "met_state_1m_keys_mib"))
     return result

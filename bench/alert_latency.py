@@ -12,7 +12,10 @@ A read_committed consumer on the alerts topic (a thread of this process) stamps 
 the moment its poll returns it. An alert opening (``update`` 0) carries the header
 ``trailpipe.produced_ms``, the Kafka timestamp of the event that opened it; latency =
 seen - produced_ms, over the openings whose event was produced in the measured window.
-Updates carry no such header (they coalesce many hits) and are not measured.
+Updates carry no such header (they coalesce many hits) and are not measured. Also recorded:
+how long the alerter took to commit everything after the last record was produced
+(``latency_catchup_s``: near a cycle when it keeps up) and its CPU time over the window's wall
+time (``latency_alerter_cpu_share``: near 1 means it is CPU-bound).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from bench.alert_setup import (
     write_config,
 )
 from bench.alert_watch import wait_assigned, wait_drained
-from bench.archive_drain import end_offsets
+from bench.archive_drain import _proc_status, end_offsets
 from bench.common import BenchContext, BenchError
 from bench.results import ScenarioResult
 from pipeline.rules.alert import decode_alert
@@ -130,16 +133,22 @@ def produce_paced(bootstrap: str, topic: str, records: Sequence[tuple[bytes, byt
 class Phase:
     first_ms: int  # epoch ms of the first record produced
     catchup_s: float  # from the last record acknowledged to everything committed
+    wall_s: float  # from the first record produced to everything committed
+    cpu_s: float | None  # the alerter's CPU time over wall_s
 
 
 def _run_phase(ctx: BenchContext, alerter: Alerter, group: str, topics: dict[str, str],
                records: Sequence[tuple[bytes, bytes]], rate_per_s: int) -> Phase:
     """Produce paced, then wait until the alerter has committed everything it caused."""
+    _, cpu0 = _proc_status(alerter.proc.pid)
+    start = time.monotonic()
     first_ms = produce_paced(ctx.bootstrap, topics["events"], records, rate_per_s)
     produced = time.monotonic()
     ends = end_offsets(ctx.bootstrap, topics["events"])
     drain = wait_drained(alerter, ctx.bootstrap, group, topics, ends, TIMEOUT_S)
-    return Phase(first_ms, alerter.started + drain.done_s - produced)
+    done = alerter.started + drain.done_s
+    cpu_s = None if cpu0 is None or drain.cpu_s is None else drain.cpu_s - cpu0
+    return Phase(first_ms, done - produced, done - start, cpu_s)
 
 
 def measure(ctx: BenchContext, log_dir: Path, sigma_dir: Path, *,
@@ -185,5 +194,8 @@ def _latency_result(reader: AlertReader, window: Phase, rate_per_s: int,
         "latency_accounts": LATENCY_ACCOUNTS, "latency_scenario_every": LATENCY_SCENARIO_EVERY,
         "latency_alerts": len(latencies), "p50_ms": percentile(latencies, 50), "p99_ms": p99,
         "max_ms": max(latencies), "latency_catchup_s": round(window.catchup_s, 2),
+        # the alerter's share of a core while producing and catching up (1.0: CPU-bound)
+        "latency_alerter_cpu_share": (round(window.cpu_s / window.wall_s, 2)
+                                      if window.cpu_s is not None else None),
         "target_p99_ms": TARGET_P99_MS, "met_p99_ms": p99 <= TARGET_P99_MS,
     }
