@@ -9,7 +9,7 @@ exact for such a rule because it reads nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -78,41 +78,58 @@ def _slim_rows(table: pa.Table, rows: Sequence[int], paths: Sequence[str]
 
 class Plan:
     """Which rules to test on which rows, and how: ``full[row]`` rules need the whole record;
-    ``slim[row]`` rules read only plain columns (their ``fields``), so a slim view will do.
-    Rules in ``skip`` are left out (the vectorized ones)."""
+    ``slim[row]`` rules read only plain columns (their ``fields``), so a slim view will do;
+    ``odd`` rows carry unmodelled members (keys in another case, values of another type) that
+    may hold index fields the columns lack, so their candidates come from the whole record.
+    ``slim_of`` gives each rule's slim fields (None: it needs the whole record); rules it
+    does not know (the vectorized ones) are left out."""
 
-    def __init__(self, table: pa.Table, rules: RuleSet, skip: frozenset[str]) -> None:
+    def __init__(self, table: pa.Table, rules: RuleSet,
+                 slim_of: Mapping[str, tuple[str, ...] | None]) -> None:
         self.full: dict[int, list[Rule]] = {}
         self.slim: dict[int, list[Rule]] = {}
         self.paths: set[str] = set(HIT_FIELDS)
-        self._rules, self._skip = rules, skip
-        paths = rules.index_paths
-        columns = [column_values(table, p) for p in paths]
-        # A row with unmodelled members (keys in another case, values of another type) may
-        # hold index fields the columns lack: its candidates come from the whole record.
+        self._rules, self._slim_of = rules, slim_of
         self.odd = {row for row, v in enumerate(column_values(table, "unmodelled"))
                     if v is not None}
-        for row in range(table.num_rows):
-            if row in self.odd:
-                continue
-            found = rules.candidates({p: col[row] for p, col in zip(paths, columns, strict=True)},
-                                     always=False)
-            self._place(row, found)
+        for path in rules.index_paths:
+            # Candidates depend on the value only: split them once per distinct value.
+            split: dict[Any, tuple[list[Rule], list[Rule]]] = {}
+            for row, value in enumerate(column_values(table, path)):
+                if value is None or row in self.odd:
+                    continue
+                parts = split.get(value)
+                if parts is None:
+                    parts = split[value] = self._split(rules.candidates({path: value},
+                                                                        always=False))
+                self._add(row, parts)
         if rules.always:
+            parts = self._split(list(rules.always))
             for row in range(table.num_rows):
-                self._place(row, list(rules.always))
+                self._add(row, parts)
 
-    def _place(self, row: int, found: list[Rule]) -> None:
+    def _split(self, found: list[Rule]) -> tuple[list[Rule], list[Rule]]:
+        full: list[Rule] = []
+        slim: list[Rule] = []
         for rule in found:
-            if rule.meta.id in self._skip:
+            rid = rule.meta.id
+            if rid not in self._slim_of:
                 continue
-            fields = _slim_paths(rule)
+            fields = self._slim_of[rid]
             if fields is None:
-                self.full.setdefault(row, []).append(rule)
+                full.append(rule)
             else:
-                self.slim.setdefault(row, []).append(rule)
+                slim.append(rule)
                 self.paths.update(fields)
-                self.paths.update(self._rules.route_paths(rule.meta.id))
+                self.paths.update(self._rules.route_paths(rid))
+        return full, slim
+
+    def _add(self, row: int, parts: tuple[list[Rule], list[Rule]]) -> None:
+        full, slim = parts
+        if full:
+            self.full.setdefault(row, []).extend(full)
+        if slim:
+            self.slim.setdefault(row, []).extend(slim)
 
 
 class BatchMatcher:
@@ -122,6 +139,8 @@ class BatchMatcher:
         self._rules = rules
         self._vectorized = vectorized_rules(rules)
         self._skip = frozenset(v.rule.meta.id for v in self._vectorized)
+        self._slim_of = {rid: _slim_paths(rule) for rid, rule in rules.rules.items()
+                         if rid not in self._skip}
         paths = set(HIT_FIELDS)
         for item in self._vectorized:
             paths.update(_slim_paths(item.rule) or ())
@@ -145,7 +164,7 @@ class BatchMatcher:
         found = vector_hits(table, rules, self._vectorized,
                             lambda rows: _slim_rows(table, rows, self._vector_paths),
                             full, produced)
-        plan = Plan(table, rules, self._skip)
+        plan = Plan(table, rules, self._slim_of)
         slim_rows = sorted(set(plan.slim) - set(plan.full))
         if slim_rows:
             views = _slim_rows(table, slim_rows, sorted(plan.paths))

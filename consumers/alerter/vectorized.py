@@ -89,22 +89,40 @@ def _aggregated(rules: RuleSet, rule: Rule, rows: list[int], slim: dict[int, dic
                 ) -> list[tuple[int, Hit]]:
     """One Hit per (dedup key, dedup window) of ``rule``'s matched rows, in row order."""
     period_ms = rule.meta.dedup_period_ms
-    groups: dict[tuple[str, int], tuple[int, Hit]] = {}
+    groups: dict[tuple[str, int], _Group] = {}
     for row in rows:
         stamp = times[row]
         time_ms: int = stamp if stamp is not None else produced[row] or 0
         key = rule.describe(slim[row]).dedup_key
-        group = (key, time_ms // period_ms)
-        found = groups.get(group)
-        if found is None:
-            hits = rules.hits(slim[row], produced_ms=produced[row] or 0, rules=[rule])
-            groups[group] = (row, hits[0])
-            continue
-        first_row, hit = found
-        event_id = str(slim[row].get("eventID") or "")
-        groups[group] = (first_row, replace(
-            hit, count=hit.count + 1,
-            event_time_ms=min(hit.event_time_ms, time_ms),
-            last_time_ms=max(hit.last_time_ms or hit.event_time_ms, time_ms),
-            more_ids=(*hit.more_ids, event_id) if len(hit.more_ids) < MAX_SAMPLE else hit.more_ids))
-    return list(groups.values())
+        group = groups.get((key, time_ms // period_ms))
+        if group is None:
+            groups[(key, time_ms // period_ms)] = _Group(row, time_ms)
+        else:
+            group.add(time_ms, str(slim[row].get("eventID") or ""))
+    out = []
+    for group in groups.values():
+        row = group.first_row
+        hit = rules.hits(slim[row], produced_ms=produced[row] or 0, rules=[rule])[0]
+        if group.count > 1:
+            hit = replace(hit, count=group.count, event_time_ms=group.first_ms,
+                          last_time_ms=group.last_ms, more_ids=tuple(group.more_ids))
+        out.append((row, hit))
+    return out
+
+
+class _Group:
+    """The matches of one dedup window so far: the first row's hit stands for them."""
+
+    __slots__ = ("count", "first_ms", "first_row", "last_ms", "more_ids")
+
+    def __init__(self, row: int, time_ms: int) -> None:
+        self.first_row, self.count = row, 1
+        self.first_ms = self.last_ms = time_ms
+        self.more_ids: list[str] = []
+
+    def add(self, time_ms: int, event_id: str) -> None:
+        self.count += 1
+        self.first_ms = min(self.first_ms, time_ms)
+        self.last_ms = max(self.last_ms, time_ms)
+        if len(self.more_ids) < MAX_SAMPLE:
+            self.more_ids.append(event_id)
