@@ -18,7 +18,7 @@ from alert_kit import (
     run_alerter,
     start_alerter,
 )
-from kit import read_all
+from kit import assert_fully_committed
 
 from producers.generator.scenarios import SCENARIOS
 
@@ -38,12 +38,15 @@ def final_counts(alerts: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def wait_for_alerts(bootstrap: str, topic: str, timeout_s: float = 120) -> None:
+def wait_for_work(proc: Any, timeout_s: float = 120) -> None:
+    """Until the process has committed a transaction (it holds partitions and works)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if read_all(bootstrap, topic, timeout_s=3, read_committed=True):
+        if '"event": "offsets_committed"' in proc.log_path.read_text():
             return
-    pytest.fail("the alerter committed no alert")
+        assert proc.poll() is None, proc.log_path.read_text()[-3000:]
+        time.sleep(0.2)
+    pytest.fail("the alerter committed nothing:\n" + proc.log_path.read_text()[-3000:])
 
 
 def test_three_sigkills_leave_exactly_the_alerts_of_a_clean_run(kafka, make_topic,
@@ -53,21 +56,23 @@ def test_three_sigkills_leave_exactly_the_alerts_of_a_clean_run(kafka, make_topi
     for topics in (clean, killed):
         produce_events(kafka.bootstrap, topics["events"], records)
     settings = {"sigma_paths": [str(SIGMA_HQ)], "commit_interval_ms": 500}
-    run_alerter(kafka.bootstrap, clean, f"{unique}-clean", idle_exit_s=8, **settings)
+    summary = run_alerter(kafka.bootstrap, clean, f"{unique}-clean", idle_exit_s=8, **settings)
+    assert summary["consumed"] >= EVENTS and summary["dead_lettered"] == 0, summary
     reference = committed_alerts(kafka.bootstrap, clean["alerts"])
 
-    wait_after_s = (4.0, 6.0, 8.0)
-    for kill in range(3):
+    for kill_after_s in (1.0, 2.0, 1.5):  # each time mid-run: after its first commit
         proc = start_alerter(kafka.bootstrap, killed, unique, **settings)
-        if kill == 0:
-            wait_for_alerts(kafka.bootstrap, killed["alerts"])
-        time.sleep(wait_after_s[kill])
-        assert proc.poll() is None, proc.log_path.read_text()[-3000:]  # type: ignore[attr-defined]
+        wait_for_work(proc)
+        time.sleep(kill_after_s)
+        assert proc.poll() is None, proc.log_path.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-    proc = start_alerter(kafka.bootstrap, killed, unique, idle_exit_s=8, **settings)
+    # Idle exit well past the killed members' session timeout (6 s), so the survivor is
+    # given every partition before it may stop.
+    proc = start_alerter(kafka.bootstrap, killed, unique, idle_exit_s=20, **settings)
     proc.communicate(timeout=600)
-    assert proc.returncode == 0, proc.log_path.read_text()[-3000:]  # type: ignore[attr-defined]
+    assert proc.returncode == 0, proc.log_path.read_text()[-3000:]
+    assert_fully_committed(kafka.bootstrap, f"alerter-{unique}", killed["events"], 3)
     survivor = committed_alerts(kafka.bootstrap, killed["alerts"])
 
     expected, got = openings(reference), openings(survivor)
