@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from consumers.alerter.vectorized import vector_hits, vectorized_rules
 from pipeline.events.mapping import from_avro
+from pipeline.events.plan import parse_json_text
 from pipeline.rules.model import Hit, Rule
 from pipeline.rules.ruleset import RuleSet
 
@@ -61,12 +62,18 @@ HIT_FIELDS = ("eventID", "eventTime", "eventName", "eventSource", "awsRegion",
 
 def _slim_rows(table: pa.Table, rows: Sequence[int], paths: Sequence[str]
                ) -> dict[int, dict[str, Any]]:
-    """For each of ``rows``, a record holding just ``paths`` (absent and null left out)."""
+    """For each of ``rows``, a record holding just ``paths`` (absent and null left out; a
+    JSON-text member as its text when an object or array, else parsed)."""
     views: dict[int, dict[str, Any]] = {row: {} for row in rows}
     subset = table.take(pa.array(rows, pa.int64())) if len(rows) < table.num_rows else table
     for path in paths:
         *parents, leaf = path.split(".")
+        text = path in JSON_TEXT
         for row, value in zip(rows, column_values(subset, path), strict=True):
+            if text and value is not None and value[:1] not in ("{", "["):
+                # JSON null, or a scalar (a member its source sent as JSON text is a string
+                # here): parsed, as from_avro does; CloudTrailEvent parses only objects/arrays.
+                value = parse_json_text(value, path)
             if value is None:
                 continue
             node = views[row]
