@@ -138,8 +138,12 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
     parts = wiring(ctx)
     cfg = ctx.cfg
     extra = dict(cfg.kafka.extra)
+    # A daemon that polls more often than usual also wants its fetches answered that soon.
+    fetch = {} if parts.poll_timeout_ms is None else {
+        "fetch.wait.max.ms": str(parts.poll_timeout_ms)}
     consumer_extra = {"session.timeout.ms": str(cfg.runner.session_timeout_ms),
-                      "max.poll.interval.ms": str(cfg.runner.max_poll_interval_ms), **extra}
+                      "max.poll.interval.ms": str(cfg.runner.max_poll_interval_ms), **fetch,
+                      **extra}
     overrides = {"commit_interval_ms": parts.commit_interval_ms,
                  "poll_timeout_ms": parts.poll_timeout_ms}
     runner_cfg = cfg.runner.model_copy(

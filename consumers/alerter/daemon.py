@@ -3,7 +3,7 @@
 One consumer group reads the events, insights and health topics and the internal hits topic;
 every cycle is one Kafka transaction (transactional.id ``[alerter] transactional_id``, default
 ``trailpipe-alerter-<hostname>``: give each instance on a host its own). The commit interval is
-``[alerter] commit_interval_ms`` (default 200 ms), which bounds the time from an event to its
+``[alerter] commit_interval_ms`` (default 50 ms), which bounds the time from an event to its
 committed alert: about two intervals, one per stage.
 """
 

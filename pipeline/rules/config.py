@@ -25,7 +25,7 @@ class AlerterConfig(BaseModel):
     max_state_keys: int = Field(default=1_000_000, ge=1, description="per hits partition; the "
                                 "oldest keys (by event time) are evicted beyond it")
     sample_size: int = Field(default=10, ge=1, le=1000, description="eventIDs kept per alert")
-    commit_interval_ms: int = Field(default=200, ge=10, description="transaction length; "
+    commit_interval_ms: int = Field(default=50, ge=10, description="transaction length; "
                                     "bounds the time from event to committed alert")
     transactional_id: str | None = Field(default=None, description="default: "
                                          "trailpipe-alerter-<hostname>")
