@@ -22,11 +22,9 @@ as good as the machine was quiet. ``python -m bench.alert_profile`` shows where 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +46,12 @@ from bench.alert_setup import (
     write_config,
 )
 from bench.alert_watch import Drain, wait_drained
-from bench.archive_drain import _r, end_offsets
+from bench.archive_drain import _r, _summary, end_offsets
 from bench.common import BenchContext, BenchError, Scenario
 from bench.results import ScenarioResult
 
 TARGET_EVENTS_PER_S = 50_000
 DRAIN_TIMEOUT_S = 600.0
-
-
-def _summary(stdout: str) -> dict[str, Any]:
-    """The daemon's JSON summary (its last stdout line that is a JSON object)."""
-    for line in reversed(stdout.strip().splitlines()):
-        with suppress(json.JSONDecodeError):
-            doc = json.loads(line)
-            if isinstance(doc, dict):
-                return doc
-    return {}
 
 
 def throughput(ctx: BenchContext, log_dir: Path, sigma_dir: Path,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.common import BenchError
+from bench.common import BenchError, terminate
 from pipeline.config import ProducerConfig
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
@@ -197,12 +196,5 @@ def spawn_alerter(config: Path, log_dir: Path, name: str) -> Alerter:
 def stop_alerter(alerter: Alerter) -> str:
     """SIGTERM (the daemon commits and prints its summary), SIGKILL after a grace; its
     stdout."""
-    proc = alerter.proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    terminate(alerter.proc, STOP_GRACE_S)
     return alerter.stdout.read_text(errors="replace")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.archive_setup import AWS_ENV, FLUSH_INTERVAL_S, PARTITIONS, STOP_GRACE_S, WATCH_EVERY_S
-from bench.common import BenchError
+from bench.common import BenchError, terminate
 from pipeline.dev import procs
 
 
@@ -147,13 +146,7 @@ def drain(argv: list[str], env: Mapping[str, str], log_dir: Path, name: str, *,
         _, helper_cpu1 = _proc_status(helper_pid)
     finally:
         watch.close()
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(10)
+        terminate(child, STOP_GRACE_S)
     helper = None if helper_cpu0 is None or helper_cpu1 is None else helper_cpu1 - helper_cpu0
     done = min(sum(committed.get(p, 0) for p in ends), events)
     result = Drain(events, done, startup, elapsed, rss, cpu, helper,

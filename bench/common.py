@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,3 +36,14 @@ class Scenario:
     run: Callable[[BenchContext], ScenarioResult]
     summary: Callable[[ScenarioResult], str]
     description: str
+
+
+def terminate(proc: subprocess.Popen[str], grace_s: float) -> None:
+    """SIGTERM (a daemon commits and prints its summary), SIGKILL after ``grace_s``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
