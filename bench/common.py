@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -38,7 +39,7 @@ class Scenario:
     description: str
 
 
-def terminate(proc: subprocess.Popen[str], grace_s: float) -> None:
+def terminate(proc: subprocess.Popen[Any], grace_s: float) -> None:
     """SIGTERM (a daemon commits and prints its summary), SIGKILL after ``grace_s``."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
