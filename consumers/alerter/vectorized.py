@@ -20,8 +20,9 @@ import pyarrow.compute as pc
 
 from pipeline.rules.model import Hit, Rule
 from pipeline.rules.ruleset import RuleSet
+from pipeline.rules.sigma.columns import Columns
 from pipeline.rules.sigma.loader import CompiledSigmaRule
-from pipeline.rules.sigma.vector import Columns, VectorRule, vectorize
+from pipeline.rules.sigma.vector import VectorRule, vectorize
 
 Views = Callable[[Sequence[int]], dict[int, dict[str, Any]]]
 """Slim records (just the hit fields and the named rules' fields) for the given rows."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,13 +53,18 @@ from sigma.types import (
 
 from pipeline.events.plan import Kind, ObjectPlan, compile_plan
 from pipeline.events.schemas import default_registry
+from pipeline.rules.sigma.columns import (
+    Columns,
+    Mask,
+    Node,
+    TextTest,
+    ends_newline,
+    in_unmodelled,
+    non_ascii,
+    nothing,
+)
 from pipeline.rules.sigma.loader import CompiledSigmaRule
 from pipeline.rules.sigma.values import plain_folded
-
-Mask: TypeAlias = "pa.ChunkedArray | pa.Array"
-Node = Callable[["Columns"], Mask]
-"""A rule part evaluated over a table: bool per row, null read as False."""
-TextTest = Callable[[pa.Array], Mask]
 
 _PLAN = compile_plan(default_registry().get().raw)  # the plan from_avro joins records with
 _SEGMENT = re.compile(r"[A-Za-z0-9_@-]+")
@@ -71,64 +76,6 @@ _REGEX_FLAGS = {SigmaRegularExpressionFlag.IGNORECASE: "i",
 
 class Unsupported(Exception):
     """A rule part that no column operation decides exactly."""
-
-
-class Columns:
-    """The columns of one decoded events table as rules read them; share one per table."""
-
-    def __init__(self, table: pa.Table) -> None:
-        self.table = table
-        self._encoded: dict[str, list[tuple[pa.Array, pa.Array, pa.Array]]] = {}
-        self._shared: dict[tuple[str, str], Mask] = {}
-
-    def raw(self, path: str) -> Mask:
-        """The column at a dotted struct path; all null when a column or member is missing."""
-        head, *rest = path.split(".")
-        if head not in self.table.column_names:
-            return pa.nulls(self.table.num_rows, pa.string())
-        column: Any = self.table.column(head)
-        for name in rest:
-            if not pa.types.is_struct(column.type) or column.type.get_field_index(name) < 0:
-                return pa.nulls(self.table.num_rows, pa.string())
-            column = pc.struct_field(column, name)  # null where a parent is null
-        return column
-
-    def per_value(self, path: str, lowered: bool, test: TextTest) -> Mask:
-        """``test`` on the column's text (``ascii_lower``-ed if ``lowered``), run on the
-        distinct values and spread back to the rows (null rows stay null)."""
-        if path not in self._encoded:
-            text = pc.dictionary_encode(pc.cast(self.raw(path), pa.string()))
-            chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-            self._encoded[path] = [(c.dictionary, pc.ascii_lower(c.dictionary), c.indices)
-                                   for c in chunks]
-        return pa.chunked_array([pc.take(test(lower if lowered else values), indices)
-                                 for values, lower, indices in self._encoded[path]], pa.bool_())
-
-    def shared(self, what: str, key: str, make: Callable[[], Mask]) -> Mask:
-        """``make()`` (nulls as False) once per table: hazards several rules share."""
-        if (what, key) not in self._shared:
-            self._shared[(what, key)] = pc.fill_null(make(), False)
-        return self._shared[(what, key)]
-
-
-def _non_ascii(path: str) -> Node:
-    return lambda c: c.shared("non-ascii", path, lambda: c.per_value(
-        path, False, lambda v: pc.invert(pc.string_is_ascii(v))))
-
-
-def _ends_newline(path: str) -> Node:
-    return lambda c: c.shared("newline", path, lambda: c.per_value(
-        path, False, lambda v: pc.ends_with(v, "\n")))
-
-
-def _in_unmodelled(pattern: str) -> Node:
-    return lambda c: c.shared("unmodelled", pattern, lambda: pc.match_substring_regex(
-        c.raw("unmodelled"), pattern))
-
-
-def _nothing(columns: Columns) -> Mask:
-    """All null: the column of a path no record has outside ``unmodelled``."""
-    return pa.nulls(columns.table.num_rows, pa.bool_())
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,13 +240,13 @@ class _Compiler:
     def _value(self, path: str, kind: str, value: SigmaType) -> Node:
         if isinstance(value, SigmaExpansion):
             return self._alternatives(path, kind, value.values)
-        column = _nothing if kind == _ABSENT else (lambda columns: columns.raw(path))
+        column = nothing if kind == _ABSENT else (lambda columns: columns.raw(path))
         if isinstance(value, SigmaNull) or (isinstance(value, SigmaExists) and not value.exists):
             return lambda columns: pc.is_null(column(columns))
         if isinstance(value, SigmaExists):
             return lambda columns: pc.is_valid(column(columns))
         if kind == _ABSENT:  # no candidate: every other value test fails
-            return _nothing
+            return nothing
         if isinstance(value, SigmaString):
             return self._string(path, kind, value)
         if isinstance(value, SigmaRegularExpression):
@@ -309,7 +256,7 @@ class _Compiler:
         if isinstance(value, SigmaBool):
             return self._in(path, kind, {"true" if value.boolean else "false"})
         if isinstance(value, SigmaNumber | SigmaCompareExpression) and kind == _BOOL:
-            return _nothing  # a boolean is never a number
+            return nothing  # a boolean is never a number
         raise Unsupported(f"{path}: value {type(value).__name__}")
 
     def _alternatives(self, path: str, kind: str, values: list[SigmaType]) -> Node:
@@ -321,14 +268,14 @@ class _Compiler:
 
     def _in(self, path: str, kind: str, literals: set[str]) -> Node:
         if kind == _STR:
-            self.hazards[("ascii", path)] = _non_ascii(path)
+            self.hazards[("ascii", path)] = non_ascii(path)
         values = pa.array(sorted(literals), pa.string())
         return lambda columns: columns.per_value(path, True, lambda v: pc.is_in(v, values))
 
     def _string(self, path: str, kind: str, value: SigmaString) -> Node:
         cased = isinstance(value, SigmaCasedString)
         if not cased and kind == _STR:
-            self.hazards[("ascii", path)] = _non_ascii(path)
+            self.hazards[("ascii", path)] = non_ascii(path)
         parts: list[str | SpecialChars] = []
         for part in value.s:
             if not isinstance(part, str | SpecialChars):
@@ -346,9 +293,9 @@ class _Compiler:
             pc.match_substring_regex(pa.array([""]), pattern)
         except pa.ArrowInvalid as error:
             raise Unsupported(f"RE2 rejects {pattern!r}") from error
-        self.hazards[("ascii", path)] = _non_ascii(path)
+        self.hazards[("ascii", path)] = non_ascii(path)
         if "$" in regexp and "m" not in flags:
-            self.hazards[("newline", path)] = _ends_newline(path)
+            self.hazards[("newline", path)] = ends_newline(path)
         return lambda columns: columns.per_value(
             path, False, lambda v: pc.match_substring_regex(v, pattern))
 
@@ -360,5 +307,5 @@ def vectorize(rule: CompiledSigmaRule) -> VectorRule | None:
         parts = [compiler.condition(c) for c in rule.conditions]
     except Unsupported:
         return None
-    hazards = [*compiler.hazards.values(), _in_unmodelled(_unmodelled_pattern(compiler.paths))]
+    hazards = [*compiler.hazards.values(), in_unmodelled(_unmodelled_pattern(compiler.paths))]
     return VectorRule(rule, lambda columns: _any([p(columns) for p in parts]), tuple(hazards))

@@ -17,8 +17,9 @@ from pipeline.events.batch import AvroBatchDecoder
 from pipeline.events.mapping import IngestMeta, from_avro, to_avro
 from pipeline.events.schemas import default_registry
 from pipeline.rules.ruleset import SIGMA_PACK_DIR
+from pipeline.rules.sigma.columns import Columns
 from pipeline.rules.sigma.loader import CompiledSigmaRule, load_sigma
-from pipeline.rules.sigma.vector import Columns, VectorRule, vectorize
+from pipeline.rules.sigma.vector import VectorRule, vectorize
 
 CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
 INGEST = IngestMeta(1_764_000_000_000, "test", "test-producer")
