@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 _MISSING = object()
+_SCALARS = frozenset({int, float, bool})
 _JSON_TEXT = frozenset({"requestparameters", "responseelements", "additionaleventdata",
                         "serviceeventdetails"})
 
@@ -69,6 +70,12 @@ class CloudTrailEvent(Mapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         """``event[key]``, or ``default`` when absent (without raising inside: rules probe
         for absent keys all the time)."""
+        data = self._data
+        if key in data:  # the common case: a plain value under its exact name, returned as is
+            value = data[key]
+            kind = value.__class__
+            if value is None or kind in _SCALARS or (kind is str and value[:1] not in "{["):
+                return value
         seen = self._seen
         if key in seen:
             value = seen[key]
