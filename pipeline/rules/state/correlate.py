@@ -194,11 +194,18 @@ def newest_ms(group: Group) -> int:
 
 def correlation_draft(correlation_id: str, spec: CorrelationSpec, key: str, start_ms: int,
                       window: Sequence[Item], who: Who, sample_size: int) -> AlertDraft:
-    """The alert for a fired window (a correlation alert has no updates)."""
+    """The alert for a fired window (a correlation alert has no updates).
+
+    Its id is made from the timespan-aligned bucket of the window start, not the start
+    itself: the start of a window that fires early depends on which hits had arrived, and
+    hits of one group key from several events partitions arrive in a different interleaving
+    after a restart. A group fires at most once per bucket (the next window starts at or
+    after this one's end), so the bucket names the alert."""
     present = {spec.rules[item[1]] for item in window}
     contributed = tuple(dict.fromkeys(rule for rule in spec.rules if rule in present))
+    bucket_ms = start_ms // spec.timespan_ms * spec.timespan_ms
     return AlertDraft(
-        alert_id=alert_id(correlation_id, key, start_ms), update=0, kind="correlation",
+        alert_id=alert_id(correlation_id, key, bucket_ms), update=0, kind="correlation",
         rule_id=correlation_id, key=key, window_start_ms=start_ms, count=len(window),
         first_seen_ms=window[0][0], last_seen_ms=window[-1][0],
         sample_event_ids=tuple(item[2] for item in window[:sample_size]),

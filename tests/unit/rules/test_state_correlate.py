@@ -49,13 +49,26 @@ def test_event_count_inside_the_timespan_fires_and_outside_does_not() -> None:
 def test_event_count_gte_fires_once_per_window_then_again_after_its_end() -> None:
     s = stage(spec("event_count", ("a",), {"gte": 2}))
     [fired] = feed(s, [hit(0, "e1"), hit(1, "e2")])
-    assert fired.alert_id == alert_id("corr", "alice", T0_MS)
+    assert fired.alert_id == alert_id("corr", "alice", T0_MS // SPAN_MS * SPAN_MS)
     assert (fired.kind, fired.count, fired.window_start_ms) == ("correlation", 2, T0_MS)
     assert (fired.rule_ids, fired.title, fired.severity) == (("a",), "Correlated", "high")
     assert feed(s, [hit(2, "e3"), hit(10, "e4"), hit(14, "e5")]) == []
     [again] = feed(s, [hit(15, "e6"), hit(16, "e7")])
     assert again.window_start_ms == T0_MS + 15 * MIN_MS
     assert again.sample_event_ids == ("e6", "e7")
+    assert again.alert_id != fired.alert_id  # at most one firing per aligned bucket
+
+
+def test_a_correlation_alert_id_does_not_depend_on_arrival_order() -> None:
+    """Hits of one group from several partitions: which arrive first moves the start of the
+    window that fires, not the alert's id (the start's timespan-aligned bucket)."""
+    s1 = stage(spec("temporal_ordered", ("a", "b"), {}))
+    s2 = stage(spec("temporal_ordered", ("a", "b"), {}))
+    # T0 + 2..5 min lies in one 15-min bucket (its boundary is at T0 + 100 s).
+    in_order = feed(s1, [hit(2, "a1"), hit(4, "a2", rule="a"), hit(5, "b1", rule="b")])
+    other = feed(s2, [hit(4, "a2", rule="a"), hit(5, "b1", rule="b"), hit(2, "a1")])
+    assert [d.window_start_ms for d in in_order] != [d.window_start_ms for d in other]
+    assert [d.alert_id for d in in_order] == [d.alert_id for d in other]
 
 
 def test_another_group_key_does_not_count() -> None:
