@@ -32,9 +32,12 @@ def openings(alerts: list[dict[str, Any]]) -> Counter[str]:
 
 
 def final_counts(alerts: list[dict[str, Any]]) -> dict[str, int]:
+    """The last count of every rule alert. (A correlation alert's count is what its window
+    held when it fired, early: it depends on how partitions interleaved, run to run.)"""
     out: dict[str, int] = {}
     for a in alerts:
-        out[a["alert_id"]] = max(out.get(a["alert_id"], 0), a["count"])
+        if a["kind"] == "rule":
+            out[a["alert_id"]] = max(out.get(a["alert_id"], 0), a["count"])
     return out
 
 
