@@ -9,6 +9,7 @@ restarted alerter resumes from exactly the state its last committed transaction 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,8 +44,6 @@ def read_partition(base_conf: dict[str, Any], topic: str, partition: int,
 
 
 def _to_end(consumer: Consumer, timeout_s: float) -> Iterator[tuple[str, bytes | None]]:
-    import time
-
     deadline_s = time.monotonic() + timeout_s
     while time.monotonic() < deadline_s:
         for msg in consumer.consume(10_000, 0.5):
