@@ -9,16 +9,13 @@ with ``schemas/Alert.v1.avsc``).
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Any
 
-from fastavro import schemaless_reader, schemaless_writer
-
+from pipeline.events.records import RecordDecodeError, decode_record, encode_record
 from pipeline.events.schemas import SchemaEntry, default_registry
 from pipeline.rules.model import AlertDraft
 
 ALERT = "io.trailpipe.audit.Alert"
-MAGIC = b"\xc3\x01"
 
 
 class AlertDecodeError(ValueError):
@@ -52,29 +49,12 @@ def alert_record(draft: AlertDraft, *, tags: tuple[str, ...], rule_source: str,
 
 
 def encode_alert(record: dict[str, Any]) -> bytes:
-    entry = alert_schema()
-    out = io.BytesIO()
-    out.write(MAGIC + entry.fingerprint)
-    schemaless_writer(out, entry.parsed, record)
-    return out.getvalue()
+    return encode_record(ALERT, record)
 
 
 def decode_alert(value: bytes) -> dict[str, Any]:
     """The Alert datum in ``value``; AlertDecodeError when it is not one."""
-    if value[:2] != MAGIC:
-        raise AlertDecodeError("not Avro single-object encoded (no C3 01 header)")
     try:
-        entry = default_registry().by_fingerprint(value[2:10])
-    except KeyError:
-        raise AlertDecodeError(f"unknown schema fingerprint {value[2:10].hex()}") from None
-    if entry.name != ALERT:
-        raise AlertDecodeError(f"a {entry.name} record, not an Alert")
-    try:
-        read = schemaless_reader(io.BytesIO(value[10:]), entry.parsed, None,
-                                 return_record_name=False)
-    except Exception as exc:
-        raise AlertDecodeError(f"corrupt Alert body: {exc}") from exc
-    if not isinstance(read, dict):
-        raise AlertDecodeError("an Alert body must be a record")
-    datum: dict[str, Any] = read
-    return datum
+        return decode_record(ALERT, value)
+    except RecordDecodeError as exc:
+        raise AlertDecodeError(str(exc)) from None
