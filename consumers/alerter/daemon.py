@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import socket
 
-from consumers.alerter.changelog import read_partition
 from consumers.alerter.hits import RawDecoder
 from consumers.alerter.processor import AlerterProcessor, Topics
+from pipeline.changelog import read_partition
 from pipeline.daemon import Context, Parts, events_decoder
 from pipeline.rules.ruleset import load_ruleset
 
@@ -27,9 +27,9 @@ def wire(ctx: Context) -> Parts:
     t = cfg.topics
     topics = Topics(events=t.events, insights=t.insights, hits=t.alerter_hits,
                     alerts=t.alerts, state=t.alerter_state, health=t.health)
-    base = ctx.kafka_base
+    base, restore_group = ctx.kafka_base, f"{alerter.group}-restore"
     processor = AlerterProcessor(
-        rules, topics, lambda p: read_partition(base, topics.state, p),
+        rules, topics, lambda p: read_partition(base, topics.state, p, group=restore_group),
         grace_ms=alerter.grace_ms, max_keys=alerter.max_state_keys,
         sample_size=alerter.sample_size)
     txn_id = alerter.transactional_id or f"trailpipe-alerter-{socket.gethostname()}"

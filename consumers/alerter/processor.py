@@ -23,10 +23,10 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from consumers.alerter.changelog import state_record
 from consumers.alerter.health import HEALTH_RULE, health_hits
 from consumers.alerter.hits import hit_record, parse_hit
 from consumers.alerter.match import BatchMatcher
+from pipeline.changelog import state_record
 from pipeline.logs import get_logger
 from pipeline.model import KafkaRecord, TopicPartitionKey
 from pipeline.rules.alert import alert_record, encode_alert

@@ -1,10 +1,10 @@
-"""The window-state changelog: a compacted topic with one record per state key, written in the
-same transaction as the alerts and the consumed offsets.
+"""State changelogs: a compacted topic with one record per state key, written in the same
+transaction as a daemon's outputs and consumed offsets (the alerter's windows, the aggregator's).
 
-State of hits partition ``p`` lives in changelog partition ``p`` (so the changelog needs at
-least as many partitions as the hits topic), keyed by the Stage's state key; a deleted key is a
-tombstone. :func:`read_partition` replays one partition up to its end, read_committed, so a
-restarted alerter resumes from exactly the state its last committed transaction left.
+State of input partition ``p`` lives in changelog partition ``p`` (so the changelog needs at
+least as many partitions as the input topic), keyed by the daemon's state key; a deleted key is
+a tombstone. :func:`read_partition` replays one partition up to its end, read_committed, so a
+restarted daemon resumes from exactly the state its last committed transaction left.
 """
 
 from __future__ import annotations
@@ -24,19 +24,20 @@ def state_record(topic: str, partition: int, key: str, value: bytes | None) -> K
     return KafkaRecord(topic, value, key.encode(), partition=partition)
 
 
-def read_partition(base_conf: dict[str, Any], topic: str, partition: int,
+def read_partition(base_conf: dict[str, Any], topic: str, partition: int, *, group: str,
                    timeout_s: float = RESTORE_TIMEOUT_S) -> Iterator[tuple[str, bytes | None]]:
     """``(key, value)`` of every committed record of ``topic[partition]``, oldest first.
-    Raises Unavailable when the end is not reached within ``timeout_s`` (the Runner rewinds
-    and retries) and ValueError when the partition does not exist."""
-    consumer = Consumer({**base_conf, "group.id": "trailpipe-alerter-restore",
+    ``group`` is only a client label (nothing is committed). Raises Unavailable when the end is
+    not reached within ``timeout_s`` (the Runner rewinds and retries) and ValueError when the
+    partition does not exist."""
+    consumer = Consumer({**base_conf, "group.id": group,
                          "enable.auto.commit": False, "enable.partition.eof": True,
                          "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         if partition not in parts:
             raise ValueError(f"{topic} has no partition {partition}: it needs at least as "
-                             "many partitions as the hits topic")
+                             "many partitions as its input topic")
         consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         yield from _to_end(consumer, timeout_s)
     finally:
