@@ -89,7 +89,7 @@ class DlqProbe:
     the cluster does not answer (the positions are unchanged; the next look reads on)."""
 
     def __init__(self, consumer_conf: Mapping[str, Any], topic: str, *,
-                 timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, read_timeout_s: float = 5.0) -> None:
         self._topic, self._timeout_s, self._read_timeout_s = topic, timeout_s, read_timeout_s
         self._consumer = Consumer(dict(consumer_conf))
         self._positions: dict[int, int] = {}

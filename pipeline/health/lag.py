@@ -113,7 +113,7 @@ class LagProbe:
     answer (the monitor retries next interval)."""
 
     def __init__(self, admin: AdminClient, consumer_conf: Mapping[str, Any], *,
-                 groups: Sequence[str], prefix: str, timeout_s: float = 10.0,
+                 groups: Sequence[str], prefix: str, timeout_s: float = 5.0,
                  read_timeout_s: float = 2.0) -> None:
         self._admin, self._groups, self._prefix = admin, list(groups), prefix
         self._timeout_s, self._read_timeout_s = timeout_s, read_timeout_s

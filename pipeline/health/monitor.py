@@ -102,7 +102,7 @@ class HealthMonitor:
         due = [time.monotonic()] * len(rounds)
         while not self._stop.is_set():
             for i, (run, interval_s, name) in enumerate(rounds):
-                if time.monotonic() >= due[i]:
+                if time.monotonic() >= due[i] and not self._stop.is_set():
                     self._guarded(run, name)
                     due[i] = time.monotonic() + interval_s
             self._stop.wait(max(0.0, min(due) - time.monotonic()))
@@ -121,9 +121,10 @@ class HealthMonitor:
 
 
 def build_monitor(kafka: KafkaConfig, bootstrap: str, config: HealthConfig, *,
-                  health_topic: str, dlq_topic: str,
-                  component: str = "aggregator") -> HealthMonitor:
-    """A monitor with both probes, its clients configured from ``[kafka]`` (not started)."""
+                  health_topic: str, dlq_topic: str, component: str = "aggregator",
+                  clock: Callable[[], int] = wall_ms) -> HealthMonitor:
+    """A monitor with both probes, its clients configured from ``[kafka]`` (not started).
+    ``clock`` (epoch ms) is a test hook."""
     from confluent_kafka.admin import AdminClient
 
     base = base_client_config(kafka, bootstrap)
@@ -131,4 +132,4 @@ def build_monitor(kafka: KafkaConfig, bootstrap: str, config: HealthConfig, *,
     lag = LagProbe(AdminClient(base), reader, groups=config.lag_groups,
                    prefix=LAG_GROUP_PREFIX)
     return HealthMonitor(config, health_topic=health_topic, lag=lag,
-                         dlq=DlqProbe(reader, dlq_topic), component=component)
+                         dlq=DlqProbe(reader, dlq_topic), component=component, clock=clock)
