@@ -32,7 +32,7 @@ from producers.generator.catalog import (
     Api,
     error_for,
 )
-from producers.generator.record import Env, Step, build_world
+from producers.generator.record import Account, Env, Step, build_world
 from producers.generator.scenarios import SCENARIOS, mark, resolve
 
 __all__ = ["SCENARIOS", "Generator"]
@@ -88,6 +88,21 @@ class Generator:
         self._principals = [p for p, _ in weighted]
         self._cum = list(itertools.accumulate(w for _, w in weighted))
         self._res = {a.id: a.res for a in self._accounts}
+
+    @property
+    def seed(self) -> int:
+        """The seed every random choice of this generator derives from."""
+        return self._seed
+
+    @property
+    def start_ms(self) -> int:
+        """Event time of the first record (epoch ms)."""
+        return self._start_ms
+
+    @property
+    def world(self) -> tuple[Account, ...]:
+        """The simulated accounts with their callers and resources (for traffic shapes)."""
+        return self._accounts
 
     @property
     def account_ids(self) -> tuple[str, ...]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 
 from pipeline.config import GeneratorConfig
 from producers.files import RawRecord
 from producers.generator.engine import Generator
+from producers.generator.shapes import Shape, shaped_records
 from producers.publisher import Publisher
 
 TICK_S = 0.05
@@ -23,11 +25,12 @@ def make_generator(cfg: GeneratorConfig, start_ms: int) -> Generator:
 
 def run_generator(publisher: Publisher, gen: Generator, *, rate_per_s: float,
                   count: int | None = None, duration_s: float | None = None,
-                  stop: threading.Event | None = None) -> int:
-    """Publish generated records paced at ``rate_per_s`` until ``count`` records, ``duration_s``
+                  stop: threading.Event | None = None, shapes: Sequence[Shape] = ()) -> int:
+    """Publish generated records, through ``shapes`` if any, paced at ``rate_per_s`` until the
+    generator's ``count`` records are used up (shapes add or remove some), ``duration_s``
     seconds, or ``stop`` is set; returns how many were published. The caller flushes."""
     stop = stop or threading.Event()
-    records = gen.records(count)
+    records = shaped_records(gen, shapes, count)
     started_s = time.monotonic()
     sent = 0
     while not stop.is_set():
