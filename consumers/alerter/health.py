@@ -1,14 +1,14 @@
-"""Pipeline health records (``[topics] health``: JSON objects from the archiver, the alerter,
-the notifier, ...) as alerts: every record whose ``status`` is not ``recovered`` is a match of
-the built-in rule :data:`HEALTH_RULE`, deduplicated per component, status and stage."""
+"""Pipeline health records (``[topics] health``: Avro ``Health`` records from the archiver, the
+alerter, the notifier, the aggregator's health monitor, ...) as alerts: every record whose
+``status`` is not quiet (:func:`pipeline.health.record.is_quiet`) is a match of the built-in
+rule :data:`HEALTH_RULE`, deduplicated per component, status, subject and stage."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
+from pipeline.health.record import decode_health, is_quiet
 from pipeline.rules.model import HOUR_MS, Hit, RuleMeta
 
 HEALTH_RULE = RuleMeta(
@@ -16,38 +16,44 @@ HEALTH_RULE = RuleMeta(
     source="builtin:consumers.alerter.health@1", tags=("trailpipe.health",),
     dedup_period_ms=HOUR_MS,
     description="A trailpipe component reported a problem on the health topic (a failing "
-                "upload or delivery, a rule that raises, the alerter's state cap reached).")
-QUIET = frozenset({"recovered", "ok"})
-SERIOUS = frozenset({"failing", "state_cap_reached", "route_disabled"})
+                "upload or delivery, a rule that raises, the alerter's state cap reached, a "
+                "silent source, consumer lag or dead letters above their thresholds).")
+SERIOUS = frozenset({"failing", "state_cap_reached", "route_disabled", "source_silent",
+                     "lag_high"})
+"""Statuses alerted as ``high``; any other problem is ``medium``."""
+MAX_CONTEXT_CHARS = 500
 
 
 def health_hits(values: Sequence[bytes], partitions: Sequence[int], offsets: Sequence[int],
                 produced: Sequence[int | None], topic: str) -> list[Hit]:
-    """Hits of :data:`HEALTH_RULE` for the health records given. Raises ValueError for a
-    record that is not a JSON object (the Runner isolates and dead-letters it)."""
+    """Hits of :data:`HEALTH_RULE` for the health records given. Raises
+    :class:`~pipeline.events.records.RecordDecodeError` for a value that is not a Health
+    record (the Runner isolates and dead-letters it)."""
     out = []
     for value, partition, offset, ts_ms in zip(values, partitions, offsets, produced,
                                                strict=True):
-        record = orjson.loads(value)
-        if not isinstance(record, dict):
-            raise ValueError("a health record is a JSON object")
-        status = str(record.get("status") or "unknown")
-        if status in QUIET:
+        record = decode_health(value)
+        status, component = record["status"], record["component"]
+        if is_quiet(status):
             continue
-        component = str(record.get("component") or "unknown")
-        where = str(record.get("stage") or record.get("rule_id") or record.get("route") or "")
-        at_ms = record.get("at_ms")
+        subject, stage = record["subject"], record["stage"] or ""
         out.append(Hit(
-            kind="rule", target=HEALTH_RULE.id, key=f"{component}|{status}|{where}",
-            rule_id=HEALTH_RULE.id,
-            event_time_ms=at_ms if isinstance(at_ms, int) else ts_ms or 0,
+            kind="rule", target=HEALTH_RULE.id, key=f"{component}|{status}|{subject}|{stage}",
+            rule_id=HEALTH_RULE.id, event_time_ms=record["at_ms"],
             event_id=f"health:{topic}:{partition}:{offset}",
-            title=f"trailpipe {component}: {status}" + (f" ({where})" if where else ""),
+            title=f"trailpipe {component}: {status}" + (f" ({stage})" if stage else "")
+            + f" on {subject}",
             severity="high" if status in SERIOUS else "medium",
             context=_context(record), produced_ms=ts_ms or 0))
     return out
 
 
 def _context(record: dict[str, Any]) -> dict[str, str]:
-    return {str(k): (v if isinstance(v, str) else orjson.dumps(v).decode())[:500]
-            for k, v in list(record.items())[:20]}
+    """The record flattened to text: its own fields, then details, then metrics."""
+    own = {k: str(record[k]) for k in ("component", "status", "subject", "message", "stage",
+                                         "host", "at_ms") if record[k] is not None}
+    metrics = {k: f"{v:g}" for k, v in record["metrics"].items()}
+    merged = dict(own)
+    for k, v in [*record["details"].items(), *metrics.items()]:
+        merged.setdefault(k, v)
+    return {k: v[:MAX_CONTEXT_CHARS] for k, v in merged.items()}

@@ -20,13 +20,13 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from consumers.alerter.health import HEALTH_RULE, health_hits
 from consumers.alerter.hits import hit_record, parse_hit
 from consumers.alerter.match import BatchMatcher
 from pipeline.changelog import state_record
+from pipeline.health.record import health_datum, health_record
 from pipeline.logs import get_logger
 from pipeline.model import KafkaRecord, TopicPartitionKey
 from pipeline.rules.alert import alert_record, encode_alert
@@ -146,10 +146,13 @@ class AlerterProcessor:
         yield KafkaRecord(self._topics.alerts, encode_alert(record), draft.alert_id.encode(),
                           headers)
 
-    def _health(self, status: str, key: str, **fields: Any) -> KafkaRecord:
-        record = {"component": "alerter", "status": status, "at_ms": self._clock(), **fields}
-        log.warning("alerter_health", **record)
-        return KafkaRecord(self._topics.health, orjson.dumps(record), f"alerter|{key}".encode())
+    def _health(self, status: str, subject: str, message: str, *, metrics: dict[str, float],
+                details: dict[str, Any]) -> KafkaRecord:
+        """An Avro Health record keyed ``alerter|<subject>`` (in the Runner's transaction)."""
+        datum = health_datum("alerter", status, subject, message, metrics=metrics,
+                             details=details, at_ms=self._clock())
+        log.warning("alerter_health", **datum)
+        return health_record(self._topics.health, datum)
 
     def _rule_health(self) -> Iterator[KafkaRecord]:
         """A health record for each rule that raised since the last report."""
@@ -157,15 +160,19 @@ class AlerterProcessor:
             new = count - self._reported_errors[rule_id]
             if new > 0:
                 self._reported_errors[rule_id] = count
-                yield self._health("rule_failing", rule_id, rule_id=rule_id, errors=new,
-                                   errors_total=count)
+                yield self._health("rule_failing", rule_id,
+                                   f"rule {rule_id} raised {new} times since the last report",
+                                   metrics={"errors": new, "errors_total": count},
+                                   details={"rule_id": rule_id})
 
     def _eviction_health(self, partition: int, stage: Stage) -> Iterator[KafkaRecord]:
         evicted = stage.stats().get("evicted", 0)
         if evicted > self._reported_evictions.get(partition, 0):
             self._reported_evictions[partition] = evicted
-            yield self._health("state_cap_reached", f"state|{partition}", partition=partition,
-                               evicted_total=evicted)
+            yield self._health("state_cap_reached", f"state|{partition}",
+                               f"hits partition {partition} reached its state cap; the oldest "
+                               "windows are evicted", metrics={"evicted_total": evicted},
+                               details={"partition": partition})
 
     def stats(self) -> dict[str, Any]:
         """Counters for the summary and metrics."""

@@ -3,19 +3,19 @@ records (``audit.health.v1``, CloudTrail's "failed logging" signal).
 
 Notices are keyed by object key and are at-least-once: a re-run after a crash re-writes the
 same key and notices it again, so the latest notice of a key describes the object (a consumer
-keeps the last one per key, as a compacted topic would). Health records are keyed
-``archiver|<bucket>``; a failing state is reported at most once per ``health_interval_ms``,
-and the first success after failures is reported as ``recovered``.
+keeps the last one per key, as a compacted topic would). Health records are Avro ``Health``
+(:mod:`pipeline.health.record`) with the bucket as subject, so keyed ``archiver|<bucket>``; a
+failing state is reported at most once per ``health_interval_ms``, and the first success after
+failures is reported as ``recovered``.
 """
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.health.record import health_datum, health_record
 from pipeline.lake.layout import Delivery
 from pipeline.logs import get_logger
 from pipeline.producer import DeliveryError, KafkaProducer
@@ -94,29 +94,32 @@ class Notifier:
         elif now - self._last_health_ms < self._interval_ms:
             return
         self._last_health_ms = now
-        self._health({"status": "failing", "stage": stage, "key": key,
-                      "error_type": type(error).__name__,
-                      "error_code": getattr(error, "code", None),
-                      "error": str(error)[:2000], "since_ms": self._failing_since_ms,
-                      "consecutive_failures": self._consecutive, "at_ms": now})
+        self._health("failing", f"{stage} failed: {type(error).__name__}: {error}"[:500], now,
+                     stage=stage, metrics={"consecutive_failures": self._consecutive},
+                     details={"key": key, "error_type": type(error).__name__,
+                              "error_code": getattr(error, "code", None),
+                              "error": str(error)[:2000], "since_ms": self._failing_since_ms})
 
     def recovered(self) -> None:
         """Report the first success after failures (no-op when nothing failed)."""
         if self._failing_since_ms is None:
             return
         now = time.time_ns() // 1_000_000
-        self._health({"status": "recovered", "since_ms": self._failing_since_ms,
-                      "failures": self._consecutive, "at_ms": now})
+        self._health("recovered", f"writing to the lake works again after {self._consecutive} "
+                     "failed attempts", now, metrics={"failures": self._consecutive},
+                     details={"since_ms": self._failing_since_ms})
         self._failing_since_ms, self._consecutive = None, 0
         self._last_health_ms = -self._interval_ms
 
-    def _health(self, fields: dict[str, Any]) -> None:
-        record = {"component": "archiver", "lake": self._lake_url, "bucket": self._bucket,
-                  "owner": self._owner, "host": socket.gethostname(), **fields}
-        log.warning("archiver_health", **record)
+    def _health(self, status: str, message: str, now_ms: int, *, stage: str | None = None,
+                metrics: dict[str, float], details: dict[str, Any]) -> None:
+        datum = health_datum("archiver", status, self._bucket, message, stage=stage,
+                             metrics=metrics, at_ms=now_ms,
+                             details={**details, "lake": self._lake_url, "bucket": self._bucket,
+                                      "owner": self._owner})
+        log.warning("archiver_health", **datum)
         try:
-            self._producer.produce(self.health_topic, json.dumps(record, sort_keys=True).encode(),
-                                   f"archiver|{self._bucket}".encode())
+            self._producer.produce_record(health_record(self.health_topic, datum))
             self._producer.wait(2.0)
         except Exception as exc:  # a health record is best effort; the flush error stands
             log.warning("health_record_failed", error=str(exc))

@@ -18,6 +18,8 @@ from alert_kit import (
 )
 from kit import produce
 
+from pipeline.health.record import encode_health, health_datum
+
 INSIGHTS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "cloudtrail" / \
     "awsdocs-cloudtrail-user-guide" / "records.jsonl"
 
@@ -49,12 +51,12 @@ def test_insights_and_health_records_become_alerts(kafka, make_topic, unique) ->
     starts = {r["eventID"] for r in insights if r["insightDetails"]["state"] == "Start"}
     assert starts and len(starts) < len(insights)
     produce_events(kafka.bootstrap, topics["insights"], insights)
-    failing = {"component": "archiver", "status": "failing", "stage": "upload",
-               "error": "AccessDenied", "at_ms": 1_764_000_000_000}
+    failing = health_datum("archiver", "failing", "lake", "upload failed", stage="upload",
+                           details={"error": "AccessDenied"}, at_ms=1_764_000_000_000)
     again = {**failing, "at_ms": 1_764_000_001_000}
-    recovered = {"component": "archiver", "status": "recovered"}
+    recovered = health_datum("archiver", "recovered", "lake", "works again")
     produce(kafka.bootstrap, topics["health"],
-            [json.dumps(r).encode() for r in (failing, again, recovered)])
+            [encode_health(r) for r in (failing, again, recovered)])
     summary = run_alerter(kafka.bootstrap, topics, unique)
     assert summary["dead_lettered"] == 0, summary
     openings = [a for a in committed_alerts(kafka.bootstrap, topics["alerts"])
@@ -64,4 +66,4 @@ def test_insights_and_health_records_become_alerts(kafka, make_topic, unique) ->
     assert found == starts
     health = [a for a in openings if a["rule_id"] == "trailpipe.pipeline.health"]
     assert len(health) == 1 and health[0]["severity"] == "high", health
-    assert health[0]["title"] == "trailpipe archiver: failing (upload)"
+    assert health[0]["title"] == "trailpipe archiver: failing (upload) on lake"

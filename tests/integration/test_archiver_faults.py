@@ -30,6 +30,7 @@ from test_archiver import (
 
 from pipeline.dev import procs
 from pipeline.dev.s3 import answers
+from pipeline.health.record import decode_health
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 EVENTS = 40_000
@@ -154,12 +155,14 @@ def test_s3_outage_backpressures_reports_health_and_loses_nothing(kafka, make_to
 
 
 def assert_health_reported(kafka: Any, lake: dict[str, Any]) -> None:
-    health = [json.loads(m.value()) for m in read_all(kafka.bootstrap,
-                                                       lake["topics"]["health"])]
+    messages = read_all(kafka.bootstrap, lake["topics"]["health"])
+    assert {m.key() for m in messages} == {f"archiver|{lake['bucket']}".encode()}
+    health = [decode_health(m.value()) for m in messages]
     failing = [h for h in health if h["status"] == "failing"]
     assert failing and health[-1]["status"] == "recovered"
-    assert all(h["bucket"] == lake["bucket"] and h["error"] for h in failing)
-    assert any(h["key"] and h["error_type"] == "StoreUnavailable" for h in failing)
+    assert all(h["subject"] == lake["bucket"] and h["details"]["error"] for h in failing)
+    assert any(h["details"]["key"] and h["details"]["error_type"] == "StoreUnavailable"
+               for h in failing)
 
 
 def assert_nothing_lost(kafka: Any, lake: dict[str, Any], endpoint: str,

@@ -17,6 +17,7 @@ from pipeline.events.batch import AvroBatchDecoder
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.schemas import default_registry
 from pipeline.events.wire import encode
+from pipeline.health.record import decode_health
 from pipeline.model import KafkaRecord
 from pipeline.rules.alert import decode_alert
 from pipeline.rules.native.load import load_native
@@ -77,7 +78,10 @@ def test_events_to_hits_to_alerts_with_a_failing_rule_reported(rules: RuleSet) -
     health = [r for r in out if r.topic == "health"]
     assert len(hits) == 2 and all(r.key == b"test.good\x1f111122223333|arn:aws:iam::"
                                   b"111122223333:user/mallory" for r in hits)
-    assert len(health) == 1 and b'"rule_failing"' in (health[0].value or b"")
+    assert len(health) == 1 and health[0].key == b"alerter|test.bad"
+    reported = decode_health(health[0].value)
+    assert (reported["status"], reported["subject"], reported["metrics"]) == (
+        "rule_failing", "test.bad", {"errors": 2.0, "errors_total": 2.0})
     assert rules.errors["test.bad"] == 2
 
     out = list(processor.process_batch(hits_table(hits)))
