@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.aggregates.config import AggregatorConfig
+from pipeline.health.config import HealthConfig
 from pipeline.lake.compact.model import CompactConfig
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.digest.config import DigestConfig
@@ -98,10 +100,10 @@ class TopicOverride(_Strict):
 
 
 TOPIC_ROLES: tuple[str, ...] = ("events", "dlq", "deliveries", "health", "alerts", "aggregates",
-                                "insights", "alerter_hits", "alerter_state")
+                                "insights", "alerter_hits", "alerter_state", "aggregator_state")
 """The keys of ``[topics]`` that name a topic."""
 
-COMPACTED_ROLES = frozenset({"alerter_state"})
+COMPACTED_ROLES = frozenset({"alerter_state", "aggregates", "aggregator_state"})
 """Topics that hold state by key: compacted unless an override says otherwise."""
 
 
@@ -123,6 +125,10 @@ class TopicsConfig(_Strict):
     alerter_state: str = Field(default="audit.alerter.state.v1", min_length=1, description=(
         "internal, compacted: the alerter's window state changelog (same partition count as "
         "alerter_hits)"))
+    aggregator_state: str = Field(default="audit.aggregator.state.v1", min_length=1,
+                                  description=(
+        "internal, compacted: the aggregator's open windows, watermarks and Insights baselines "
+        "(at least as many partitions as events)"))
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3_600_000, ge=-1)
@@ -257,6 +263,8 @@ class Config(_Strict):
     archiver: ArchiverConfig = Field(default_factory=ArchiverConfig)
     alerter: AlerterConfig = Field(default_factory=AlerterConfig)
     notifier: NotifierConfig = Field(default_factory=NotifierConfig)
+    aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

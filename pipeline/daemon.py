@@ -73,7 +73,7 @@ class Parts:
     letters and consumed offsets of each cycle one Kafka transaction (exactly once for
     read_committed readers); it must be unique per running instance. ``output_topics`` must
     exist besides the input and dead-letter topics (checked at start); ``summary`` adds the
-    daemon's own counters to the run's.
+    daemon's own counters to the run's; ``close`` stops what the wiring started (threads).
     """
 
     topics: list[str]
@@ -86,6 +86,7 @@ class Parts:
     transactional_id: str | None = None
     output_topics: list[str] = field(default_factory=list)
     summary: Callable[[], dict[str, Any]] = lambda: {}
+    close: Callable[[], None] = lambda: None
 
 
 Wiring = Callable[[Context], Parts]
@@ -122,6 +123,7 @@ class Daemon:
             self.close()
 
     def close(self) -> None:
+        self.parts.close()
         if self.parts.sink is not None:
             self.parts.sink.close()
 
@@ -184,6 +186,12 @@ DAEMONS: dict[str, Registered] = {
         "consumers.alerter.daemon", "alerter",
         "Sigma and native rules over the events topic; alerts (and their updates) to the alerts "
         "topic exactly once, in Kafka transactions with the offsets and the window state."),
+    "aggregator": Registered(
+        "consumers.aggregator.daemon", "aggregator",
+        "1-minute and 1-hour windows of API calls by account, region, API, outcome and "
+        "identity type (exact, by event time) to the aggregates topic and the lake; "
+        "self-hosted CloudTrail Insights to the insights topic; silent sources, consumer lag "
+        "and dead-letter rates to the health topic. Exactly once, in Kafka transactions."),
     "digester": Registered(
         "consumers.digester", "digest",
         "Delivery notices in, one signed, chained digest per hour out (run exactly one per "

@@ -18,6 +18,10 @@ at once into a ``pyarrow.Table`` with the Kafka coordinates as columns, and a
 :class:`~pipeline.model.BatchProcessor` gets the table; values that do not decode are
 dead-lettered, and a table the processor fails on is bisected down to the poison rows). Without
 a processor the decoded events (per record) or the table (batch) go straight to the sink.
+
+A processor may also have ``before_commit() -> Iterable[output]``: outputs due once per commit
+cycle rather than per batch (a state changelog); they are routed first, so they are part of the
+cycle's flush and transaction.
 """
 
 from __future__ import annotations
@@ -184,6 +188,10 @@ class Runner:
     def _commit_cycle(self, *, retry: bool = True, pause: bool = True) -> bool:
         """Flush sink → flush producer → commit offsets. Returns False when it had to rewind."""
         self._last_commit_s = time.monotonic()
+        before_commit = getattr(self._processor, "before_commit", None)
+        if before_commit is not None:
+            for item in before_commit():
+                self._route(item, None)
         if self._sink is not None and not self._flush_sink(retry):
             self._rewind("sink_flush_failed", pause=pause)
             return False

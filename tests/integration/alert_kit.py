@@ -4,17 +4,13 @@ committed alerts read back."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from kit import read_all
+from kit import read_all, start_daemon
 
 from pipeline.config import Config, load_config
 from pipeline.daemon import Context, build_registered
@@ -84,31 +80,8 @@ def committed_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     return [decode_alert(m.value()) for m in read_all(bootstrap, topic, timeout_s=30)]
 
 
-LAUNCHER = """
-import json, sys
-from pipeline.config import load_config
-from pipeline.daemon import Context, build_registered
-from pipeline.logs import configure_logging
-args = json.loads(sys.argv[1])
-cfg = load_config(env={}, overrides=args["overrides"])
-configure_logging(cfg.log.model_copy(update={"format": "json"}))
-daemon = build_registered("alerter", Context(cfg, args["overrides"]["kafka.bootstrap"]))
-daemon.runner.install_signal_handlers()
-stats = daemon.run(idle_exit_s=args["idle_exit_s"])
-print(json.dumps(daemon.summary(stats)))
-"""
-
-
 def start_alerter(bootstrap: str, topics: dict[str, str], unique: str, *,
                   idle_exit_s: float | None = None, **alerter: Any) -> subprocess.Popen[str]:
     """The alerter as a real process (so it can be SIGKILLed); its log goes to a temp file."""
-    args = {"overrides": overrides(bootstrap, topics, unique, **alerter),
-            "idle_exit_s": idle_exit_s}
-    log_path = Path(tempfile.mkstemp(prefix="alerter.", suffix=".log")[1])
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, json.dumps(args)],
-                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO,
-                                env={**os.environ,
-                                     "TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000"})
-    proc.log_path = log_path  # type: ignore[attr-defined]
-    return proc
+    return start_daemon("alerter", overrides(bootstrap, topics, unique, **alerter),
+                        idle_exit_s=idle_exit_s)

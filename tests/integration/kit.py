@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -10,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[bytes],
@@ -122,3 +128,33 @@ def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
     while wanted & set(admin.list_topics(timeout=10).topics):
         assert time.monotonic() < deadline, f"topics not deleted: {sorted(wanted)}"
         time.sleep(0.2)
+
+
+LAUNCHER = """
+import json, sys
+from pipeline.config import load_config
+from pipeline.daemon import Context, build_registered
+from pipeline.logs import configure_logging
+args = json.loads(sys.argv[1])
+cfg = load_config(env={}, overrides=args["overrides"])
+configure_logging(cfg.log.model_copy(update={"format": "json"}))
+daemon = build_registered(args["name"], Context(cfg, args["overrides"]["kafka.bootstrap"]))
+daemon.runner.install_signal_handlers()
+stats = daemon.run(idle_exit_s=args["idle_exit_s"])
+print(json.dumps(daemon.summary(stats)))
+"""
+
+
+def start_daemon(name: str, overrides: dict[str, Any], *,
+                 idle_exit_s: float | None = None) -> subprocess.Popen[str]:
+    """Registered daemon ``name`` as a real process (so it can be SIGKILLed), configured by
+    ``overrides``; its log goes to a temp file (``proc.log_path``), its summary to stdout."""
+    args = {"name": name, "overrides": overrides, "idle_exit_s": idle_exit_s}
+    log_path = Path(tempfile.mkstemp(prefix=f"{name}.", suffix=".log")[1])
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, json.dumps(args)],
+                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO,
+                                env={**os.environ,
+                                     "TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000"})
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    return proc

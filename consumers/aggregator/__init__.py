@@ -1,0 +1,1 @@
+"""The aggregator: 1-minute/1-hour windows, Insights and source health (see :mod:`.daemon`)."""
