@@ -33,6 +33,9 @@ the tail conditions alone bound the false-alarm rate at ~1e-9 per key-minute: a 
 busy keys (1e7 key-minutes) expects 0.01 false insights, at any rate from 1 to 200 events/s (the
 rate only moves keys along the mean axis; the bound holds at every mean). The minimum counts
 keep an insight meaningful (10 calls, 5 errors in a minute) when the baseline is near zero.
+What a minute needs to start an insight with the defaults, for a Poisson baseline of mean mu:
+mu 0 -> 10 calls, 1 -> 12, 5 -> 24, 20 -> 53, 100 -> 167, 1000 -> 1197; and at a baseline
+error rate of 2%: 7 errors of 10 calls, 9 of 20, 12 of 50, 25 of 200, 121 of 1000.
 
 **Life of an insight.** An insight starts at the first anomalous minute (Start event, eventTime =
 that minute) and stays open while minutes are anomalous; after ``end_after_minutes`` (3)
