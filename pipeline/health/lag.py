@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.health.record import health_datum
@@ -122,11 +122,13 @@ class LagProbe:
                                    "fetch.max.bytes": 1_048_576})
 
     def measure(self, now_ms: int) -> list[PartitionLag]:
-        """Every committed partition of every watched group, with its lag."""
+        """Every committed partition of every watched group, with its lag (a partition whose
+        topic no longer exists is left out)."""
         out: list[PartitionLag] = []
         for group in self.groups():
             committed = self._committed(group)
             ends = self._ends(list(committed))
+            committed = {tp: off for tp, off in committed.items() if tp in ends}
             ages = self._ages({tp: off for tp, off in committed.items() if ends[tp] > off},
                               now_ms)
             out += [PartitionLag(group, t, p, off, ends[(t, p)], ages.get((t, p)))
@@ -154,8 +156,15 @@ class LagProbe:
         futures = self._admin.list_offsets(
             {TopicPartition(t, p): latest for t, p in tps},
             request_timeout=self._timeout_s)
-        return {(tp.topic, tp.partition): fut.result(timeout=self._timeout_s).offset
-                for tp, fut in futures.items()}
+        ends = {}
+        for tp, fut in futures.items():
+            try:
+                ends[(tp.topic, tp.partition)] = fut.result(timeout=self._timeout_s).offset
+            except KafkaException as exc:
+                if exc.args[0].retriable():
+                    raise
+                # a topic deleted since the group committed: that partition has no lag to report
+        return ends
 
     def _ages(self, at: dict[tuple[str, int], int], now_ms: int) -> dict[tuple[str, int], float]:
         """Seconds since the timestamp of the record at each offset (read one record each)."""
