@@ -90,6 +90,12 @@ def _mount_subcommands() -> None:
 
     app.add_typer(rules_app, name="rules", help="Sigma and native rules: list, lint, test, "
                   "evaluate over files.")
+    from pipeline.cli.aggregates import app as aggregates_app
+    from pipeline.cli.aggregates import insights_app
+
+    app.add_typer(aggregates_app, name="aggregates", help="Exact per-window API call counts "
+                  "and rollups across accounts.")
+    app.add_typer(insights_app, name="insights", help="Self-hosted CloudTrail Insights.")
     app.command("run")(run)
 
 

@@ -1,9 +1,15 @@
 """``trailpipe lake query``: SQL over the lake with DuckDB.
 
 The Parquet objects under ``events/`` are exposed as the view ``cloudtrail``, with the Hive
-partition columns ``account``, ``region``, ``date`` and ``hour``. Files are read through
-pyarrow's filesystems (local, or S3 with any endpoint), so no DuckDB extension has to be
-downloaded; DuckDB pushes filters and projections into the Arrow dataset.
+partition columns ``account``, ``region``, ``date`` and ``hour``; the aggregator's rows under
+``aggregates/`` as the view ``aggregates`` (columns of the ``Aggregate`` record plus ``date``;
+:mod:`pipeline.aggregates.table`). Those are raw parts: a window's base record and its
+corrections are separate rows, and a replay can leave copies; :mod:`pipeline.aggregates.merge`
+says how to sum them (``trailpipe aggregates show --source lake`` does). A view whose
+directory holds no objects yet is an empty table with its columns.
+
+Files are read through pyarrow's filesystems (local, or S3 with any endpoint), so no DuckDB
+extension has to be downloaded; DuckDB pushes filters and projections into the Arrow dataset.
 """
 
 from __future__ import annotations
@@ -17,15 +23,19 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from pipeline.aggregates.table import AGGREGATES_DIR, ARROW_SCHEMA, PARTITIONING_SCHEMA
+from pipeline.lake.columns import LAKE_SCHEMA
 from pipeline.lake.layout import EVENTS_DIR
 
 VIEW = "cloudtrail"
+AGGREGATES_VIEW = "aggregates"
+DATE_FIELD = PARTITIONING_SCHEMA.field("date")
 PARTITIONS = pa.schema([("account", pa.string()), ("region", pa.string()),
                         ("date", pa.string()), ("hour", pa.string())])
 
 
 class EmptyLake(Exception):
-    """The lake holds no event objects yet."""
+    """The lake holds no objects (of the kind asked for) yet."""
 
 
 def filesystem_for(url: str, s3_endpoint: str | None) -> tuple[pafs.FileSystem, str]:
@@ -44,24 +54,53 @@ def filesystem_for(url: str, s3_endpoint: str | None) -> tuple[pafs.FileSystem, 
     return pafs.S3FileSystem(**args), f"{parsed.netloc}{parsed.path}".rstrip("/")
 
 
+def _parquet_files(fs: pafs.FileSystem, root: str) -> list[str]:
+    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    return sorted(i.path for i in fs.get_file_info(selector)
+                  if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+
+
+def _hive_dataset(url: str, s3_endpoint: str | None, directory: str,
+                  partitions: pa.Schema) -> ds.Dataset:
+    fs, base = filesystem_for(url, s3_endpoint)
+    root = f"{base}/{directory}"
+    files = _parquet_files(fs, root)
+    if not files:
+        raise EmptyLake(f"no objects under {url}/{directory}")
+    partitioning = ds.partitioning(partitions, flavor="hive")
+    return ds.dataset(files, format="parquet", filesystem=fs, partitioning=partitioning,
+                      partition_base_dir=root)
+
+
 def events_dataset(url: str, s3_endpoint: str | None = None) -> ds.Dataset:
     """The events of the lake as one Arrow dataset with Hive partition columns.
     Raises EmptyLake when there are no Parquet objects."""
-    fs, base = filesystem_for(url, s3_endpoint)
-    selector = pafs.FileSelector(f"{base}/{EVENTS_DIR}", recursive=True, allow_not_found=True)
-    files = sorted(i.path for i in fs.get_file_info(selector)
-                   if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
-    if not files:
-        raise EmptyLake(f"no event objects under {url}/{EVENTS_DIR}")
-    partitioning = ds.partitioning(PARTITIONS, flavor="hive")
-    return ds.dataset(files, format="parquet", filesystem=fs, partitioning=partitioning,
-                      partition_base_dir=f"{base}/{EVENTS_DIR}")
+    return _hive_dataset(url, s3_endpoint, EVENTS_DIR, PARTITIONS)
+
+
+def aggregates_dataset(url: str, s3_endpoint: str | None = None) -> ds.Dataset:
+    """The aggregator's rows under ``aggregates/`` as one Arrow dataset (partition columns
+    ``window_size`` and ``date``). Raises EmptyLake when there are no Parquet objects."""
+    return _hive_dataset(url, s3_endpoint, AGGREGATES_DIR, PARTITIONING_SCHEMA)
 
 
 def connect(url: str, s3_endpoint: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the ``cloudtrail`` view over the lake."""
+    """A DuckDB connection with the ``cloudtrail`` and ``aggregates`` views over the lake; a
+    view whose directory holds no objects yet is an empty table of its columns. Raises
+    EmptyLake when neither has objects."""
     con = duckdb.connect()
-    con.register(VIEW, events_dataset(url, s3_endpoint))
+    empty: list[str] = []
+    for view, dataset, columns in (
+            (VIEW, events_dataset, pa.schema([*LAKE_SCHEMA, *PARTITIONS])),
+            (AGGREGATES_VIEW, aggregates_dataset, pa.schema([*ARROW_SCHEMA, DATE_FIELD]))):
+        try:
+            con.register(view, dataset(url, s3_endpoint))
+        except EmptyLake as exc:
+            empty.append(str(exc))
+            con.register(view, columns.empty_table())
+    if len(empty) == 2:
+        con.close()
+        raise EmptyLake("; ".join(empty))
     return con
 
 
