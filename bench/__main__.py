@@ -16,7 +16,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import alert_bench, archive_bench, consume_bench, produce_bench, runner_bench
+from bench import (
+    aggregate_bench,
+    alert_bench,
+    archive_bench,
+    consume_bench,
+    produce_bench,
+    runner_bench,
+)
 from bench.common import BenchContext, BenchError, Scenario
 from bench.results import record_result, run_metadata
 from pipeline.config import LogConfig
@@ -29,6 +36,7 @@ SCENARIOS: dict[str, Scenario] = {
     "archive": archive_bench.SCENARIO,
     "consume": consume_bench.SCENARIO,
     "alert": alert_bench.SCENARIO,
+    "aggregate": aggregate_bench.SCENARIO,
 }
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 CLUSTER_DIR = Path("var") / "bench-cluster"
