@@ -89,8 +89,8 @@ class AggregatorProcessor:
         self._states: dict[int, PartitionState] = {}
         self._sources: dict[int, SilentSources] = {}
         self._ingest_id = f"{socket.gethostname()}-{os.getpid()}"
-        self.counters = {"events": 0, "windows": 0, "corrections": 0, "insights": 0,
-                         "health": 0, "restored_records": 0}
+        self.counters = {"events": 0, "windows": 0, "corrections": 0, "late_events": 0,
+                         "insights": 0, "health": 0, "restored_records": 0}
 
     def process_batch(self, table: pa.Table) -> Iterator[Any]:
         try:
@@ -122,6 +122,8 @@ class AggregatorProcessor:
 
     def _aggregate(self, datum: dict[str, Any]) -> Iterator[Any]:
         self.counters["corrections" if datum["correction"] else "windows"] += 1
+        if datum["correction"] and datum["window_size"] == "1m":
+            self.counters["late_events"] += datum["count"]  # each late event is in one
         yield KafkaRecord(self._topics.aggregates, encode_record(AGGREGATE, datum),
                           aggregate_key(datum).encode())
         if self._settings.lake:
@@ -187,9 +189,8 @@ class AggregatorProcessor:
     def stats(self) -> dict[str, Any]:
         open_windows = sum(len(w.open_starts) for s in self._states.values()
                            for w in s.windows.values())
-        late = sum(s.late_events for s in self._states.values())
         watermarks = [s.watermark_ms for s in self._states.values() if s.watermark_ms is not None]
-        return {**self.counters, "open_windows": open_windows, "late_events": late,
+        return {**self.counters, "open_windows": open_windows,
                 "watermark_ms": min(watermarks) if watermarks else None,
                 "silent_sources": sum(src.silent for ss in self._sources.values()
                                       for src in ss.sources.values())}

@@ -17,14 +17,12 @@ A route disabled by HTTP 410 also gets one health record on ``[topics] health`` 
 from __future__ import annotations
 
 import dataclasses
-import json
-import socket
-import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.deadletter import dead_letter
+from pipeline.health.record import encode_health, health_datum, health_key
 from pipeline.logs import get_logger
 from pipeline.model import Event, SinkBase, TopicPartitionKey
 from pipeline.notify.fanout import Fanout, Item, Result
@@ -105,12 +103,11 @@ class NotifierSink(SinkBase):
             self._health(route, result.error or "")
 
     def _health(self, route: str, reason: str) -> None:
-        body = {"component": "notifier", "route": route, "status": "route_disabled",
-                "reason": reason, "host": socket.gethostname(),
-                "at_ms": time.time_ns() // 1_000_000}
-        log.error("notifier_health", **body)
-        self._producer.produce(self._health_topic, json.dumps(body, sort_keys=True).encode(),
-                               f"notifier|{route}".encode())
+        datum = health_datum("notifier", "route_disabled", route,
+                             f"route {route} is gone and disabled: {reason}"[:500],
+                             stage="route", details={"route": route, "reason": reason})
+        log.error("notifier_health", **datum)
+        self._producer.produce(self._health_topic, encode_health(datum), health_key(datum))
 
     def discard(self) -> None:
         self._held.clear()

@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import Webhook as StandardVerifier
 
 from pipeline.config import load_config
 from pipeline.daemon import Context, build_registered
+from pipeline.health.record import decode_health
 from pipeline.rules.alert import alert_id, alert_record, decode_alert, encode_alert
 from pipeline.rules.model import AlertDraft
 
@@ -231,9 +232,9 @@ def test_a_down_destination_dead_letters_without_delaying_the_others(kafka, topi
                for h in by_route["refused"])
     assert all(b"410" in h["x-error"] for h in by_route["gone"])
 
-    health = [json.loads(m.value()) for m in read_all(kafka.bootstrap, topics["health"],
-                                                      expected=1)]
-    assert [(h["route"], h["status"]) for h in health] == [("gone", "route_disabled")]
+    health = [decode_health(m.value()) for m in read_all(kafka.bootstrap, topics["health"],
+                                                         expected=1)]
+    assert [(h["subject"], h["status"]) for h in health] == [("gone", "route_disabled")]
     counts = summary["routes"]
     assert counts["healthy"]["delivered"] == 4 and counts["gone"]["delivered"] == 1
     assert counts["limited"]["delivered"] == 4 and counts["limited"]["retried"] == 1
