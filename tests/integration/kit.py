@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -149,12 +148,27 @@ def start_daemon(name: str, overrides: dict[str, Any], *,
                  idle_exit_s: float | None = None) -> subprocess.Popen[str]:
     """Registered daemon ``name`` as a real process (so it can be SIGKILLed), configured by
     ``overrides``; its log goes to a temp file (``proc.log_path``), its summary to stdout."""
-    args = {"name": name, "overrides": overrides, "idle_exit_s": idle_exit_s}
+    # A short session timeout, so a SIGKILLed member's partitions move on quickly (the
+    # launcher reads no environment: config comes from the overrides alone).
+    args = {"name": name, "idle_exit_s": idle_exit_s,
+            "overrides": {"runner.session_timeout_ms": 6000, **overrides}}
     log_path = Path(tempfile.mkstemp(prefix=f"{name}.", suffix=".log")[1])
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, json.dumps(args)],
-                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO,
-                                env={**os.environ,
-                                     "TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000"})
+                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO)
     proc.log_path = log_path  # type: ignore[attr-defined]
     return proc
+
+
+def wait_for_work(proc: Any, timeout_s: float = 120) -> None:
+    """Until a :func:`start_daemon` process has committed a transaction (it holds partitions
+    and works); fails the test when it exits or commits nothing in time."""
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if '"event": "offsets_committed"' in proc.log_path.read_text():
+            return
+        assert proc.poll() is None, proc.log_path.read_text()[-3000:]
+        time.sleep(0.2)
+    pytest.fail("the daemon committed nothing:\n" + proc.log_path.read_text()[-3000:])

@@ -18,7 +18,7 @@ from alert_kit import (
     run_alerter,
     start_alerter,
 )
-from kit import assert_fully_committed
+from kit import assert_fully_committed, wait_for_work
 
 from producers.generator.scenarios import SCENARIOS
 
@@ -39,17 +39,6 @@ def final_counts(alerts: list[dict[str, Any]]) -> dict[str, int]:
         if a["kind"] == "rule":
             out[a["alert_id"]] = max(out.get(a["alert_id"], 0), a["count"])
     return out
-
-
-def wait_for_work(proc: Any, timeout_s: float = 120) -> None:
-    """Until the process has committed a transaction (it holds partitions and works)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if '"event": "offsets_committed"' in proc.log_path.read_text():
-            return
-        assert proc.poll() is None, proc.log_path.read_text()[-3000:]
-        time.sleep(0.2)
-    pytest.fail("the alerter committed nothing:\n" + proc.log_path.read_text()[-3000:])
 
 
 def test_three_sigkills_leave_exactly_the_alerts_of_a_clean_run(kafka, make_topic,
