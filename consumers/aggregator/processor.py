@@ -117,7 +117,8 @@ class AggregatorProcessor:
                 yield self._insight(event, now_ms)
             sources = set(zip(rows.column("account").to_pylist(),
                               rows.column("region").to_pylist(), strict=True))
-            for datum in self._sources[partition].seen(sources, now_ms):
+            # Now, not the batch start: a restore above may have taken seconds.
+            for datum in self._sources[partition].seen(sources, self._clock()):
                 yield self._health(datum)
 
     def _aggregate(self, datum: dict[str, Any]) -> Iterator[Any]:

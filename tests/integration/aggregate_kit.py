@@ -35,8 +35,9 @@ def aggregator_topics(make_topic: Callable[..., str], partitions: int = 3) -> di
 
 
 def overrides(bootstrap: str, topics: dict[str, str], unique: str, lake: str,
-              **aggregator: Any) -> dict[str, Any]:
+              health: dict[str, Any] | None = None, **aggregator: Any) -> dict[str, Any]:
     return {"kafka.bootstrap": bootstrap, "storage.lake": lake,
+            **{f"health.{k}": v for k, v in (health or {}).items()},
             **{f"topics.{role}": name for role, name in topics.items()},
             "aggregator.group": f"aggregator-{unique}",
             "aggregator.transactional_id": f"agg-tx-{unique}",
@@ -54,10 +55,11 @@ def run_aggregator(bootstrap: str, topics: dict[str, str], unique: str, lake: st
 
 
 def start_aggregator(bootstrap: str, topics: dict[str, str], unique: str, lake: str, *,
-                     idle_exit_s: float | None = None, **aggregator: Any
-                     ) -> subprocess.Popen[str]:
+                     idle_exit_s: float | None = None, health: dict[str, Any] | None = None,
+                     **aggregator: Any) -> subprocess.Popen[str]:
     """The aggregator as a real process (so it can be SIGKILLed)."""
-    return start_daemon("aggregator", overrides(bootstrap, topics, unique, lake, **aggregator),
+    return start_daemon("aggregator",
+                        overrides(bootstrap, topics, unique, lake, health, **aggregator),
                         idle_exit_s=idle_exit_s)
 
 
