@@ -18,8 +18,11 @@
   are committed (``quix_events_per_s_stage1``: the events alone).
 
 Both sides' 1-minute counts are read back and compared on the windows both emitted
-(``windows_disagreeing`` should be 0). Peak RSS is each process's ``VmHWM``; CPU is user +
-system from /proc. ``load_avg_1m``: the host's load average before and after each side.
+(``windows_disagreeing`` should be 0; the first ones go to ``disagreements.jsonl``). Quix
+closes a window when a later message of its key arrives, so it emits fewer windows by the end
+of the topic than the aggregator, which closes them on the partition's watermark. Peak RSS is
+each process's ``VmHWM``; CPU is user + system from /proc. ``load_avg_1m``: the host's load
+average before and after each side.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from bench.aggregate_setup import (
     quix_counts,
     quix_internal_topics,
     write_config,
+    write_disagreements,
 )
 from bench.aggregate_watch import drain
 from bench.alert_setup import (
@@ -112,8 +116,10 @@ def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioR
         quix, quix_stage1_s = _quix(ctx, python, log_dir, topics, groups["quix"], ends)
         load.append(os.getloadavg()[0])
         say(f"  Quix {quix.events_per_s:,.0f} events/s; comparing the 1-minute counts")
-        counts = compare(aggregator_counts(ctx.bootstrap, topics["aggregates"]),
-                         quix_counts(ctx.bootstrap, topics["quix_out"]))
+        ours = aggregator_counts(ctx.bootstrap, topics["aggregates"])
+        theirs = quix_counts(ctx.bootstrap, topics["quix_out"])
+        write_disagreements(log_dir / "disagreements.jsonl", ours, theirs)
+        counts = compare(ours, theirs)
     finally:
         delete_topics(ctx.bootstrap, topics.values(), groups.values())
     result = _result(events, fill_s, agg, quix, counts)

@@ -112,6 +112,14 @@ def quix_counts(bootstrap: str, topic: str) -> Counts:
     return out
 
 
+def write_disagreements(path: Path, ours: Counts, theirs: Counts, most: int = 1_000) -> None:
+    """Up to ``most`` windows both emitted with different counts, as JSON lines (key, start,
+    aggregator, quix), for a look after the run."""
+    rows = [{"key": k[0], "start_ms": k[1], "aggregator": ours[k], "quix": theirs[k]}
+            for k in sorted(ours.keys() & theirs.keys()) if ours[k] != theirs[k]][:most]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
 def compare(ours: Counts, theirs: Counts) -> dict[str, int]:
     """How many 1-minute windows each side emitted, how many both did, and of those how many
     disagree on the count."""
