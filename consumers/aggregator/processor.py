@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,8 @@ from pipeline.model import KafkaRecord, TopicPartitionKey, Unavailable
 log = get_logger("consumers.aggregator")
 
 Restore = Callable[[int], Iterable[tuple[str, bytes | None]]]
+MINUTE_MS = 60_000
+RECENT_MINUTES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class AggregatorProcessor:
         self._states: dict[int, PartitionState] = {}
         self._sources: dict[int, SilentSources] = {}
         self._ingest_id = f"{socket.gethostname()}-{os.getpid()}"
+        self._recent: dict[int, Counter[str]] = {}  # calls per eventName per closed minute
         self.counters = {"events": 0, "windows": 0, "corrections": 0, "late_events": 0,
                          "insights": 0, "health": 0, "restored_records": 0}
 
@@ -123,6 +127,9 @@ class AggregatorProcessor:
 
     def _aggregate(self, datum: dict[str, Any]) -> Iterator[Any]:
         self.counters["corrections" if datum["correction"] else "windows"] += 1
+        if datum["window_size"] == "1m" and not datum["correction"]:
+            self._recent.setdefault(datum["window_start_ms"], Counter())[
+                datum["event_name"]] += datum["count"]
         if datum["correction"] and datum["window_size"] == "1m":
             self.counters["late_events"] += datum["count"]  # each late event is in one
         yield KafkaRecord(self._topics.aggregates, encode_record(AGGREGATE, datum),
@@ -186,6 +193,21 @@ class AggregatorProcessor:
         out = [self._health(d) for sources in self._sources.values()
                for d in sources.check(now_ms)]
         return out + self._drain_health()
+
+    def top_calls(self, n: int) -> tuple[int | None, list[tuple[str, int]]]:
+        """(minute start, the ``n`` eventNames called most in it) for the newest minute every
+        partition held has closed ((None, []) before there is one): the status line's view."""
+        marks = [s.watermark_ms for s in self._states.values()]
+        known = [m for m in marks if m is not None]
+        if not known or len(known) < len(marks):
+            return None, []
+        complete = [m for m in self._recent if m + MINUTE_MS <= min(known)]
+        for old in sorted(self._recent)[:-RECENT_MINUTES]:
+            del self._recent[old]
+        if not complete:
+            return None, []
+        minute = max(complete)
+        return minute, self._recent[minute].most_common(n)
 
     def stats(self) -> dict[str, Any]:
         open_windows = sum(len(w.open_starts) for s in self._states.values()

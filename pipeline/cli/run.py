@@ -3,10 +3,12 @@
 It brings up the local cluster (unless a bootstrap is configured), creates the topics, runs the
 traffic generator (with its attack scenarios) into ``audit.events.v1``, the archiver into the
 lake (``file://var/lake`` by default), the alerter (the default rule pack, alerts to
-``audit.alerts.v1``) and the notifier (its ``[notifier] routes``), and shows a live status
-line until Ctrl-C or ``--duration``. On exit it stops each part cleanly (generator flushed,
-daemons flushed and committed), stops the cluster it started, and prints how to query the
-lake.
+``audit.alerts.v1``), the notifier (its ``[notifier] routes``) and the aggregator (windows,
+Insights, health), and shows a live status line until Ctrl-C or ``--duration``. Its generated
+traffic arrives in real time, so unless ``[aggregator] grace_ms`` is configured the aggregator
+runs with :data:`RUN_GRACE_MS`, and a minute's top API calls show up seconds after it ends.
+On exit it stops each part cleanly (generator flushed, daemons flushed and committed), stops
+the cluster it started, and prints how to query the lake.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from pipeline.logs import get_logger
 
 log = get_logger("pipeline.cli.run")
 
+RUN_GRACE_MS = 10_000
+"""The aggregator's grace in ``trailpipe run`` when none is configured (see the module doc)."""
+DAEMONS = ("archiver", "alerter", "notifier", "aggregator")
+
 
 def run(
     config: ConfigOpt = None,
@@ -48,8 +54,9 @@ def run(
 ) -> None:
     """The main job on embedded defaults: local cluster (unless --bootstrap), topics, the
     traffic generator into audit.events.v1, the archiver into the lake (file://var/lake), the
-    alerter and the notifier, and a live status line (events/s, end offsets, dead letters,
-    archived, alerts) until Ctrl-C or --duration."""
+    alerter, the notifier and the aggregator, and a live status line (events/s, end offsets,
+    dead letters, archived, alerts, the last minute's top API calls) until Ctrl-C or
+    --duration."""
     from pipeline.cli.app import admin_client
     from pipeline.status import run_status
     from pipeline.topics import ensure_topics, topic_specs
@@ -57,6 +64,9 @@ def run(
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
                                   "storage.s3_endpoint": s3_endpoint,
                                   "generator.rate_per_s": rate})
+    if "grace_ms" not in cfg.aggregator.model_fields_set:
+        cfg = cfg.model_copy(update={"aggregator": cfg.aggregator.model_copy(
+            update={"grace_ms": RUN_GRACE_MS})})
     log.info("config_loaded", config=cfg.masked())
     started_here = False if cfg.kafka.bootstrap else _dev_up_if_needed(cfg)
     daemons: dict[str, Daemon] = {}
@@ -65,12 +75,13 @@ def run(
         for r in ensure_topics(admin_client(cfg, boot), topic_specs(cfg.topics)):
             log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
         with ExitStack() as parts:
-            for name in ("archiver", "alerter", "notifier"):
+            for name in DAEMONS:
                 daemons[name] = parts.enter_context(_daemon_running(name, cfg, boot))
             parts.enter_context(_generator_running(cfg, boot))
             run_status(cfg, boot, duration_s=duration_s,
                        archiver_group=cfg.archiver.group,
-                       extra=lambda: _alerts(daemons["alerter"]))
+                       extra=lambda: f"{_alerts(daemons['alerter'])} | "
+                                     f"{_top_calls(daemons['aggregator'])}")
         typer.echo(f"\nThe lake is at {cfg.storage.lake}. Query it with, for example:\n"
                    f"  trailpipe lake query \"SELECT eventsource, eventname, count(*) AS n "
                    f"FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"", err=True)
@@ -129,6 +140,16 @@ def _alerts(alerter: Daemon) -> str:
     summary = alerter.parts.summary()
     return (f"alerts {summary.get('alerts', 0):,} (+{summary.get('updates', 0):,} updates, "
             f"{summary.get('rule_errors', 0):,} rule errors)")
+
+
+def _top_calls(aggregator: Daemon, n: int = 3) -> str:
+    """The status line's top API calls of the newest complete minute, from the aggregator."""
+    top_calls = getattr(aggregator.parts.processor, "top_calls", None)
+    minute, top = top_calls(n) if top_calls is not None else (None, [])
+    if minute is None:
+        return "top calls: waiting for the first minute"
+    at = time.strftime("%H:%M", time.gmtime(minute / 1000))
+    return f"top calls {at}Z: " + ", ".join(f"{name} {count:,}" for name, count in top)
 
 
 def _dev_up_if_needed(cfg: Config) -> bool:

@@ -71,7 +71,8 @@ def test_topics_create_is_idempotent_and_reports_drift(kafka, unique) -> None:
 
 @pytest.mark.usefixtures("no_documented_topics")
 def test_run_creates_topics_and_stops_after_duration(kafka, tmp_path: Path) -> None:
-    """The main job: topics, generator with attack scenarios, archiver, alerter, notifier."""
+    """The main job: topics, generator with attack scenarios, archiver, alerter, notifier,
+    aggregator."""
     result = trailpipe("run", "--bootstrap", kafka.bootstrap, "--duration", "12",
                        "--rate", "1000",
                        env={"TRAILPIPE_TOPICS__PARTITIONS": "2",
@@ -80,11 +81,12 @@ def test_run_creates_topics_and_stops_after_duration(kafka, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     logs = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     events = [entry["event"] for entry in logs]
-    assert events.count("topic_ready") == 9
+    assert events.count("topic_ready") == 10
     assert "status" in events and "status_stopped" in events
     assert sorted(e["daemon"] for e in logs if e["event"] == "daemon_stopped") == [
-        "alerter", "archiver", "notifier"]
-    assert all("alerts " in e["line"] for e in logs if e["event"] == "status")
+        "aggregator", "alerter", "archiver", "notifier"]
+    assert all("alerts " in e["line"] and "top calls" in e["line"]
+               for e in logs if e["event"] == "status")
     alerts = [decode_alert(m.value()) for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
     assert any(a["severity"] in ("high", "critical") for a in alerts), alerts[:3]
 
