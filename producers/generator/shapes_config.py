@@ -39,8 +39,10 @@ class ErrorRateSpikeConfig(_Strict):
 
     start_after_ms: int = Field(default=3 * HOUR_MS, ge=0)
     duration_ms: int = Field(default=10 * MINUTE_MS, ge=1000)
-    calls_per_min: int = Field(default=6, ge=1, le=60_000, description="the steady rate, the "
-                               "same before, during and after the spike")
+    calls_per_min: int = Field(default=10, ge=1, le=60_000, description="the steady rate, the "
+                               "same before, during and after the spike (at the default "
+                               "failing_share, 8 errors a minute: enough for an error-rate "
+                               "insight, which needs a few errors in a minute)")
     failing_share: float = Field(default=0.8, gt=0, le=1, description="calls failing in the "
                                  "spike, with error_code")
     baseline_error_share: float = Field(default=0.02, ge=0, lt=1, description="calls failing "
