@@ -33,6 +33,7 @@ from pipeline.events.partition import event_key, make_key
 from producers.generator.engine import Generator
 from producers.generator.shape_calls import Record, Truth, account_at, make_caller, person, workload
 from producers.generator.shapes_config import (
+    BEYOND_MARGIN_MS,
     MINUTE_MS,
     AccountSilentConfig,
     ApiRateSpikeConfig,
@@ -208,13 +209,13 @@ class LateDelivery:
         if late >= cfg.fraction:
             return 0
         if beyond < cfg.beyond_fraction:
-            low = cfg.grace_ms + MINUTE_MS + 1
+            low = cfg.grace_ms + BEYOND_MARGIN_MS + 1
             return low + math.floor(amount * (cfg.beyond_max_delay_ms - low + 1))
         return 1 + math.floor(amount * cfg.max_delay_ms)
 
     def beyond_grace(self, record: Mapping[str, Any]) -> bool:
-        """True when the record is held back more than ``grace_ms`` + one minute."""
-        return self.delay_ms(record) > self._cfg.grace_ms + MINUTE_MS
+        """True when the record is held back more than ``grace_ms`` + BEYOND_MARGIN_MS."""
+        return self.delay_ms(record) > self._cfg.grace_ms + BEYOND_MARGIN_MS
 
     def apply(self, records: Iterator[Record]) -> Iterator[Record]:
         held: list[tuple[int, int, Record]] = []

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
+BEYOND_MARGIN_MS = 2 * MINUTE_MS
+"""A beyond-grace record is held back more than grace + this: its 1-minute window (at most a
+minute long) has closed, with a minute to spare for a partition's watermark lagging the
+stream's newest event time."""
 
 ShapeName = Literal["api-rate-spike", "error-rate-spike", "account-silent", "late-delivery"]
 WriteApi = Literal["ec2:RunInstances", "iam:CreateAccessKey", "ssm:PutParameter"]
@@ -69,8 +73,8 @@ class LateDeliveryConfig(_Strict):
 
     A delayed record is held back until the stream's event time reaches its own plus the
     delay: 1..``max_delay_ms``, or, for ``beyond_fraction`` of the delayed records, more than
-    ``grace_ms`` + one minute (up to ``beyond_max_delay_ms``), so its 1-minute window has
-    closed under that grace when it arrives."""
+    ``grace_ms`` + :data:`BEYOND_MARGIN_MS` (up to ``beyond_max_delay_ms``), so its 1-minute
+    window has closed under that grace when it arrives."""
 
     fraction: float = Field(default=0.05, ge=0, le=1)
     max_delay_ms: int = Field(default=MINUTE_MS, ge=1)
@@ -86,8 +90,8 @@ class LateDeliveryConfig(_Strict):
             if self.max_delay_ms > self.grace_ms:
                 raise ValueError("max_delay_ms must be <= grace_ms when beyond_fraction > 0 "
                                  "(ordinary delays stay within grace)")
-            if self.beyond_max_delay_ms <= self.grace_ms + MINUTE_MS:
-                raise ValueError("beyond_max_delay_ms must exceed grace_ms + 60000")
+            if self.beyond_max_delay_ms <= self.grace_ms + BEYOND_MARGIN_MS:
+                raise ValueError("beyond_max_delay_ms must exceed grace_ms + 120000")
         return self
 
 
