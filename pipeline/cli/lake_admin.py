@@ -58,11 +58,14 @@ def lake_status(config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3O
         raise typer.Exit(1)
 
 
-def lake_query(sql: Annotated[str, typer.Argument(help="SQL; the view is `cloudtrail`.")],
+def lake_query(sql: Annotated[str, typer.Argument(
+                   help="SQL; the views are `cloudtrail` and `aggregates`.")],
                config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3Opt = None,
                fmt: FormatOpt = "table") -> None:
-    """Run SQL with DuckDB over the lake (view `cloudtrail`, partition columns account,
-    region, date, hour). Existing CloudTrail/Athena SQL runs unchanged."""
+    """Run SQL with DuckDB over the lake: view `cloudtrail` (partition columns account,
+    region, date, hour; existing CloudTrail/Athena SQL runs unchanged) and view `aggregates`
+    (the aggregator's raw rows: window bases, corrections and any copies; `trailpipe
+    aggregates show --source lake` merges them exactly)."""
     import duckdb
 
     from pipeline.lake.query import EmptyLake, run_query
