@@ -35,6 +35,7 @@ from pipeline.lake.policy import LakePolicyConfig
 from pipeline.lake.store import StorageClass
 from pipeline.notify.config import NotifierConfig
 from pipeline.rules.config import AlerterConfig
+from pipeline.shapes_config import ShapesConfig
 
 ENV_PREFIX = "TRAILPIPE_"
 ENV_NESTING = "__"
@@ -218,6 +219,9 @@ class GeneratorConfig(_Strict):
                                  "sg-open-world", "console-brute-force"],
         description="attack scenarios injected into normal traffic")
     scenario_every: int = Field(default=5_000, ge=100)
+    shapes: ShapesConfig = Field(default_factory=ShapesConfig, description="traffic shapes "
+                                 "over event time (rate and error spikes, a silent account, "
+                                 "late delivery)")
 
 
 class LogConfig(_Strict):

@@ -144,17 +144,22 @@ def generator(
     regions: Annotated[int | None, typer.Option(help="Regions per account.")] = None,
     scenario: Annotated[list[str] | None, typer.Option(
         help="Attack scenario to inject (repeatable; default: all). 'none' for none.")] = None,
+    shape: Annotated[list[str] | None, typer.Option(
+        help="Traffic shape over event time (repeatable): api-rate-spike, error-rate-spike, "
+             "account-silent, late-delivery; parameters in [generator.shapes].")] = None,
 ) -> None:
     """Realistic synthetic CloudTrail traffic across accounts x regions, with injectable attack
     scenarios (logging tampering, root login without MFA, AccessDenied bursts, IAM privilege
     escalation, public bucket policy, KMS key deletion, security group open to the world).
     Runs until --count, --duration or Ctrl-C."""
+    from producers.generator.shapes import build_shapes
     from producers.generator.source import make_generator, run_generator
 
     scenarios = [] if scenario == ["none"] else scenario
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "generator.rate_per_s": rate,
                                   "generator.seed": seed, "generator.accounts": accounts,
-                                  "generator.regions": regions, "generator.scenarios": scenarios})
+                                  "generator.regions": regions, "generator.scenarios": scenarios,
+                                  "generator.shapes.enabled": shape})
     try:
         gen = make_generator(cfg.generator, time.time_ns() // 1_000_000)
     except ValueError as exc:
@@ -165,7 +170,8 @@ def generator(
     started_s = time.monotonic()
     try:
         run_generator(publisher, gen, rate_per_s=cfg.generator.rate_per_s, count=count,
-                      duration_s=duration_s, stop=stop)
+                      duration_s=duration_s, stop=stop,
+                      shapes=build_shapes(cfg.generator.shapes, gen))
     except KeyboardInterrupt:
         pass
     except ValueError as exc:  # e.g. --count too small for the requested scenarios

@@ -97,6 +97,7 @@ def run(
 def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
     """Run the generator in a background thread; on exit stop it, flush, print the summary."""
     from pipeline.cli.produce import finish, make_publisher
+    from producers.generator.shapes import build_shapes
     from producers.generator.source import make_generator, run_generator
 
     publisher = make_publisher(cfg, bootstrap, "generator")
@@ -104,7 +105,8 @@ def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
     stop = threading.Event()
     worker = threading.Thread(target=run_generator, name="generator", daemon=True,
                               args=(publisher, gen),
-                              kwargs={"rate_per_s": cfg.generator.rate_per_s, "stop": stop})
+                              kwargs={"rate_per_s": cfg.generator.rate_per_s, "stop": stop,
+                                      "shapes": build_shapes(cfg.generator.shapes, gen)})
     started_s = time.monotonic()
     worker.start()
     try:

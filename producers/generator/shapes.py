@@ -30,9 +30,7 @@ from typing import Any, ClassVar, Protocol
 
 from pipeline.events.mapping import parse_event_time
 from pipeline.events.partition import event_key, make_key
-from producers.generator.engine import Generator
-from producers.generator.shape_calls import Record, Truth, account_at, make_caller, person, workload
-from producers.generator.shapes_config import (
+from pipeline.shapes_config import (
     BEYOND_MARGIN_MS,
     MINUTE_MS,
     AccountSilentConfig,
@@ -41,6 +39,8 @@ from producers.generator.shapes_config import (
     LateDeliveryConfig,
     ShapesConfig,
 )
+from producers.generator.engine import Generator
+from producers.generator.shape_calls import Record, Truth, account_at, make_caller, person, workload
 
 __all__ = ["SHAPES", "AccountSilent", "ApiRateSpike", "ErrorRateSpike", "LateDelivery", "Shape",
            "Truth", "build_shapes", "event_ms", "shaped_records"]

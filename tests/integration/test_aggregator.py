@@ -23,9 +23,9 @@ from alert_kit import START_MS, produce_events
 from pipeline.aggregates.merge import rollup
 from pipeline.aggregates.source import lake_rows
 from pipeline.aggregates.table import to_table
+from pipeline.shapes_config import LateDeliveryConfig
 from producers.generator.engine import Generator
 from producers.generator.shapes import LateDelivery, shaped_records
-from producers.generator.shapes_config import LateDeliveryConfig
 
 pytestmark = pytest.mark.integration
 

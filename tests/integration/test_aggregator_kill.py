@@ -21,9 +21,9 @@ from alert_kit import START_MS, produce_events
 from kit import assert_fully_committed, wait_for_work
 
 from pipeline.aggregates.source import lake_rows
+from pipeline.shapes_config import LateDeliveryConfig
 from producers.generator.engine import Generator
 from producers.generator.shapes import LateDelivery, shaped_records
-from producers.generator.shapes_config import LateDeliveryConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

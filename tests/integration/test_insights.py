@@ -17,9 +17,9 @@ from kit import read_all
 from pipeline.events.mapping import from_avro
 from pipeline.events.wire import decode
 from pipeline.insights.event import validate_insight
+from pipeline.shapes_config import ApiRateSpikeConfig, ErrorRateSpikeConfig
 from producers.generator.engine import Generator
 from producers.generator.shapes import ApiRateSpike, ErrorRateSpike, shaped_records
-from producers.generator.shapes_config import ApiRateSpikeConfig, ErrorRateSpikeConfig
 
 pytestmark = pytest.mark.integration
 

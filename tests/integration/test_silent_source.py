@@ -19,9 +19,9 @@ from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
 from pipeline.events.wire import encode
 from pipeline.health.record import decode_health
+from pipeline.shapes_config import AccountSilentConfig
 from producers.generator.engine import Generator
 from producers.generator.shapes import AccountSilent, event_ms, shaped_records
-from producers.generator.shapes_config import AccountSilentConfig
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,14 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.events.partition import event_key, make_key
+from pipeline.shapes_config import (
+    MINUTE_MS,
+    AccountSilentConfig,
+    ApiRateSpikeConfig,
+    ErrorRateSpikeConfig,
+    LateDeliveryConfig,
+    ShapesConfig,
+)
 from producers.generator.engine import Generator
 from producers.generator.scenarios import scenario_of
 from producers.generator.shapes import (
@@ -24,14 +32,6 @@ from producers.generator.shapes import (
     build_shapes,
     event_ms,
     shaped_records,
-)
-from producers.generator.shapes_config import (
-    MINUTE_MS,
-    AccountSilentConfig,
-    ApiRateSpikeConfig,
-    ErrorRateSpikeConfig,
-    LateDeliveryConfig,
-    ShapesConfig,
 )
 
 START_MS = 1_717_200_123_456  # not minute-aligned on purpose
