@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from pipeline.model import KafkaRecord, Unavailable
@@ -22,6 +23,18 @@ RESTORE_TIMEOUT_S = 60.0
 
 def state_record(topic: str, partition: int, key: str, value: bytes | None) -> KafkaRecord:
     return KafkaRecord(topic, value, key.encode(), partition=partition)
+
+
+def load_versioned(value: bytes, version: int, error: type[Exception], what: str) -> list[Any]:
+    """A state value written as a JSON list whose first item is its format ``version``;
+    ``error`` (naming ``what``) when it is not valid JSON or of another version."""
+    try:
+        fields = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"corrupt {what}: {exc}") from exc
+    if not isinstance(fields, list) or not fields or fields[0] != version:
+        raise error(f"{what} of an unknown version: {value[:20]!r}")
+    return fields
 
 
 def read_partition(base_conf: dict[str, Any], topic: str, partition: int, *, group: str,

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.changelog import load_versioned
 from pipeline.insights.baseline import Bucket, Snapshot
 from pipeline.insights.detector import OpenInsight
 from pipeline.insights.event import InsightKey
@@ -53,13 +54,7 @@ def parse_key(text: str) -> tuple[str, InsightKey, int]:
 
 
 def _load(value: bytes) -> list[Any]:
-    try:
-        fields = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise InsightStateError(f"corrupt insights state entry: {exc}") from exc
-    if not isinstance(fields, list) or not fields or fields[0] != VERSION:
-        raise InsightStateError(f"insights state entry of an unknown version: {value[:20]!r}")
-    return fields
+    return load_versioned(value, VERSION, InsightStateError, "insights state entry")
 
 
 def encode_meta(first_ms: int, opened: list[OpenInsight | None]) -> bytes:

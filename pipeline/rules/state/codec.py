@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.changelog import load_versioned
 from pipeline.rules.state.correlate import Group, Item
 from pipeline.rules.state.windows import Window, WindowId
 
@@ -58,13 +59,7 @@ def parse_key(text: str) -> StateId | None:
 
 
 def _load(value: bytes) -> list[Any]:
-    try:
-        fields = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise StateDecodeError(f"corrupt state entry: {exc}") from exc
-    if not isinstance(fields, list) or not fields or fields[0] != VERSION:
-        raise StateDecodeError(f"state entry of an unknown version: {value[:20]!r}")
-    return fields
+    return load_versioned(value, VERSION, StateDecodeError, "state entry")
 
 
 def encode_meta(watermark_ms: int) -> bytes:
