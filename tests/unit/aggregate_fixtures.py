@@ -1,11 +1,12 @@
 """Helpers for the aggregator's unit tests: aggregation-column tables built by hand, decoded
-event batches from hand-written CloudTrail records, a fake Insights engine, and a per-record
-reference model of the window semantics (re-stated from ``pipeline.aggregates.windows``, not
+event batches from hand-written CloudTrail records, a fake Insights engine, seeded
+out-of-order streams, and a per-record reference model of the window semantics (re-stated from ``pipeline.aggregates.windows``, not
 imported) that batch results must equal.
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,14 +20,17 @@ from pipeline.aggregates.partition import PartitionState
 from pipeline.batches import COORDINATE_SCHEMA, with_coordinates
 from pipeline.config import Config
 from pipeline.daemon import events_decoder
-from pipeline.events.mapping import IngestMeta, to_avro
+from pipeline.events.mapping import IngestMeta, parse_event_time, to_avro
 from pipeline.events.wire import encode
+from producers.generator.engine import Generator
 
 NOW_MS = 1_800_000_000_000
 """The fixed processing clock."""
 ACCOUNT = "111111111111"
 REGION = "us-east-1"
 ALICE = "arn:aws:iam::111111111111:user/alice"
+BOB = "arn:aws:iam::111111111111:user/bob"
+T0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000  # an hour boundary
 SIZES_MS = {"1m": 60_000, "1h": 3_600_000}
 DIMS = ("account", "region", "event_source", "event_name", "outcome", "identity_type")
 
@@ -222,3 +226,63 @@ def run(st: PartitionState, batches: Iterable[Sequence[dict[str, Any]]]
     """Every aggregate datum ``st`` emits for ``batches`` of rows, in order."""
     for batch in batches:
         yield from st.add(table(batch)).aggregates
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+def stream(seed: int, n: int = 300) -> list[dict[str, Any]]:
+    """Rows over ~2.5 hours, mostly in order, some late within a 90 s grace, some far beyond."""
+    rng = random.Random(seed)
+    rows, clock_ms = [], 0
+    for offset in range(n):
+        clock_ms += rng.randint(0, 60_000)
+        delay_ms = rng.choice([0, 0, 0, 0, rng.randint(1, 90_000), rng.randint(90_000, 400_000),
+                               rng.randint(0, 7_200_000) if rng.random() < 0.2 else 0])
+        rows.append(row(offset, T0 + max(clock_ms - delay_ms, 0),
+                        event_name=rng.choice(["CreateUser", "DeleteUser"]),
+                        outcome=rng.choice(["OK", "OK", "AccessDenied"]),
+                        principal=rng.choice([ALICE, BOB, None]),
+                        source_ip=rng.choice(["192.0.2.1", "192.0.2.2", None]),
+                        write_management=rng.random() < 0.7))
+    return rows
+
+
+def chunks(rows: list[dict[str, Any]], seed: int) -> list[list[dict[str, Any]]]:
+    rng, out, i = random.Random(seed), [], 0
+    while i < len(rows):
+        size = rng.randint(1, 40)
+        out.append(rows[i:i + size])
+        i += size
+    return out
+
+
+def first_of(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def expected_columns(r: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The documented definitions of pipeline.aggregates.columns, one record at a time."""
+    ui = r.get("userIdentity") or {}
+    return {"partition": 3, "offset": offset,
+            "time_ms": first_of(parse_event_time(r)[0], NOW_MS),
+            "account": first_of(r.get("recipientAccountId"), ui.get("accountId"), ""),
+            "region": first_of(r.get("awsRegion"), ""),
+            "event_source": first_of(r.get("eventSource"), ""),
+            "event_name": first_of(r.get("eventName"), ""),
+            "outcome": first_of(r.get("errorCode"), "OK"),
+            "identity_type": first_of(ui.get("type"), ""),
+            "principal": first_of(ui.get("arn"), ui.get("invokedBy"), ui.get("principalId")),
+            "source_ip": r.get("sourceIPAddress"), "user_agent": r.get("userAgent"),
+            "write_management": r.get("readOnly") is False and (
+                r.get("managementEvent") is True or r.get("eventCategory") == "Management")}
+
+
+def generated(n: int = 300) -> list[dict[str, Any]]:
+    """Generator traffic over ~50 minutes, every 7th record delivered 40 records late."""
+    records = list(Generator(5, 3, 2, start_ms=T0 + 1_234, events_per_second=0.1)
+                   .records(n))
+    delayed = [i for i in range(n) if i % 7 == 3]
+    order = [i for i in range(n) if i % 7 != 3]
+    for i in delayed:
+        order.insert(min(order.index(i - 1) + 40, len(order)) if i else 0, i)
+    return [records[i] for i in order]

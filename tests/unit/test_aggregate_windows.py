@@ -3,7 +3,6 @@ fed aggregation-column tables built by hand, checked against a per-record refere
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from typing import Any
 
@@ -11,17 +10,22 @@ import pytest
 from aggregate_fixtures import (
     ACCOUNT,
     ALICE,
-    NOW_MS,
+    BOB,
     REGION,
+    T0,
     FakeInsights,
+    chunks,
     compacted,
     decoded,
     emitted,
+    expected_columns,
+    generated,
     reference,
     restored,
     row,
     run,
     state,
+    stream,
     table,
 )
 
@@ -29,38 +33,8 @@ from pipeline.aggregates import windows
 from pipeline.aggregates.cells import aggregate_key
 from pipeline.aggregates.columns import aggregation_columns
 from pipeline.aggregates.partition import PartitionState
-from pipeline.events.mapping import parse_event_time
-from producers.generator.engine import Generator
 
-BOB = "arn:aws:iam::111111111111:user/bob"
-T0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000  # an hour boundary
 IAM_KEY = (ACCOUNT, REGION, "iam.amazonaws.com", "CreateUser")
-
-
-def stream(seed: int, n: int = 300) -> list[dict[str, Any]]:
-    """Rows over ~2.5 hours, mostly in order, some late within a 90 s grace, some far beyond."""
-    rng = random.Random(seed)
-    rows, clock_ms = [], 0
-    for offset in range(n):
-        clock_ms += rng.randint(0, 60_000)
-        delay_ms = rng.choice([0, 0, 0, 0, rng.randint(1, 90_000), rng.randint(90_000, 400_000),
-                               rng.randint(0, 7_200_000) if rng.random() < 0.2 else 0])
-        rows.append(row(offset, T0 + max(clock_ms - delay_ms, 0),
-                        event_name=rng.choice(["CreateUser", "DeleteUser"]),
-                        outcome=rng.choice(["OK", "OK", "AccessDenied"]),
-                        principal=rng.choice([ALICE, BOB, None]),
-                        source_ip=rng.choice(["192.0.2.1", "192.0.2.2", None]),
-                        write_management=rng.random() < 0.7))
-    return rows
-
-
-def chunks(rows: list[dict[str, Any]], seed: int) -> list[list[dict[str, Any]]]:
-    rng, out, i = random.Random(seed), [], 0
-    while i < len(rows):
-        size = rng.randint(1, 40)
-        out.append(rows[i:i + size])
-        i += size
-    return out
 
 
 def bases_1m(datums: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,38 +143,6 @@ def test_any_batching_equals_the_per_record_reference(seed: int) -> None:
         assert got.corrections == expected.corrections
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
-
-
-def _expected_columns(r: dict[str, Any], offset: int) -> dict[str, Any]:
-    """The documented definitions of pipeline.aggregates.columns, one record at a time."""
-    ui = r.get("userIdentity") or {}
-    return {"partition": 3, "offset": offset,
-            "time_ms": _first(parse_event_time(r)[0], NOW_MS),
-            "account": _first(r.get("recipientAccountId"), ui.get("accountId"), ""),
-            "region": _first(r.get("awsRegion"), ""),
-            "event_source": _first(r.get("eventSource"), ""),
-            "event_name": _first(r.get("eventName"), ""),
-            "outcome": _first(r.get("errorCode"), "OK"),
-            "identity_type": _first(ui.get("type"), ""),
-            "principal": _first(ui.get("arn"), ui.get("invokedBy"), ui.get("principalId")),
-            "source_ip": r.get("sourceIPAddress"), "user_agent": r.get("userAgent"),
-            "write_management": r.get("readOnly") is False and (
-                r.get("managementEvent") is True or r.get("eventCategory") == "Management")}
-
-
-def generated(n: int = 300) -> list[dict[str, Any]]:
-    """Generator traffic over ~50 minutes, every 7th record delivered 40 records late."""
-    records = list(Generator(5, 3, 2, start_ms=T0 + 1_234, events_per_second=0.1)
-                   .records(n))
-    delayed = [i for i in range(n) if i % 7 == 3]
-    order = [i for i in range(n) if i % 7 != 3]
-    for i in delayed:
-        order.insert(min(order.index(i - 1) + 40, len(order)) if i else 0, i)
-    return [records[i] for i in order]
-
-
 def test_aggregation_columns_follow_the_documented_definitions() -> None:
     records = generated(120)
     odd = [{k: v for k, v in records[0].items() if k not in ("recipientAccountId", "eventTime")},
@@ -211,7 +153,7 @@ def test_aggregation_columns_follow_the_documented_definitions() -> None:
            {k: v for k, v in records[3].items() if k not in ("sourceIPAddress", "errorCode")}]
     records += odd
     got = aggregation_columns(decoded(records, 3, 100)).to_pylist()
-    assert got == [_expected_columns(r, 100 + i) for i, r in enumerate(records)]
+    assert got == [expected_columns(r, 100 + i) for i, r in enumerate(records)]
     assert {r["write_management"] for r in got} == {True, False}
 
 

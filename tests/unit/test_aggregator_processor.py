@@ -13,6 +13,7 @@ from aggregate_fixtures import (
     ACCOUNT,
     NOW_MS,
     REGION,
+    T0,
     FakeInsights,
     compacted,
     concat,
@@ -32,7 +33,6 @@ from pipeline.model import KafkaRecord, Unavailable
 
 TOPICS = Topics(events="events", aggregates="aggs", insights="ins", health="health",
                 state="state")
-T0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
 OTHER = "222222222222"
 SILENT_AFTER_MS = 60_000
 Log = list[tuple[str, bytes | None]]
