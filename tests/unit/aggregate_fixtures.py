@@ -1,7 +1,7 @@
 """Helpers for the aggregator's unit tests: aggregation-column tables built by hand, decoded
-event batches from hand-written CloudTrail records, a fake Insights engine, seeded
-out-of-order streams, and a per-record reference model of the window semantics (re-stated from ``pipeline.aggregates.windows``, not
-imported) that batch results must equal.
+event batches from hand-written CloudTrail records, a fake Insights engine, seeded out-of-order
+streams, and a per-record reference model of the window semantics (re-stated from
+``pipeline.aggregates.windows``, not imported) that batch results must equal.
 """
 
 from __future__ import annotations
