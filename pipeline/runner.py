@@ -21,7 +21,9 @@ a processor the decoded events (per record) or the table (batch) go straight to 
 
 A processor may also have ``before_commit() -> Iterable[output]``: outputs due once per commit
 cycle rather than per batch (a state changelog); they are routed first, so they are part of the
-cycle's flush and transaction.
+cycle's flush and transaction. And ``assigned(partitions)``: told the partitions this member
+owns after every assignment, revocation, loss and rewind (state that must be watched even
+while its partitions send nothing, e.g. silent sources).
 """
 
 from __future__ import annotations
@@ -279,7 +281,13 @@ class Runner:
         if pause and self._assigned:
             self._consumer.pause([TopicPartition(t, p) for t, p in self._assigned])
             self._paused_until_s = time.monotonic() + self._cfg.backpressure_pause_ms / 1000
+        self._tell_assigned()
         log.warning("rewound", reason=reason, partitions=len(self._assigned), paused=pause)
+
+    def _tell_assigned(self) -> None:
+        assigned = getattr(self._processor, "assigned", None)
+        if assigned is not None:
+            assigned(frozenset(self._assigned))
 
     def _maybe_resume(self) -> None:
         if self._paused_until_s is None or time.monotonic() < self._paused_until_s:
@@ -297,6 +305,7 @@ class Runner:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self._tell_assigned()
         # A backpressure pause stays in force across a rebalance (librdkafka keeps paused
         # partitions paused); _maybe_resume resumes every assigned partition when it ends.
         self._last_activity_s = time.monotonic()
@@ -320,3 +329,4 @@ class Runner:
         self._drop(tps)
         self._ledger.forget(tps)
         self._assigned -= tps
+        self._tell_assigned()

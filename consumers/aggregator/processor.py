@@ -93,6 +93,7 @@ class AggregatorProcessor:
         self._sources: dict[int, SilentSources] = {}
         self._ingest_id = f"{socket.gethostname()}-{os.getpid()}"
         self._recent: dict[int, Counter[str]] = {}  # calls per eventName per closed minute
+        self._owned: set[int] = set()
         self.counters = {"events": 0, "windows": 0, "corrections": 0, "late_events": 0,
                          "insights": 0, "health": 0, "restored_records": 0}
 
@@ -188,8 +189,19 @@ class AggregatorProcessor:
             for key, value in changes:
                 yield state_record(self._topics.state, partition, key, value)
 
+    def assigned(self, partitions: Collection[TopicPartitionKey]) -> None:
+        """The events partitions this member owns (the Runner tells it after every change)."""
+        self._owned = {p for t, p in partitions if t == self._topics.events}
+
     def tick(self, now_ms: int) -> Iterable[Any]:
-        """Silent-source checks and the health monitor's records (lag, dead letters)."""
+        """Silent-source checks and the health monitor's records (lag, dead letters). An owned
+        partition whose state is not loaded (after a start or a rewind, while it sends
+        nothing) is restored here, so its silent sources are still watched."""
+        for partition in sorted(self._owned - self._states.keys()):
+            try:
+                self._state(partition)
+            except Unavailable as exc:  # the changelog cannot be read now: next tick
+                log.warning("aggregator_restore_failed", partition=partition, error=str(exc))
         out = [self._health(d) for sources in self._sources.values()
                for d in sources.check(now_ms)]
         return out + self._drain_health()

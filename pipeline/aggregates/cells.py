@@ -62,6 +62,8 @@ def aggregate_datum(row: dict[str, Any], *, size: str, size_ms: int, partition: 
     principals, n_principals, p_ok = _listed(row["principal_values"], row["principal_counts"],
                                              max_values)
     ips, n_ips, i_ok = _listed(row["source_ip_values"], row["source_ip_counts"], max_values)
+    if not (p_ok and i_ok):  # the schema: both lists empty when either is incomplete
+        principals, ips = [], []
     return {
         "window_size": size, "window_start_ms": row["start"],
         "window_end_ms": row["start"] + size_ms,
@@ -74,12 +76,13 @@ def aggregate_datum(row: dict[str, Any], *, size: str, size_ms: int, partition: 
 
 
 def aggregate_key(datum: dict[str, Any]) -> str:
-    """The Kafka key of a datum (see ``schemas/Aggregate.v1.avsc``)."""
+    """The Kafka key of a datum (see ``schemas/Aggregate.v1.avsc``). ``%`` and ``|`` inside a
+    part are percent-encoded, so no two records' keys collide whatever their values."""
     parts = [datum["window_size"], str(datum["window_start_ms"]),
              *(datum[d] for d in DIMENSIONS)]
     if datum["correction"]:
         parts += ["correction", f"{datum['partition']}:{datum['trigger_offset']}"]
-    return "|".join(parts)
+    return "|".join(p.replace("%", "%25").replace("|", "%7C") for p in parts)
 
 
 def minute_stats(table: pa.Table) -> dict[int, dict[tuple[str, str, str, str], dict[str, Any]]]:

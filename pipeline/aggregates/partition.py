@@ -80,6 +80,10 @@ class PartitionState:
     def add(self, rows: pa.Table) -> Closed:
         times = rows.column("time_ms").combine_chunks()
         marks_arr = watermarks_of(times, self.max_time_ms, self.grace_ms)
+        marks: list[int] = marks_arr.to_pylist()
+        # The batch's watermark first: every record it emits (corrections too) carries it.
+        self.max_time_ms = marks[-1] + self.grace_ms
+        self._meta_dirty = True
         out = Closed()
         for size, size_ms in WINDOW_SIZES_MS.items():
             starts = window_starts(times, size_ms)
@@ -92,9 +96,6 @@ class PartitionState:
                                                     rows.column("write_management")))
                 self.minutes.add(on_time)
             out.aggregates += self._corrections(size, with_start.filter(late))
-        marks: list[int] = marks_arr.to_pylist()
-        self.max_time_ms = marks[-1] + self.grace_ms
-        self._meta_dirty = True
         offsets: list[int] = rows.column("offset").to_pylist()
         for size in WINDOW_SIZES_MS:
             out.aggregates += self._close(size, marks, offsets)

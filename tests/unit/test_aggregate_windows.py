@@ -109,9 +109,6 @@ def test_corrections_are_grouped_per_batch_keyed_by_their_first_late_offset() ->
         [("0:2", 1), ("0:3", 1)]
 
 
-@pytest.mark.xfail(strict=True, reason="aggregate_key joins the dimensions with '|' without "
-                   "escaping: a dimension holding '|' (HTTP collector input) can take another "
-                   "record's key on the compacted topic, even a correction's")
 def test_different_dimensions_never_share_a_kafka_key() -> None:
     st = state()
     forged = row(1, T0 + 1, identity_type="IAMUser|correction|0:3")
@@ -120,8 +117,6 @@ def test_different_dimensions_never_share_a_kafka_key() -> None:
     assert aggregate_key(correction) not in {aggregate_key(d) for d in bases}
 
 
-@pytest.mark.xfail(strict=True, reason="a correction's watermark_ms is the watermark before "
-                   "its batch (0 in a state's first batch), not the one it was emitted at")
 def test_a_correction_carries_a_watermark_at_or_past_its_window_end() -> None:
     out = list(run(state(), [[row(0, T0), row(1, T0 + 120_000), row(2, T0 + 5_000)]]))
     [correction] = [d for d in out if d["correction"]]
@@ -239,9 +234,6 @@ def test_over_max_values_the_lists_are_empty_and_the_distinct_counts_exact() -> 
     assert (d["principals"], d["source_ips"]) == ([], [])
 
 
-@pytest.mark.xfail(strict=True, reason="Aggregate.v1.avsc: source_ips is 'empty when "
-                   "values_complete is false', but a list that fits is kept when the other "
-                   "one overflows")
 def test_when_one_list_overflows_both_are_left_empty_as_the_schema_says() -> None:
     d = _capped(2)  # 3 principals overflow, 2 source IPs fit
     assert not d["values_complete"]
