@@ -62,6 +62,7 @@ def test_late_within_grace_every_window_and_rollup_equals_the_recount(
     got, writes = merged(emitted)
     truth = closed_windows(recount(records), records, GRACE_MS, 3)
     assert summary["corrections"] == 0 and summary["late_events"] == 0
+    print(f"within grace: {len(records)} events, {len(truth)} windows equal the recount")
     assert set(got) == set(truth)
     assert [k for k in truth if got[k] != truth[k]] == []
     assert max(writes.values()) == 1  # no window emitted twice
@@ -86,6 +87,9 @@ def test_beyond_grace_events_become_corrections_and_totals_still_match(
         summary["late_events"]
     got, writes = merged(emitted)
     truth = closed_windows(recount(records), records, GRACE_MS, 3)
+    print(f"beyond grace: {len(records)} events, {beyond} held beyond grace, "
+          f"{summary['late_events']} late, {len(corrections)} corrections, "
+          f"{len(truth)} windows equal the recount")
     assert set(got) == set(truth)
     assert [k for k in truth if got[k] != truth[k]] == []
     assert max(writes.values()) == 1
