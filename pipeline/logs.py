@@ -19,6 +19,17 @@ KAFKA_LOGGER = "trailpipe.librdkafka"
 same structured format instead of raw ``%4|...`` lines on stderr."""
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at each write: a CLI runner or a test may swap
+    (and close) the stream after logging was configured."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(config: LogConfig) -> None:
     """Configure structlog (and the stdlib loggers of libraries) for the whole process;
     safe to call more than once."""
@@ -38,7 +49,7 @@ def configure_logging(config: LogConfig) -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 
@@ -50,7 +61,7 @@ def get_logger(name: str) -> Any:
 
 
 def _route_stdlib(shared: list[Any], renderer: Any, level: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name]))
