@@ -39,14 +39,15 @@ def test_the_default_names_are_the_documented_topics() -> None:
     assert topics.names() == DOCUMENTED_TOPICS
     assert DOCUMENTED_TOPICS[4:] == ("audit.alerts.v1", "audit.aggregates.v1",
                                      "audit.insights.v1", "audit.alerter.hits.v1",
-                                     "audit.alerter.state.v1")
+                                     "audit.alerter.state.v1", "audit.aggregator.state.v1")
 
 
-def test_the_alerter_state_changelog_is_compacted_and_kept() -> None:
+def test_state_changelogs_and_aggregates_are_compacted_and_kept() -> None:
     specs = {s.name: s for s in topic_specs(load_config(env={}).topics)}
-    assert specs["audit.alerter.state.v1"].configs == {"retention.ms": "-1",
-                                                      "cleanup.policy": "compact"}
+    for name in ("audit.alerter.state.v1", "audit.aggregator.state.v1", "audit.aggregates.v1"):
+        assert specs[name].configs == {"retention.ms": "-1", "cleanup.policy": "compact"}
     assert specs["audit.alerter.hits.v1"].configs["cleanup.policy"] == "delete"
+    assert specs["audit.insights.v1"].configs["cleanup.policy"] == "delete"
 
 
 def test_a_renamed_topic_is_created_under_its_new_name_with_its_override() -> None:
