@@ -32,7 +32,7 @@ from consumers.aggregator.silence import PREFIX as SOURCE_PREFIX
 from consumers.aggregator.silence import SilentSources
 from pipeline.aggregates.cells import aggregate_key
 from pipeline.aggregates.columns import aggregation_columns
-from pipeline.aggregates.partition import Insights, PartitionState
+from pipeline.aggregates.partition import MINUTE_MS, Insights, PartitionState
 from pipeline.aggregates.table import AGGREGATE
 from pipeline.changelog import state_record
 from pipeline.events.mapping import IngestMeta, to_avro
@@ -46,8 +46,8 @@ from pipeline.model import KafkaRecord, TopicPartitionKey, Unavailable
 log = get_logger("consumers.aggregator")
 
 Restore = Callable[[int], Iterable[tuple[str, bytes | None]]]
-MINUTE_MS = 60_000
 RECENT_MINUTES = 10
+"""Closed minutes whose top API calls are kept for :meth:`AggregatorProcessor.top_calls`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +61,17 @@ class Topics:
 
 @dataclass(frozen=True, slots=True)
 class AggregateRow:
-    """One emitted aggregate, for the lake sink."""
+    """One emitted aggregate (its ``Aggregate`` datum), for the lake sink."""
 
-    partition: int
-    trigger_offset: int
     datum: dict[str, Any]
+
+    @property
+    def partition(self) -> int:
+        return int(self.datum["partition"])
+
+    @property
+    def trigger_offset(self) -> int:
+        return int(self.datum["trigger_offset"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +134,22 @@ class AggregatorProcessor:
 
     def _aggregate(self, datum: dict[str, Any]) -> Iterator[Any]:
         self.counters["corrections" if datum["correction"] else "windows"] += 1
-        if datum["window_size"] == "1m" and not datum["correction"]:
-            self._recent.setdefault(datum["window_start_ms"], Counter())[
-                datum["event_name"]] += datum["count"]
-        if datum["correction"] and datum["window_size"] == "1m":
+        if datum["window_size"] == "1m" and datum["correction"]:
             self.counters["late_events"] += datum["count"]  # each late event is in one
+        elif datum["window_size"] == "1m":
+            self._count_recent(datum["window_start_ms"], datum["event_name"], datum["count"])
         yield KafkaRecord(self._topics.aggregates, encode_record(AGGREGATE, datum),
                           aggregate_key(datum).encode())
         if self._settings.lake:
-            yield AggregateRow(datum["partition"], datum["trigger_offset"], datum)
+            yield AggregateRow(datum)
+
+    def _count_recent(self, minute_ms: int, event_name: str, count: int) -> None:
+        """Calls per eventName of the last :data:`RECENT_MINUTES` minutes (bounded)."""
+        if minute_ms not in self._recent:
+            self._recent[minute_ms] = Counter()
+            for old in sorted(self._recent)[:-RECENT_MINUTES]:
+                del self._recent[old]
+        self._recent[minute_ms][event_name] += count
 
     def _insight(self, event: dict[str, Any], now_ms: int) -> KafkaRecord:
         self.counters["insights"] += 1
@@ -214,8 +227,6 @@ class AggregatorProcessor:
         if not known or len(known) < len(marks):
             return None, []
         complete = [m for m in self._recent if m + MINUTE_MS <= min(known)]
-        for old in sorted(self._recent)[:-RECENT_MINUTES]:
-            del self._recent[old]
         if not complete:
             return None, []
         minute = max(complete)

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from consumers.aggregator.processor import AggregateRow
-from pipeline.aggregates.table import object_key, to_table
+from pipeline.aggregates.table import lake_date, object_key, to_table
 from pipeline.lake.store import ObjectStore
 from pipeline.logs import get_logger
 from pipeline.model import Event, SinkBase
@@ -47,8 +47,7 @@ class AggregatesSink(SinkBase):
         groups: dict[tuple[str, str, int], list[AggregateRow]] = defaultdict(list)
         for row in self._rows:
             d = row.datum
-            day = object_key(d["window_size"], d["window_start_ms"], row.partition, 0)
-            groups[(d["window_size"], day.rsplit("/", 1)[0], row.partition)].append(row)
+            groups[(d["window_size"], lake_date(d["window_start_ms"]), row.partition)].append(row)
         for (size, _, partition), rows in sorted(groups.items()):
             first = min(r.trigger_offset for r in rows)
             key = object_key(size, rows[0].datum["window_start_ms"], partition, first)

@@ -23,9 +23,9 @@ from pipeline.aggregates.cells import (
     cell_rows,
     minute_stats,
 )
+from pipeline.aggregates.table import WINDOW_MS
 from pipeline.aggregates.windows import (
     KEY_COLUMNS,
-    WINDOW_SIZES_MS,
     OpenWindows,
     trigger_offsets,
     watermarks_of,
@@ -64,7 +64,7 @@ class PartitionState:
                  clock: Callable[[], int]) -> None:
         self.partition, self.grace_ms, self.max_values = partition, grace_ms, max_values
         self.windows = {size: OpenWindows(size, ms, VALUE_GROUP)
-                        for size, ms in WINDOW_SIZES_MS.items()}
+                        for size, ms in WINDOW_MS.items()}
         self.minutes = OpenWindows("insights", MINUTE_MS, INSIGHT_GROUP)
         self.insights, self._stats_of, self._clock = insights, stats_of, clock
         self.max_time_ms: int | None = None
@@ -85,7 +85,7 @@ class PartitionState:
         self.max_time_ms = marks[-1] + self.grace_ms
         self._meta_dirty = True
         out = Closed()
-        for size, size_ms in WINDOW_SIZES_MS.items():
+        for size, size_ms in WINDOW_MS.items():
             starts = window_starts(times, size_ms)
             late = pc.less_equal(pc.add(starts, size_ms), marks_arr)
             with_start = rows.append_column("start", starts)
@@ -97,7 +97,7 @@ class PartitionState:
                 self.minutes.add(on_time)
             out.aggregates += self._corrections(size, with_start.filter(late))
         offsets: list[int] = rows.column("offset").to_pylist()
-        for size in WINDOW_SIZES_MS:
+        for size in WINDOW_MS:
             out.aggregates += self._close(size, marks, offsets)
         out.insights += self._close_minutes(marks[-1])
         return out
@@ -115,14 +115,14 @@ class PartitionState:
         closed = self.windows[size].close(marks[-1])
         if closed is None:
             return []
-        size_ms = WINDOW_SIZES_MS[size]
+        size_ms = WINDOW_MS[size]
         rows = sorted(cell_rows(closed), key=lambda r: r["start"])
         triggers = trigger_offsets(sorted({r["start"] + size_ms for r in rows}), marks, offsets)
         return [self._datum(r, size, triggers[r["start"] + size_ms], False) for r in rows]
 
     def _datum(self, row: dict[str, Any], size: str, trigger: int, correction: bool
                ) -> dict[str, Any]:
-        return aggregate_datum(row, size=size, size_ms=WINDOW_SIZES_MS[size],
+        return aggregate_datum(row, size=size, size_ms=WINDOW_MS[size],
                                partition=self.partition, trigger_offset=trigger,
                                correction=correction, watermark_ms=self.watermark_ms or 0,
                                emitted_ms=self._clock(), max_values=self.max_values)

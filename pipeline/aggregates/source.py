@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +19,7 @@ import pyarrow.dataset as ds
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as TP
 
-from pipeline.aggregates.table import AGGREGATE, ARROW_SCHEMA, WINDOW_MS, to_table
+from pipeline.aggregates.table import AGGREGATE, ARROW_SCHEMA, WINDOW_MS, lake_date, to_table
 from pipeline.events.records import RecordDecodeError, decode_record
 from pipeline.kafka import consumer_config
 from pipeline.lake.query import EmptyLake, aggregates_dataset
@@ -103,10 +102,6 @@ def topic_rows(base_conf: Mapping[str, Any], topic: str,
     return to_table(datums)
 
 
-def _day(ms: int) -> str:
-    return f"{datetime.fromtimestamp(ms / 1000, tz=UTC):%Y-%m-%d}"
-
-
 def lake_rows(url: str, s3_endpoint: str | None, *, window_size: str,
               start_ms: int | None = None, end_ms: int | None = None) -> pa.Table:
     """The lake's ``Aggregate`` rows of ``window_size`` windows overlapping
@@ -119,9 +114,9 @@ def lake_rows(url: str, s3_endpoint: str | None, *, window_size: str,
     where = ds.field("window_size") == window_size
     if start_ms is not None:
         # Partition pruning: a window that overlaps start_ms began at most one window earlier.
-        where &= ds.field("date") >= _day(start_ms - WINDOW_MS.get(window_size, 0))
+        where &= ds.field("date") >= lake_date(start_ms - WINDOW_MS.get(window_size, 0))
         where &= ds.field("window_end_ms") > start_ms
     if end_ms is not None:
-        where &= (ds.field("date") <= _day(end_ms)) & (ds.field("window_start_ms") < end_ms)
+        where &= (ds.field("date") <= lake_date(end_ms)) & (ds.field("window_start_ms") < end_ms)
     table = dataset.to_table(columns=ARROW_SCHEMA.names, filter=where)
     return table.cast(ARROW_SCHEMA)

@@ -54,6 +54,11 @@ def to_table(datums: Sequence[Mapping[str, Any]]) -> pa.Table:
     return table
 
 
+def lake_date(ms: int) -> str:
+    """The ``date`` partition value (UTC day, ``YYYY-MM-DD``) of an epoch-ms time."""
+    return f"{datetime.fromtimestamp(ms / 1000, tz=UTC):%Y-%m-%d}"
+
+
 def object_key(window_size: str, window_start_ms: int, partition: int, first_offset: int) -> str:
     """The lake key of the Parquet object holding the ``window_size`` rows of one date (the UTC
     day of ``window_start_ms``) written from events partition ``partition``, starting at
@@ -61,6 +66,5 @@ def object_key(window_size: str, window_start_ms: int, partition: int, first_off
     if window_size not in WINDOW_SIZES:
         raise ValueError(f"window_size must be one of {', '.join(WINDOW_SIZES)}, "
                          f"not {window_size!r}")
-    day = datetime.fromtimestamp(window_start_ms / 1000, tz=UTC)
-    return (f"{AGGREGATES_DIR}/window_size={window_size}/date={day:%Y-%m-%d}/"
+    return (f"{AGGREGATES_DIR}/window_size={window_size}/date={lake_date(window_start_ms)}/"
             f"p{partition}-{first_offset:020d}.parquet")

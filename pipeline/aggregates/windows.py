@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 
 from pipeline.aggregates.columns import DIMENSIONS
 
-WINDOW_SIZES_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000}
 KEY_COLUMNS = ("start", *DIMENSIONS)
 CHUNK_ROWS = 20_000
 """Rows per changelog record (zstd Arrow IPC stays well under Kafka's 1 MB message limit)."""

@@ -31,7 +31,7 @@ def agg_row(size: str, start_ms: int, trigger: int, partition: int = 0,
                             trigger_offset=trigger, correction=False,
                             watermark_ms=start_ms + SIZES_MS[size], emitted_ms=0,
                             max_values=10)
-    return AggregateRow(partition, trigger, datum)
+    return AggregateRow(datum)
 
 
 def key(size: str, date: str, partition: int, first: int) -> str:
