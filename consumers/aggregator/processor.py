@@ -145,11 +145,9 @@ class AggregatorProcessor:
 
     def _count_recent(self, minute_ms: int, event_name: str, count: int) -> None:
         """Calls per eventName of the last :data:`RECENT_MINUTES` minutes (bounded)."""
-        if minute_ms not in self._recent:
-            self._recent[minute_ms] = Counter()
-            for old in sorted(self._recent)[:-RECENT_MINUTES]:
-                del self._recent[old]
-        self._recent[minute_ms][event_name] += count
+        self._recent.setdefault(minute_ms, Counter())[event_name] += count
+        if len(self._recent) > RECENT_MINUTES:  # partitions close minutes in any order
+            del self._recent[min(self._recent)]
 
     def _insight(self, event: dict[str, Any], now_ms: int) -> KafkaRecord:
         self.counters["insights"] += 1

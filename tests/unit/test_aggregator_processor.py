@@ -287,3 +287,17 @@ def test_tick_passes_the_health_monitors_records_on() -> None:
     lag = KafkaRecord(TOPICS.health, b"lag", b"monitor|lag")
     proc = processor(Changelog(), drain_health=lambda: [lag])
     assert list(proc.tick(NOW_MS)) == [lag]
+
+
+def test_top_calls_survive_partitions_closing_minutes_out_of_order() -> None:
+    """Partition 0 runs ahead of partition 1, so partition 1's older minutes are emitted after
+    newer ones: the kept minutes stay bounded and the newest complete minute is reported."""
+    proc = processor(Changelog())
+    list(proc.process_batch(batch([m * 60 for m in range(6)], partition=0)))
+    list(proc.process_batch(batch([m * 60 for m in range(3)], partition=1)))
+    minute, top = proc.top_calls(3)
+    assert minute == T0 + 60_000  # partition 1's watermark (T0 + 2 min) limits it
+    assert [count for _, count in top] == [2]  # one call from each partition
+    list(proc.process_batch(batch([m * 60 for m in range(6, 30)], partition=0)))
+    list(proc.process_batch(batch([m * 60 for m in range(3, 5)], partition=1)))
+    assert proc.top_calls(3) == (None, [])  # partition 1's minutes are older than the kept
