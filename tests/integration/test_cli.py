@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient
 from kit import read_all
 
 from pipeline.rules.alert import decode_alert
+from pipeline.topics import DOCUMENTED_TOPICS
 
 pytestmark = pytest.mark.integration
 TRAILPIPE = [sys.executable, "-m", "pipeline.cli.app"]
@@ -81,7 +82,7 @@ def test_run_creates_topics_and_stops_after_duration(kafka, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     logs = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     events = [entry["event"] for entry in logs]
-    assert events.count("topic_ready") == 10
+    assert events.count("topic_ready") == len(DOCUMENTED_TOPICS)
     assert "status" in events and "status_stopped" in events
     assert sorted(e["daemon"] for e in logs if e["event"] == "daemon_stopped") == [
         "aggregator", "alerter", "archiver", "notifier"]
