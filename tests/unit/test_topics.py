@@ -39,15 +39,19 @@ def test_the_default_names_are_the_documented_topics() -> None:
     assert topics.names() == DOCUMENTED_TOPICS
     assert DOCUMENTED_TOPICS[4:] == ("audit.alerts.v1", "audit.aggregates.v1",
                                      "audit.insights.v1", "audit.alerter.hits.v1",
-                                     "audit.alerter.state.v1", "audit.aggregator.state.v1")
+                                     "audit.alerter.state.v1", "audit.aggregator.state.v1",
+                                     "audit.events.json.v1", "audit.alerts.json.v1",
+                                     "audit.siem.subscriptions.v1")
 
 
 def test_state_changelogs_and_aggregates_are_compacted_and_kept() -> None:
     specs = {s.name: s for s in topic_specs(load_config(env={}).topics)}
-    for name in ("audit.alerter.state.v1", "audit.aggregator.state.v1", "audit.aggregates.v1"):
+    for name in ("audit.alerter.state.v1", "audit.aggregator.state.v1", "audit.aggregates.v1",
+                 "audit.siem.subscriptions.v1"):
         assert specs[name].configs == {"retention.ms": "-1", "cleanup.policy": "compact"}
     assert specs["audit.alerter.hits.v1"].configs["cleanup.policy"] == "delete"
     assert specs["audit.insights.v1"].configs["cleanup.policy"] == "delete"
+    assert specs["audit.events.json.v1"].configs["cleanup.policy"] == "delete"
 
 
 def test_a_renamed_topic_is_created_under_its_new_name_with_its_override() -> None:
