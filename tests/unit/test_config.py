@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
+from pipeline.kafka import base_client_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -60,6 +61,28 @@ def test_sasl_protocol_requires_credentials() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env={"TRAILPIPE_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
     assert "needs a [kafka.sasl] section" in info.value.errors[0]
+
+
+def test_ssl_settings_reach_every_client_and_the_key_password_is_masked(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka]\nsecurity_protocol = "SSL"\n'
+                           '[kafka.ssl]\nca_location = "/ca.pem"\n'
+                           'certificate_location = "/c.pem"\nkey_location = "/c.key"\n'
+                           'key_password = "k3y"\n')
+    cfg = load_config(path, env={})
+    conf = base_client_config(cfg.kafka, "127.0.0.1:9093")
+    assert conf["security.protocol"] == "SSL"
+    assert (conf["ssl.ca.location"], conf["ssl.certificate.location"],
+            conf["ssl.key.location"], conf["ssl.key.password"]) == (
+        "/ca.pem", "/c.pem", "/c.key", "k3y")
+    assert conf["ssl.endpoint.identification.algorithm"] == "https"
+    assert "k3y" not in str(cfg.masked())
+
+
+def test_a_client_certificate_needs_its_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"TRAILPIPE_KAFKA__SSL__CERTIFICATE_LOCATION": "/c.pem"})
+    assert "certificate_location and key_location go together" in info.value.errors[0]
 
 
 def test_secrets_are_masked_in_logged_config(tmp_path: Path) -> None:
