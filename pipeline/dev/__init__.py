@@ -5,13 +5,14 @@ as local processes on 127.0.0.1 — no Docker. See ``up``/``down``/``status`` an
 
 from pipeline.dev.cluster import down, kill_node, start_node, status, up
 from pipeline.dev.libs import ensure_kafka_libs, find_repo_root
-from pipeline.dev.model import BrokerInfo, ClusterInfo, DevClusterError, SaslInfo
+from pipeline.dev.model import BrokerInfo, ClusterInfo, DevClusterError, SaslInfo, TlsInfo
 
 __all__ = [
     "BrokerInfo",
     "ClusterInfo",
     "DevClusterError",
     "SaslInfo",
+    "TlsInfo",
     "down",
     "ensure_kafka_libs",
     "find_repo_root",

@@ -54,6 +54,12 @@ def _human(info: ClusterInfo) -> str:
     if info.sasl is not None:
         lines.append(f"  sasl: {info.sasl.security_protocol} {info.sasl.mechanism} "
                      f"user={info.sasl.username} password={info.sasl.password}")
+    if info.tls is not None:
+        lines += [f"  sasl_ssl: {info.tls.sasl_ssl_bootstrap}  (SCRAM over TLS, the admin above)",
+                  f"  ssl: {info.tls.ssl_bootstrap}  (mutual TLS; CN=<name> is User:<name>)",
+                  f"  ca: {info.tls.ca_location}",
+                  f"  admin client cert: {info.tls.admin_certificate}  "
+                  f"key: {info.tls.admin_key}"]
     lines.append(f"  s3: {info.s3_endpoint or '(not started)'}")
     lines.append(f"  schema registry: {info.schema_registry_url or '(not started)'}")
     return "\n".join(lines)
@@ -63,6 +69,9 @@ def _human(info: ClusterInfo) -> str:
 def up_cmd(
     brokers: Annotated[int, typer.Option(min=1, help="KRaft nodes (1, or 3 for RF 3)")] = 1,
     sasl: Annotated[bool, typer.Option("--sasl", help="SCRAM-SHA-512 + ACLs, admin user")] = False,
+    tls: Annotated[bool, typer.Option(
+        "--tls", help="Also SASL_SSL and mutual-TLS (SSL) listeners, with a CA (implies --sasl)")
+    ] = False,
     s3: Annotated[bool, typer.Option("--s3", help="Also start a moto S3 server")] = False,
     schema_registry: Annotated[bool, typer.Option(
         "--schema-registry", help="Also start a Confluent-compatible schema registry")] = False,
@@ -72,7 +81,7 @@ def up_cmd(
 ) -> None:
     """Start the cluster (or report the one already running) and print how to reach it."""
     try:
-        info = up(_state_dir(state_dir, config), brokers=brokers, sasl=sasl, s3=s3,
+        info = up(_state_dir(state_dir, config), brokers=brokers, sasl=sasl, tls=tls, s3=s3,
                   schema_registry=schema_registry, timeout_s=timeout)
     except DevClusterError as exc:
         raise _fail(exc) from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.dev import kafka_config as kc
 from pipeline.dev import nodes, procs, registry
 from pipeline.dev import s3 as s3mod
+from pipeline.dev import tls as tlsmod
 from pipeline.dev.libs import LOG4J2, ensure_kafka_libs, find_repo_root
 from pipeline.dev.model import (
     ADMIN_USER,
@@ -28,12 +29,27 @@ from pipeline.dev.model import (
     ProcRecord,
     SaslInfo,
     State,
+    TlsInfo,
     load_state,
     save_state,
 )
 
 _LOCK = ".lock"
 _WAIT_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+
+
+def _tls_info(state_dir: Path, state: State) -> TlsInfo | None:
+    if not state.tls:
+        return None
+    ordered = sorted(state.nodes, key=lambda n: n.node_id)
+    tdir = tlsmod.tls_dir(state_dir)
+    return TlsInfo(
+        sasl_ssl_bootstrap=",".join(f"{HOST}:{n.sasl_ssl_port}" for n in ordered),
+        ssl_bootstrap=",".join(f"{HOST}:{n.ssl_port}" for n in ordered),
+        ca_location=tdir / tlsmod.CA_CERT,
+        admin_certificate=tdir / tlsmod.ADMIN_CERT,
+        admin_key=tdir / tlsmod.ADMIN_KEY,
+    )
 
 
 def _info(state_dir: Path, state: State) -> ClusterInfo:
@@ -48,6 +64,7 @@ def _info(state_dir: Path, state: State) -> ClusterInfo:
         schema_registry_url=(registry.url(state.schema_registry.port)
                              if state.schema_registry is not None else None),
         state_dir=state_dir,
+        tls=_tls_info(state_dir, state),
     )
 
 
@@ -70,17 +87,19 @@ def _stop_all(state: State, grace_s: float = 20.0) -> list[int]:
     return [r.pid for r in signalled]
 
 
-def _start_fresh(state_dir: Path, brokers: int, sasl: bool, s3: bool, schema_registry: bool,
-                 timeout_s: float, repo_root: Path | None) -> State:
+def _start_fresh(state_dir: Path, brokers: int, sasl: bool, tls: bool, s3: bool,
+                 schema_registry: bool, timeout_s: float, repo_root: Path | None) -> State:
     root = find_repo_root(repo_root)
     libs, version = ensure_kafka_libs(root)
     app = registry.ensure_registry_app(root) if schema_registry else None
     deadline = time.monotonic() + timeout_s
-    layout = nodes.prepare_layout(state_dir, brokers, sasl, version)
+    if tls:
+        tlsmod.ensure_material(state_dir)
+    layout = nodes.prepare_layout(state_dir, brokers, sasl, tls, version)
     records = nodes.write_configs(state_dir, layout)
     if layout.fresh:
         nodes.format_nodes(state_dir, libs, layout, timeout_s)
-    state = State(version, layout.cluster_id, [], layout.sasl_password)
+    state = State(version, layout.cluster_id, [], layout.sasl_password, tls=tls)
     try:
         for rec in records:
             argv = kc.server_argv(libs, root / LOG4J2, state_dir, rec.node_id)
@@ -117,14 +136,18 @@ def _add_missing(state_dir: Path, state: State, s3: bool, schema_registry: bool,
     return state
 
 
-def up(state_dir: Path, *, brokers: int = 1, sasl: bool = False, s3: bool = False,
-       schema_registry: bool = False, timeout_s: float = 90,
+def up(state_dir: Path, *, brokers: int = 1, sasl: bool = False, tls: bool = False,
+       s3: bool = False, schema_registry: bool = False, timeout_s: float = 90,
        repo_root: Path | None = None) -> ClusterInfo:
     """Start (or find already running) a dev Kafka cluster and return how to reach it.
 
     ``brokers`` KRaft nodes, each a combined broker+controller (1: RF 1; 3: RF 3, min ISR 2),
     topic auto-creation off. ``sasl``: SCRAM-SHA-512 client listener, StandardAuthorizer, admin
-    super-user with a random password (in ``ClusterInfo.sasl``). ``s3``: also a moto S3 server.
+    super-user with a random password (in ``ClusterInfo.sasl``), brokers forcing SASL
+    re-authentication (see :mod:`pipeline.dev.kafka_config`). ``tls`` (implies ``sasl``): also a
+    SASL_SSL and an SSL (client certificate required) listener, with a CA, broker keystore and
+    ``CN=admin`` client certificate kept in ``<state_dir>/tls/`` (facts in ``ClusterInfo.tls``;
+    see :mod:`pipeline.dev.tls`). ``s3``: also a moto S3 server.
     ``schema_registry``: also a Confluent-compatible schema registry (Apicurio, in-memory, see
     :mod:`pipeline.dev.registry`; URL in ``ClusterInfo.schema_registry_url``).
     Idempotent: a healthy cluster of the same shape in ``state_dir`` is returned untouched (an S3
@@ -136,29 +159,32 @@ def up(state_dir: Path, *, brokers: int = 1, sasl: bool = False, s3: bool = Fals
     """
     if brokers < 1:
         raise DevClusterError(f"brokers must be >= 1, got {brokers}")
+    sasl = sasl or tls
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     with procs.locked(state_dir / _LOCK):
         current = load_state(state_dir)
         if current is not None and _healthy(current):
-            if len(current.nodes) != brokers or (current.sasl_password is not None) != sasl:
+            if (len(current.nodes) != brokers or (current.sasl_password is not None) != sasl
+                    or current.tls != tls):
                 raise DevClusterError(
                     f"{state_dir} already runs {len(current.nodes)} broker(s) with SASL "
-                    f"{'on' if current.sasl_password else 'off'}; run `down` first")
+                    f"{'on' if current.sasl_password else 'off'} and TLS "
+                    f"{'on' if current.tls else 'off'}; run `down` first")
             current = _add_missing(state_dir, current, s3, schema_registry, timeout_s, repo_root)
             return _info(state_dir, current)
         if current is not None:
             _stop_all(current)
             (state_dir / STATE_FILE).unlink(missing_ok=True)
-        return _info(state_dir, _start_fresh(state_dir, brokers, sasl, s3, schema_registry,
-                                             timeout_s, repo_root))
+        return _info(state_dir, _start_fresh(state_dir, brokers, sasl, tls, s3,
+                                             schema_registry, timeout_s, repo_root))
 
 
 def down(state_dir: Path, *, purge: bool = False) -> list[int]:
     """Stop the processes recorded in ``state_dir`` (SIGTERM, SIGKILL after a grace period) that
     are still the ones we started; remove ``state.json``; return the pids that were signalled.
     ``purge`` also deletes node data/logs, the S3 and registry logs and the layout (next ``up``
-    starts empty).
+    starts empty); the TLS material in ``tls/`` is kept (clients trust that CA).
     """
     state_dir = state_dir.resolve()
     if not state_dir.is_dir():
@@ -214,7 +240,7 @@ def start_node(state_dir: Path, node_id: int, wait_s: float = 60.0) -> int:
         node = state.node(node_id)
         if procs.is_ours(node.proc):
             return node.proc.pid
-        for port in (node.port, node.controller_port):
+        for port in node.listener_ports():
             if not procs.port_is_free(port):
                 raise DevClusterError(f"port {port} of node {node_id} is in use by someone else")
         new = nodes.spawn_node(state_dir, node, node.proc.argv)

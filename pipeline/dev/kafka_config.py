@@ -2,7 +2,23 @@
 
 Every node listens only on 127.0.0.1: a client listener (PLAINTEXT, or SASL_PLAINTEXT with
 SCRAM-SHA-512 when SASL is on) and a CONTROLLER listener (PLAINTEXT) for the static voter quorum.
-Topic auto-creation is off on purpose: code must create the topics it uses.
+With TLS (which implies SASL) two more client listeners open, each on its own port:
+``SASL_SSL`` (SCRAM over TLS) and ``SSL`` (mutual TLS: ``ssl.client.auth=required``). The
+brokers read PEM directly (``ssl.keystore.type=PEM``, ``ssl.truststore.type=PEM``; files from
+:mod:`pipeline.dev.tls`). On the SSL listener the principal comes from the client certificate:
+``ssl.principal.mapping.rules`` maps a subject of exactly ``CN=<name>`` to ``User:<name>``, the
+principal a SCRAM user ``<name>`` gets, so one set of ACLs serves both; any other subject keeps
+its full DN (``DEFAULT``), which no ACL names. Inter-broker traffic stays on the SASL_PLAINTEXT
+listener. Topic auto-creation is off on purpose: code must create the topics it uses.
+
+Revocation and ``connections.max.reauth.ms``: Kafka checks SASL credentials when a connection
+authenticates, not on every request, so without re-authentication a deleted or rotated SCRAM
+credential keeps working on connections already open. With SASL on, the dev brokers set
+``connections.max.reauth.ms`` (:data:`REAUTH_MS`): clients must re-authenticate within that time
+(librdkafka >= 2.2 and the Java client do it transparently; older clients are disconnected and
+reconnect), and a client whose credential is gone is cut off. Production brokers should set it
+too (minutes, not hours: it bounds how long a revoked SIEM can keep reading). ACL changes, in
+contrast, apply to the next request on any connection, which is what revokes mTLS principals.
 """
 
 from __future__ import annotations
@@ -11,10 +27,14 @@ import os
 import shutil
 from pathlib import Path
 
+from pipeline.dev import tls
 from pipeline.dev.model import ADMIN_USER, HOST, SASL_MECHANISM, DevClusterError, NodeRecord
 
 JVM_HEAP = ["-Xmx512m", "-Xms256m"]
 JVM_OPTS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
+REAUTH_MS = 60_000
+PRINCIPAL_MAPPING_RULES = "RULE:^CN=([^,]+)$/$1/,DEFAULT"
+"""``CN=splunk`` -> ``User:splunk``; any other subject keeps its full DN."""
 
 
 def node_dir(state_dir: Path, node_id: int) -> Path:
@@ -39,8 +59,9 @@ def _topic_defaults(brokers: int) -> dict[str, str]:
     }
 
 
-def _sasl_settings(password: str) -> dict[str, str]:
-    """SCRAM on the client listener (also used between brokers) plus StandardAuthorizer.
+def _sasl_settings(password: str, listeners: list[str]) -> dict[str, str]:
+    """SCRAM on the SASL ``listeners`` (SASL_PLAINTEXT is also used between brokers), forced
+    re-authentication, plus StandardAuthorizer.
 
     ``User:ANONYMOUS`` is a super-user only because the CONTROLLER listener is PLAINTEXT (KRaft
     controllers cannot use SCRAM, whose credentials live in the metadata log) and loopback-only.
@@ -52,18 +73,47 @@ def _sasl_settings(password: str) -> dict[str, str]:
     return {
         "sasl.enabled.mechanisms": SASL_MECHANISM,
         "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
-        f"listener.name.sasl_plaintext.{SASL_MECHANISM.lower()}.sasl.jaas.config": jaas,
+        **{f"listener.name.{name.lower()}.{SASL_MECHANISM.lower()}.sasl.jaas.config": jaas
+           for name in listeners},
+        "connections.max.reauth.ms": str(REAUTH_MS),
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": f"User:{ADMIN_USER};User:ANONYMOUS",
         "allow.everyone.if.no.acl.found": "false",
     }
 
 
+def _tls_settings(state_dir: Path) -> dict[str, str]:
+    """PEM keystore and truststore for both TLS listeners; client certificates required on SSL
+    and mapped to ``User:<CN>``."""
+    tdir = tls.tls_dir(state_dir).resolve()
+    return {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tdir / tls.BROKER_KEYSTORE),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tdir / tls.CA_CERT),
+        "listener.name.ssl.ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": PRINCIPAL_MAPPING_RULES,
+    }
+
+
+def _listeners(node: NodeRecord, client: str) -> dict[str, int]:
+    """Client listener name -> port (listener names equal their security protocols)."""
+    ports = {client: node.port}
+    if node.sasl_ssl_port is not None and node.ssl_port is not None:
+        ports.update({"SASL_SSL": node.sasl_ssl_port, "SSL": node.ssl_port})
+    return ports
+
+
 def server_properties(
     state_dir: Path, node: NodeRecord, voters: list[NodeRecord], sasl_password: str | None
 ) -> dict[str, str]:
-    """All broker/controller settings for ``node`` in a cluster whose voters are ``voters``."""
+    """All broker/controller settings for ``node`` in a cluster whose voters are ``voters``;
+    TLS listeners when the node has TLS ports (which needs ``sasl_password``)."""
     client = "SASL_PLAINTEXT" if sasl_password is not None else "PLAINTEXT"
+    listeners = _listeners(node, client)
+    if len(listeners) > 1 and sasl_password is None:
+        raise DevClusterError("TLS listeners need SASL (tls implies sasl)")
+    advertised = ",".join(f"{name}://{HOST}:{port}" for name, port in listeners.items())
     brokers = len(voters)
     props = {
         "process.roles": "broker,controller",
@@ -71,9 +121,10 @@ def server_properties(
         "controller.quorum.voters": ",".join(
             f"{v.node_id}@{HOST}:{v.controller_port}" for v in voters
         ),
-        "listeners": f"{client}://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"{client}://{HOST}:{node.port}",
-        "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
+        "listeners": f"{advertised},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": advertised,
+        "listener.security.protocol.map": ",".join(
+            [*(f"{name}:{name}" for name in listeners), "CONTROLLER:PLAINTEXT"]),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": client,
         "log.dirs": str(node_dir(state_dir, node.node_id) / "data"),
@@ -86,7 +137,9 @@ def server_properties(
         **_topic_defaults(brokers),
     }
     if sasl_password is not None:
-        props.update(_sasl_settings(sasl_password))
+        props.update(_sasl_settings(sasl_password, [n for n in listeners if "SASL" in n]))
+    if "SSL" in listeners:
+        props.update(_tls_settings(state_dir))
     return props
 
 

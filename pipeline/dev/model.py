@@ -35,12 +35,20 @@ class ProcRecord:
 
 @dataclass(frozen=True)
 class NodeRecord:
-    """A Kafka node (combined broker+controller) with its fixed ports and its current process."""
+    """A Kafka node (combined broker+controller) with its fixed ports and its current process.
+    ``sasl_ssl_port`` and ``ssl_port`` are set only in a TLS cluster."""
 
     node_id: int
     port: int
     controller_port: int
     proc: ProcRecord
+    sasl_ssl_port: int | None = None
+    ssl_port: int | None = None
+
+    def listener_ports(self) -> list[int]:
+        """Every port this node listens on (client listeners, then the controller's)."""
+        tls = [p for p in (self.sasl_ssl_port, self.ssl_port) if p is not None]
+        return [self.port, *tls, self.controller_port]
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class State:
     sasl_password: str | None = None
     s3: S3Record | None = None
     schema_registry: RegistryRecord | None = None
+    tls: bool = False
 
     def node(self, node_id: int) -> NodeRecord:
         """Return the node with ``node_id``; raise DevClusterError if there is none."""
@@ -94,6 +103,18 @@ class SaslInfo:
 
 
 @dataclass(frozen=True)
+class TlsInfo:
+    """The TLS listeners of a dev cluster and the files clients need (all PEM): the CA to
+    trust, and the admin super-user's client certificate and key (subject ``CN=admin``)."""
+
+    sasl_ssl_bootstrap: str
+    ssl_bootstrap: str
+    ca_location: Path
+    admin_certificate: Path
+    admin_key: Path
+
+
+@dataclass(frozen=True)
 class BrokerInfo:
     """One broker as seen by ``status``: ``alive`` means our recorded process is still running."""
 
@@ -115,12 +136,15 @@ class ClusterInfo:
     sasl: SaslInfo | None = None
     schema_registry_url: str | None = None
     state_dir: Path | None = field(default=None, compare=False)
+    tls: TlsInfo | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """Return ``{"bootstrap", "brokers": [{node_id, pid, port, alive}], "kafka_version",
         "s3_endpoint"}`` (s3_endpoint is None when no S3 server was started) plus ``"sasl":
         {username, password, mechanism, security_protocol}`` only when SASL is on, and
-        ``"schema_registry_url"`` only when a schema registry was started."""
+        ``"schema_registry_url"`` only when a schema registry was started, and ``"tls":
+        {sasl_ssl_bootstrap, ssl_bootstrap, ca_location, admin_certificate, admin_key}`` only
+        when TLS is on."""
         out: dict[str, Any] = {
             "bootstrap": self.bootstrap,
             "brokers": [asdict(b) for b in self.brokers],
@@ -131,6 +155,8 @@ class ClusterInfo:
             out["sasl"] = asdict(self.sasl)
         if self.schema_registry_url is not None:
             out["schema_registry_url"] = self.schema_registry_url
+        if self.tls is not None:
+            out["tls"] = {k: str(v) for k, v in asdict(self.tls).items()}
         return out
 
     def client_config(self) -> dict[str, str]:
@@ -148,6 +174,31 @@ class ClusterInfo:
             )
         return conf
 
+    def _require_tls(self) -> TlsInfo:
+        if self.tls is None:
+            raise DevClusterError("this dev cluster has no TLS listeners (start it with --tls)")
+        return self.tls
+
+    def sasl_ssl_client_config(self) -> dict[str, str]:
+        """librdkafka settings for the admin super-user over the SASL_SSL listener (SCRAM,
+        trusting the cluster's CA); raises DevClusterError when TLS is off."""
+        tls = self._require_tls()
+        return {**self.client_config(), "bootstrap.servers": tls.sasl_ssl_bootstrap,
+                "security.protocol": "SASL_SSL", "ssl.ca.location": str(tls.ca_location)}
+
+    def ssl_client_config(self) -> dict[str, str]:
+        """librdkafka settings for the admin super-user over the SSL listener (mutual TLS with
+        the ``CN=admin`` client certificate); raises DevClusterError when TLS is off."""
+        tls = self._require_tls()
+        return {"bootstrap.servers": tls.ssl_bootstrap, "security.protocol": "SSL",
+                "ssl.ca.location": str(tls.ca_location),
+                "ssl.certificate.location": str(tls.admin_certificate),
+                "ssl.key.location": str(tls.admin_key)}
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
 
 def _proc_from(d: dict[str, Any]) -> ProcRecord:
     return ProcRecord(pid=int(d["pid"]), argv=[str(a) for a in d["argv"]],
@@ -159,7 +210,8 @@ def state_from_dict(d: dict[str, Any]) -> State:
     try:
         nodes = [
             NodeRecord(int(n["node_id"]), int(n["port"]), int(n["controller_port"]),
-                       _proc_from(n["proc"]))
+                       _proc_from(n["proc"]), _optional_int(n.get("sasl_ssl_port")),
+                       _optional_int(n.get("ssl_port")))
             for n in d["nodes"]
         ]
         s3, reg = d.get("s3"), d.get("schema_registry")
@@ -171,6 +223,7 @@ def state_from_dict(d: dict[str, Any]) -> State:
             s3=S3Record(int(s3["port"]), _proc_from(s3["proc"])) if s3 else None,
             schema_registry=(RegistryRecord(int(reg["port"]), str(reg["version"]),
                                             _proc_from(reg["proc"])) if reg else None),
+            tls=bool(d.get("tls", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DevClusterError(f"malformed {STATE_FILE}: {exc!r}") from exc

@@ -2,7 +2,8 @@
 
 A *layout* (``cluster.json``) outlives ``down`` so that a later ``up`` with the same shape
 (broker count, SASL on/off, Kafka version) reuses the formatted data dirs and keeps topics.
-Any other shape wipes the node dirs and formats them afresh.
+Any other shape wipes the node dirs and formats them afresh. TLS on/off only changes the
+listeners (and so the ports), not the data.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,13 @@ _log = logging.getLogger("pipeline.dev")
 
 @dataclass(frozen=True)
 class Layout:
-    """Shape and identity of a cluster: one (port, controller_port) pair per node id 1..N."""
+    """Shape and identity of a cluster. Per node id 1..N, its ports: (port, controller_port),
+    plus (sasl_ssl_port, ssl_port) in a TLS cluster."""
 
     kafka_version: str
     cluster_id: str
     sasl_password: str | None
-    ports: list[tuple[int, int]]
+    ports: list[tuple[int, ...]]
     fresh: bool  # True: node dirs were wiped and must be formatted
 
 
@@ -66,26 +68,32 @@ def _reusable(state_dir: Path, doc: dict[str, Any], brokers: int, sasl: bool, ve
     )
 
 
-def prepare_layout(state_dir: Path, brokers: int, sasl: bool, version: str) -> Layout:
-    """Reuse ``cluster.json`` if it has the requested shape (keeping its ports when still free),
-    otherwise wipe ``node-*`` dirs and create a new layout; either way persist it."""
+def _new_ports(brokers: int, per_node: int) -> list[tuple[int, ...]]:
+    flat = procs.free_ports(per_node * brokers)
+    return [tuple(flat[i:i + per_node]) for i in range(0, len(flat), per_node)]
+
+
+def prepare_layout(state_dir: Path, brokers: int, sasl: bool, tls: bool, version: str) -> Layout:
+    """Reuse ``cluster.json`` if it has the requested shape (keeping its ports when still free
+    and as many as ``tls`` needs), otherwise wipe ``node-*`` dirs and create a new layout;
+    either way persist it."""
     path = state_dir / LAYOUT_FILE
     try:
         doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         doc = {}
+    per_node = 4 if tls else 2
     if _reusable(state_dir, doc, brokers, sasl, version):
-        ports = [(int(p), int(c)) for p, c in doc["ports"]]
-        if not all(procs.port_is_free(p) and procs.port_is_free(c) for p, c in ports):
-            flat = procs.free_ports(2 * brokers)
-            ports = list(zip(flat[::2], flat[1::2], strict=True))
+        ports = [tuple(int(p) for p in node) for node in doc["ports"]]
+        if not all(len(node) == per_node and all(map(procs.port_is_free, node))
+                   for node in ports):
+            ports = _new_ports(brokers, per_node)
         layout = Layout(version, str(doc["cluster_id"]), doc.get("sasl_password"), ports, False)
     else:
         for old in state_dir.glob("node-*"):
             shutil.rmtree(old)
-        flat = procs.free_ports(2 * brokers)
         layout = Layout(version, _new_cluster_id(), secrets.token_hex(16) if sasl else None,
-                        list(zip(flat[::2], flat[1::2], strict=True)), True)
+                        _new_ports(brokers, per_node), True)
     write_json_atomic(path, {"kafka_version": layout.kafka_version,
                              "cluster_id": layout.cluster_id,
                              "sasl_password": layout.sasl_password, "ports": layout.ports})
@@ -94,8 +102,8 @@ def prepare_layout(state_dir: Path, brokers: int, sasl: bool, version: str) -> L
 
 def write_configs(state_dir: Path, layout: Layout) -> list[NodeRecord]:
     """Write every node's server.properties; return node records (proc not started: pid 0)."""
-    nodes = [NodeRecord(i, p, c, ProcRecord(0, [], None))
-             for i, (p, c) in enumerate(layout.ports, start=1)]
+    nodes = [NodeRecord(i, ports[0], ports[1], ProcRecord(0, [], None), *ports[2:4])
+             for i, ports in enumerate(layout.ports, start=1)]
     for node in nodes:
         props = kc.server_properties(state_dir, node, nodes, layout.sasl_password)
         kc.write_properties(kc.node_dir(state_dir, node.node_id) / "server.properties", props)
@@ -126,7 +134,7 @@ def spawn_node(state_dir: Path, node: NodeRecord, argv: list[str]) -> NodeRecord
     """Start one node with ``argv``; return its record with the new process."""
     ndir = kc.node_dir(state_dir, node.node_id)
     rec = procs.spawn(argv, ndir / "stdout.log", cwd=ndir)
-    return NodeRecord(node.node_id, node.port, node.controller_port, rec)
+    return replace(node, proc=rec)
 
 
 def log_tails(state_dir: Path, node_id: int, lines: int = 30) -> str:
@@ -168,7 +176,7 @@ def wait_ready(state_dir: Path, state: State, node_ids: list[int], deadline: flo
     ``deadline`` (time.monotonic) passes. Stops nothing: the caller decides what to clean up.
     """
     waiting = [state.node(i) for i in node_ids]
-    while not all(procs.port_answers(n.port) for n in waiting):
+    while not all(procs.port_answers(p) for n in waiting for p in n.listener_ports()):
         _check_alive(state_dir, waiting)
         _check_deadline(state_dir, waiting, deadline, "accept connections")
         time.sleep(0.2)
