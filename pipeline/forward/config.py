@@ -28,6 +28,18 @@ class ForwardSyslogConfig(_Strict):
     max_message_bytes: int = Field(default=1024 * 1024, ge=480, description="a record whose "
                                    "syslog message would be longer is dead-lettered with the "
                                    "reason, never truncated (UDP: at most 65,000)")
+    server_name: str | None = Field(default=None, description="tls: the name the receiver's "
+                                    "certificate must carry (default: host)")
+    facility: int = Field(default=13, ge=0, le=23, description="syslog facility of every "
+                          "message (13: log audit)")
+    hostname: str | None = Field(default=None, description="RFC 5424 HOSTNAME (default: this "
+                                 "host's name)")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="connect and send timeout")
+    confirm_after_ms: int = Field(default=1000, ge=0, description="tcp/tls: a message counts "
+                                  "as received (its offset may be committed) once the receiver "
+                                  "acknowledged its bytes and kept the connection open this "
+                                  "long after the send; until then it is resent after a "
+                                  "reconnect")
 
 
 class ForwardHecConfig(_Strict):
@@ -49,3 +61,7 @@ class ForwardHecConfig(_Strict):
     ack_poll_ms: int = Field(default=500, ge=10)
     ca_file: Path | None = None
     verify_tls: bool = True
+    host: str | None = Field(default=None, description="the events' host field (default: this "
+                             "host's name)")
+    source: str = "trailpipe"
+    request_timeout_s: float = Field(default=30.0, gt=0)

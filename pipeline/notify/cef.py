@@ -48,7 +48,7 @@ def extensions(alert: Alert) -> list[tuple[str, Any]]:
         pairs.append(("suser", alert["principal"]))
     ip = alert.get("source_ip")
     if ip:
-        pairs.append(("src" if _is_ip(ip) else "shost", ip))
+        pairs.append(("src" if is_ip(ip) else "shost", ip))
     if alert.get("sample_event_ids"):
         pairs.append(("msg", "sample eventIDs: " + ", ".join(alert["sample_event_ids"])))
     return pairs
@@ -62,7 +62,7 @@ def cef_line(alert: Alert) -> str:
     return "CEF:0|" + "|".join(escape_header(h) for h in header) + "|" + ext
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -20,6 +20,7 @@ import select
 import socket
 import ssl
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pipeline.notify.alerts import Alert, alert_json, delivery_key
 from pipeline.notify.cef import cef_line
@@ -36,7 +37,7 @@ def sd_value(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
-def _header_field(value: str, limit: int) -> str:
+def header_field(value: str, limit: int) -> str:
     """A header field: printable US-ASCII without spaces, at most ``limit`` chars, or ``-``."""
     clean = "".join(c for c in value if "!" <= c <= "~")[:limit]
     return clean or "-"
@@ -53,8 +54,8 @@ def rfc5424(alert: Alert, *, facility: int, app_name: str, hostname: str, procid
               ("update", alert["update"]), ("ruleId", alert["rule_id"]),
               ("severity", alert["severity"]))
     sd = f"[{SD_ID} " + " ".join(f'{k}="{sd_value(v)}"' for k, v in params) + "]"
-    head = (f"<{pri}>1 {timestamp} {_header_field(hostname, 255)} "
-            f"{_header_field(app_name, 48)} {_header_field(procid, 128)} {msgid} {sd} ")
+    head = (f"<{pri}>1 {timestamp} {header_field(hostname, 255)} "
+            f"{header_field(app_name, 48)} {header_field(procid, 128)} {msgid} {sd} ")
     return head.encode() + msg.encode("utf-8")
 
 
@@ -82,7 +83,7 @@ class Syslog:
         route = self._route
         try:
             if route.protocol == "udp":
-                with socket.socket(_family(route.host), socket.SOCK_DGRAM) as sock:
+                with socket.socket(address_family(route.host), socket.SOCK_DGRAM) as sock:
                     sock.sendto(message, (route.host, route.port))
                 return
             self._connected().sendall(octet_frame(message))
@@ -92,17 +93,13 @@ class Syslog:
                                  f"{type(exc).__name__}: {exc}") from None
 
     def _connected(self) -> socket.socket:
-        if self._sock is not None and _peer_closed(self._sock):
+        if self._sock is not None and peer_closed(self._sock):
             self.close()
         if self._sock is None:
             route = self._route
-            sock = socket.create_connection((route.host, route.port),
-                                            timeout=route.retry.timeout_s)
-            if route.protocol == "tls":
-                context = ssl.create_default_context(
-                    cafile=str(route.ca_file) if route.ca_file else None)
-                sock = context.wrap_socket(sock, server_hostname=route.server_name or route.host)
-            self._sock = sock
+            self._sock = open_stream(route.host, route.port, tls=route.protocol == "tls",
+                                     ca_file=route.ca_file, server_name=route.server_name,
+                                     timeout_s=route.retry.timeout_s)
         return self._sock
 
     def close(self) -> None:
@@ -113,11 +110,26 @@ class Syslog:
                 self._sock = None
 
 
-def _family(host: str) -> socket.AddressFamily:
+def open_stream(host: str, port: int, *, tls: bool, ca_file: Path | None,
+                server_name: str | None, timeout_s: float) -> socket.socket:
+    """A connected TCP socket to a syslog receiver, wrapped in TLS (RFC 5425) trusting
+    ``ca_file`` (default: the system store) when ``tls``. Raises OSError (ssl.SSLError too)."""
+    sock = socket.create_connection((host, port), timeout=timeout_s)
+    if not tls:
+        return sock
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    try:
+        return context.wrap_socket(sock, server_hostname=server_name or host)
+    except OSError:
+        sock.close()
+        raise
+
+
+def address_family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _peer_closed(sock: socket.socket) -> bool:
+def peer_closed(sock: socket.socket) -> bool:
     """True when the receiver closed the connection. A syslog receiver sends no data, so a
     readable socket is either its close (EOF, a TLS close_notify, a reset) or TLS
     housekeeping (a TLS 1.3 session ticket), which a non-blocking read consumes."""

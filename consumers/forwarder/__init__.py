@@ -1,0 +1,1 @@
+"""The forwarder daemons: ``forward-syslog`` and ``forward-hec`` (see :mod:`pipeline.forward`)."""
