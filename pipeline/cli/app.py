@@ -96,6 +96,8 @@ def _mount_subcommands() -> None:
     app.add_typer(aggregates_app, name="aggregates", help="Exact per-window API call counts "
                   "and rollups across accounts.")
     app.add_typer(insights_app, name="insights", help="Self-hosted CloudTrail Insights.")
+    from pipeline.cli.siem import app as siem_app
+    app.add_typer(siem_app, name="siem", help="Subscribe SIEMs: principals, ACLs, configs.")
     app.command("run")(run)
 
 
