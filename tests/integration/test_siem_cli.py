@@ -317,7 +317,7 @@ def _consume_and_commit(conf: dict[str, Any], topic: str, group: str) -> int:
     consumer = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     consumer.subscribe([topic])
-    read, eof = 0, set()
+    read, eof = 0, set[int]()
     deadline = time.monotonic() + 20
     try:
         while len(eof) < EVENTS_PARTITIONS:
