@@ -47,6 +47,7 @@ def _tls_info(state_dir: Path, state: State) -> TlsInfo | None:
         sasl_ssl_bootstrap=",".join(f"{HOST}:{n.sasl_ssl_port}" for n in ordered),
         ssl_bootstrap=",".join(f"{HOST}:{n.ssl_port}" for n in ordered),
         ca_location=tdir / tlsmod.CA_CERT,
+        ca_key=tdir / tlsmod.CA_KEY,
         admin_certificate=tdir / tlsmod.ADMIN_CERT,
         admin_key=tdir / tlsmod.ADMIN_KEY,
     )

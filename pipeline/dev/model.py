@@ -104,12 +104,14 @@ class SaslInfo:
 
 @dataclass(frozen=True)
 class TlsInfo:
-    """The TLS listeners of a dev cluster and the files clients need (all PEM): the CA to
-    trust, and the admin super-user's client certificate and key (subject ``CN=admin``)."""
+    """The TLS listeners of a dev cluster and its files (all PEM): the CA clients trust and
+    its key (what signs client certificates, 0600), and the admin super-user's client
+    certificate and key (subject ``CN=admin``)."""
 
     sasl_ssl_bootstrap: str
     ssl_bootstrap: str
     ca_location: Path
+    ca_key: Path
     admin_certificate: Path
     admin_key: Path
 
@@ -143,8 +145,8 @@ class ClusterInfo:
         "s3_endpoint"}`` (s3_endpoint is None when no S3 server was started) plus ``"sasl":
         {username, password, mechanism, security_protocol}`` only when SASL is on, and
         ``"schema_registry_url"`` only when a schema registry was started, and ``"tls":
-        {sasl_ssl_bootstrap, ssl_bootstrap, ca_location, admin_certificate, admin_key}`` only
-        when TLS is on."""
+        {sasl_ssl_bootstrap, ssl_bootstrap, ca_location, ca_key, admin_certificate,
+        admin_key}`` (paths as strings) only when TLS is on."""
         out: dict[str, Any] = {
             "bootstrap": self.bootstrap,
             "brokers": [asdict(b) for b in self.brokers],
