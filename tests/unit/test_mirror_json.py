@@ -1,0 +1,170 @@
+"""Avro batch table -> CloudTrail JSON (pipeline.mirror.json) is the lossless inverse of the
+ingest mapping: every corpus record comes back equal, through the real batch decoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from test_events_mapping import assert_same
+
+from pipeline.events import IngestMeta, InvalidDatum, default_registry, from_avro, to_avro, wire
+from pipeline.events.batch import AvroBatchDecoder
+from pipeline.mirror.json import cloudtrail_json
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "cloudtrail"
+INGEST = IngestMeta(1_764_201_600_000, "test", "unit-1", "file.jsonl:1")
+V1_1 = default_registry().get(version="1.1")
+
+
+def corpus_records() -> list[dict[str, Any]]:
+    records = []
+    for path in sorted(CORPUS.glob("*/records.jsonl")):
+        records += [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    return records
+
+
+def decode(messages: list[bytes]) -> pa.Table:
+    """The batch table the mirror gets (reader: the newest ApiCallEvent, as events_decoder)."""
+    out = AvroBatchDecoder(reader=default_registry().newest())(messages)
+    assert not out.errors
+    return out.table
+
+
+def table_of(records: list[dict[str, Any]]) -> pa.Table:
+    return decode([wire.encode(to_avro(r, ingest=INGEST)) for r in records])
+
+
+def assert_records(texts: list[bytes], records: list[dict[str, Any]]) -> None:
+    assert len(texts) == len(records)
+    for i, (text, record) in enumerate(zip(texts, records, strict=True)):
+        assert isinstance(text, bytes)
+        assert_same(json.loads(text), record, f"row {i}")
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict[str, Any]]:
+    records = corpus_records()
+    assert len(records) >= 1073, f"expected the shared corpus at {CORPUS}"
+    return records
+
+
+def test_every_corpus_record_comes_back_as_ingested(corpus: list[dict[str, Any]]) -> None:
+    table = table_of(corpus)
+    assert table.num_rows == len(corpus)
+    assert_records(cloudtrail_json(table), corpus)
+
+
+def test_small_batches_and_sliced_and_chunked_tables(corpus: list[dict[str, Any]]) -> None:
+    """Batches of any size, a table slice (array offsets) and a many-chunk table give the same
+    records; the runner hands over all three shapes."""
+    table = table_of(corpus)
+    for lo, hi in ((0, 1), (5, 37), (100, 612), (1000, len(corpus))):
+        assert_records(cloudtrail_json(table.slice(lo, hi - lo)), corpus[lo:hi])
+    chunked = pa.concat_tables([table.slice(k, 97) for k in range(0, table.num_rows, 97)])
+    assert chunked.column("userIdentity").num_chunks > 1
+    assert_records(cloudtrail_json(chunked), corpus)
+
+
+ADVERSARIAL = [
+    'quote " and backslash \\ and both \\"', "control \x00\x01\x08\x0b\x1f\x7f end",
+    "\t\n\r\b\f", "line sep \u2028 para sep \u2029", "non-ASCII héllo ✓ 𝄞 中文 \ufeff",
+    '","x":null,"y":"', '{"a":null}', ':null', "</script>", "", " ", "null", "true", "1e400",
+]
+
+
+def adversarial_records() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i, s in enumerate(ADVERSARIAL):
+        out.append({
+            "eventVersion": "1.08", "eventID": f"adv-{i}", "eventName": s, "userAgent": s,
+            "userIdentity": {"type": s, "userName": s, "sessionContext": {
+                "webIdFederationData": {"federatedProvider": s, "attributes": {s: s, "k": s}},
+                "attributes": {"mfaAuthenticated": "false"}}},
+            "resources": [{"ARN": s, "type": "t"}, {"accountId": s}],
+            "requestParameters": {s: [s, None, 1, 1.5, -0.0, 10**30, True, {"n": None}]},
+            "responseElements": None, "readOnly": i % 2 == 0, "managementEvent": False,
+            "additionalEventData": s,
+        })
+    return out
+
+
+def test_adversarial_strings_are_escaped_correctly() -> None:
+    records = adversarial_records()
+    assert_records(cloudtrail_json(table_of(records)), records)
+
+
+def test_unmodelled_edge_shapes() -> None:
+    """Empty objects, values of the wrong type, unknown keys at every depth, JSON members whose
+    text is null/NaN/a big number/a lone surrogate (kept exactly as ingested)."""
+    records: list[dict[str, Any]] = [
+        {"userIdentity": {}, "tlsDetails": {}, "resources": [], "eventID": "e0"},
+        {"userIdentity": {"sessionContext": {"sessionIssuer": {}}}, "readOnly": "true"},
+        {"@timestamp": 1, "userIdentity": {"extra": {"deep": [None]}, "type": 7}},
+        {"requestParameters": float("nan"), "responseElements": 10**40,
+         "serviceEventDetails": "\ud800", "eventContext": None},
+        {"userIdentity": {"sessionContext": {"webIdFederationData": {"attributes": {"n": 1}}}}},
+        {"resources": [{"ARN": "a", "junk": True}], "eventTime": None},
+        {},
+    ]
+    assert_records(cloudtrail_json(table_of(records)), records)  # NaN compares as NaN
+
+
+def test_fast_and_fallback_rows_keep_row_order(corpus: list[dict[str, Any]]) -> None:
+    """Rows needing the Python path (an unmodelled residual) interleaved with rows that do
+    not: every text stays at its row."""
+    plain = [r for r in corpus if to_avro(r, ingest=INGEST)["unmodelled"] is None][:60]
+    messy = [r for r in corpus if to_avro(r, ingest=INGEST)["unmodelled"] is not None][:60]
+    assert len(plain) == len(messy) == 60
+    mixed = [r for pair in zip(plain, messy, strict=True) for r in pair]
+    mixed = mixed[:7] + messy[:5] + mixed[7:] + plain[:9]
+    assert_records(cloudtrail_json(table_of(mixed)), mixed)
+
+
+def test_v1_1_writer_gives_the_same_cloudtrail_json(corpus: list[dict[str, Any]]) -> None:
+    """v1.1 datums carry operator labels (meta, not CloudTrail): the same records come out."""
+    records = corpus[::5]
+    messages = []
+    for i, record in enumerate(records):
+        datum = to_avro(record, ingest=INGEST)
+        datum["labels"] = {"team": "sec", "n": str(i)}
+        messages.append(wire.encode(datum, V1_1) if i % 2 else wire.encode(datum))
+    table = decode(messages)
+    assert "labels" in table.column_names or "_labels" in table.column_names
+    assert_records(cloudtrail_json(table), records)
+
+
+def test_coordinate_and_meta_columns_never_appear() -> None:
+    table = table_of([{"eventID": "e1", "readOnly": False}])
+    table = table.append_column("_key", pa.array([b"1|r"])).append_column(
+        "_offset", pa.array([7], pa.int64()))
+    (text,) = cloudtrail_json(table)
+    assert json.loads(text) == {"eventID": "e1", "readOnly": False}
+
+
+def test_empty_table() -> None:
+    assert cloudtrail_json(table_of([{"eventID": "x"}]).slice(0, 0)) == []
+
+
+def bad_message(**changes: Any) -> bytes:
+    datum = to_avro({"eventID": "bad", "requestParameters": {"a": 1}}, ingest=INGEST)
+    datum.update(changes)
+    return wire.encode(datum)
+
+
+@pytest.mark.parametrize("changes", [
+    {"requestParameters": "{not json"}, {"responseElements": "[1,]"},
+    {"eventContext": ""}, {"unmodelled": "[1]"}, {"unmodelled": "{"},
+    {"unmodelled": '{"eventID": "twice"}'}, {"unmodelled": '{"requestParameters": 2}'},
+])
+def test_a_bad_row_raises_invalid_datum_like_from_avro(changes: dict[str, Any]) -> None:
+    good = wire.encode(to_avro({"eventID": "good"}, ingest=INGEST))
+    message = bad_message(**changes)
+    with pytest.raises(InvalidDatum):
+        from_avro(wire.decode(message))
+    with pytest.raises(InvalidDatum):
+        cloudtrail_json(decode([good, message, good]))
+    assert json.loads(cloudtrail_json(decode([good]))[0]) == {"eventID": "good"}
