@@ -27,15 +27,18 @@ from pydantic import (
 )
 
 from pipeline.aggregates.config import AggregatorConfig
+from pipeline.forward.config import ForwardHecConfig, ForwardSyslogConfig
 from pipeline.health.config import HealthConfig
 from pipeline.lake.compact.model import CompactConfig
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.policy import LakePolicyConfig
 from pipeline.lake.store import StorageClass
+from pipeline.mirror.config import MirrorConfig
 from pipeline.notify.config import NotifierConfig
 from pipeline.rules.config import AlerterConfig
 from pipeline.shapes_config import ShapesConfig
+from pipeline.siem.config import SiemConfig
 
 ENV_PREFIX = "TRAILPIPE_"
 ENV_NESTING = "__"
@@ -71,6 +74,26 @@ class SaslConfig(_Strict):
     password: SecretStr
 
 
+class SslConfig(_Strict):
+    """TLS for the SSL and SASL_SSL protocols: the CA to trust and, for mutual TLS, this
+    client's certificate and key (PEM files)."""
+
+    ca_location: Path | None = Field(default=None, description="PEM CA file; None: the "
+                                     "system's trust store")
+    certificate_location: Path | None = Field(default=None, description="client certificate "
+                                              "(mutual TLS)")
+    key_location: Path | None = Field(default=None, description="client private key")
+    key_password: SecretStr | None = None
+    endpoint_identification: bool = Field(default=True, description="check the broker's "
+                                          "certificate names its host")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> SslConfig:
+        if (self.certificate_location is None) != (self.key_location is None):
+            raise ValueError("certificate_location and key_location go together")
+        return self
+
+
 class KafkaConfig(_Strict):
     bootstrap: str | None = Field(
         default=None, description="host:port[,...]; None means the local dev cluster"
@@ -78,6 +101,7 @@ class KafkaConfig(_Strict):
     client_id: str = "trailpipe"
     security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
     sasl: SaslConfig | None = None
+    ssl: SslConfig | None = Field(default=None, description="TLS settings for SSL/SASL_SSL")
     extra: dict[str, str] = Field(
         default_factory=dict, description="raw librdkafka settings, applied last"
     )
@@ -101,10 +125,12 @@ class TopicOverride(_Strict):
 
 
 TOPIC_ROLES: tuple[str, ...] = ("events", "dlq", "deliveries", "health", "alerts", "aggregates",
-                                "insights", "alerter_hits", "alerter_state", "aggregator_state")
+                                "insights", "alerter_hits", "alerter_state", "aggregator_state",
+                                "events_json", "alerts_json", "siem_subscriptions")
 """The keys of ``[topics]`` that name a topic."""
 
-COMPACTED_ROLES = frozenset({"alerter_state", "aggregates", "aggregator_state"})
+COMPACTED_ROLES = frozenset({"alerter_state", "aggregates", "aggregator_state",
+                             "siem_subscriptions"})
 """Topics that hold state by key: compacted unless an override says otherwise."""
 
 
@@ -130,6 +156,15 @@ class TopicsConfig(_Strict):
                                   description=(
         "internal, compacted: the aggregator's open windows, watermarks and Insights baselines "
         "(at least as many partitions as events)"))
+    events_json: str = Field(default="audit.events.json.v1", min_length=1, description=(
+        "the mirror: one CloudTrail record per message as CloudTrail's own JSON, keyed and "
+        "partitioned like events (what SIEMs subscribe to)"))
+    alerts_json: str = Field(default="audit.alerts.json.v1", min_length=1, description=(
+        "the mirror of the alerts topic, one alert per message as JSON"))
+    siem_subscriptions: str = Field(default="audit.siem.subscriptions.v1", min_length=1,
+                                    description=(
+        "internal, compacted: one record per SIEM subscription (topics, auth, view), written by "
+        "`trailpipe siem`, read by the mirror to serve views"))
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3_600_000, ge=-1)
@@ -269,6 +304,10 @@ class Config(_Strict):
     notifier: NotifierConfig = Field(default_factory=NotifierConfig)
     aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    mirror: MirrorConfig = Field(default_factory=MirrorConfig)
+    siem: SiemConfig = Field(default_factory=SiemConfig)
+    forward_syslog: ForwardSyslogConfig = Field(default_factory=ForwardSyslogConfig)
+    forward_hec: ForwardHecConfig = Field(default_factory=ForwardHecConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

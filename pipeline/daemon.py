@@ -200,6 +200,19 @@ DAEMONS: dict[str, Registered] = {
         "consumers.notifier.daemon", "notifier",
         "Fan alerts out to the notifier's routes (webhook, SNS, syslog, Kafka topics), "
         "at least once; undeliverable alerts to the DLQ."),
+    "mirror": Registered(
+        "consumers.mirror.daemon", "mirror",
+        "Mirror the events topic as CloudTrail's own JSON (one record per message, same keys "
+        "and partitions) to the events_json topic, the alerts to alerts_json, and serve every "
+        "SIEM's filtered/redacted view; exactly once, in Kafka transactions."),
+    "forward-syslog": Registered(
+        "consumers.forwarder.syslog", "forward_syslog",
+        "Forward a JSON topic (the mirror or a SIEM view) to a syslog receiver: RFC 5424 over "
+        "TCP, TLS or UDP, as CloudTrail JSON or CEF; offsets committed after the send."),
+    "forward-hec": Registered(
+        "consumers.forwarder.hec", "forward_hec",
+        "Forward a JSON topic to Splunk's HTTP Event Collector in batches; offsets committed "
+        "only after indexer acknowledgement."),
 }
 """Every consumer daemon, by name. Modules are imported only when their daemon is built."""
 

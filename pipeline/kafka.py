@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.config import KafkaConfig
+from pipeline.config import KafkaConfig, SslConfig
 from pipeline.logs import kafka_logger
 
 
@@ -26,6 +26,21 @@ def base_client_config(kafka: KafkaConfig, bootstrap: str) -> dict[str, Any]:
         conf["sasl.mechanism"] = kafka.sasl.mechanism
         conf["sasl.username"] = kafka.sasl.username
         conf["sasl.password"] = kafka.sasl.password.get_secret_value()
+    if kafka.ssl is not None:
+        conf.update(ssl_client_config(kafka.ssl))
+    return conf
+
+
+def ssl_client_config(ssl: SslConfig) -> dict[str, Any]:
+    """librdkafka's ``ssl.*`` settings for ``ssl`` (only the ones that are set)."""
+    conf: dict[str, Any] = {"ssl.endpoint.identification.algorithm":
+                            "https" if ssl.endpoint_identification else "none"}
+    paths = {"ssl.ca.location": ssl.ca_location,
+             "ssl.certificate.location": ssl.certificate_location,
+             "ssl.key.location": ssl.key_location}
+    conf.update({k: str(v) for k, v in paths.items() if v is not None})
+    if ssl.key_password is not None:
+        conf["ssl.key.password"] = ssl.key_password.get_secret_value()
     return conf
 
 
