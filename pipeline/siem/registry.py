@@ -9,13 +9,13 @@ synchronous: a call returns once the broker has the record, or raises.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pydantic
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from pipeline.changelog import read_partition
 from pipeline.logs import get_logger
 from pipeline.model import Unavailable
 from pipeline.producer import DeliveryError, KafkaProducer
@@ -26,6 +26,8 @@ log = get_logger("pipeline.siem.registry")
 READER_LABEL = "trailpipe.siem.registry"
 """The ``group.id`` the reader sets as a client label (it joins no group, commits nothing)."""
 WRITE_TIMEOUT_S = 30.0
+FETCH_WAIT_MS = 10  # the topic is tiny: answer fetches at once rather than wait for data
+POLL_S = 0.05
 
 
 class RegistryError(DeliveryError):
@@ -40,21 +42,13 @@ def load_subscriptions(base_conf: dict[str, Any], topic: str, *,
 
     Raises ValueError when ``topic`` does not exist, Unavailable when the whole topic is not
     read within ``timeout_s``."""
-    deadline_s = time.monotonic() + timeout_s
     found: dict[str, Subscription] = {}
-    for partition in _partitions(base_conf, topic, timeout_s):
-        remaining_s = max(deadline_s - time.monotonic(), 0.1)
-        records = read_partition(base_conf, topic, partition, group=READER_LABEL,
-                                 timeout_s=remaining_s)
-        for key, value in records:
-            if value is None:
-                found.pop(key, None)
-                continue
-            sub = _parse(key, value)
-            if sub is None:
-                found.pop(key, None)
-            else:
-                found[sub.name] = sub
+    for key, value in _read_to_end(base_conf, topic, timeout_s):
+        sub = None if value is None else _parse(key, value)
+        if sub is None:
+            found.pop(key, None)
+        else:
+            found[sub.name] = sub
     return found
 
 
@@ -77,16 +71,37 @@ def _write(producer_conf: dict[str, Any], topic: str, name: str, value: bytes | 
         producer.close(1.0)
 
 
-def _partitions(base_conf: dict[str, Any], topic: str, timeout_s: float) -> list[int]:
-    admin = AdminClient(dict(base_conf))
+def _read_to_end(base_conf: dict[str, Any], topic: str,
+                 timeout_s: float) -> Iterator[tuple[str, bytes | None]]:
+    """``(key, value)`` of every committed record, each partition in order, up to the end
+    offsets of the moment each partition is reached. One consumer assigned to every partition
+    (:func:`pipeline.changelog.read_partition` reads one partition per consumer, at least one
+    fetch wait each: seconds for a CLI on a six-partition topic)."""
+    consumer = Consumer({**base_conf, "group.id": READER_LABEL, "enable.auto.commit": False,
+                         "enable.partition.eof": True, "isolation.level": "read_committed",
+                         "fetch.wait.max.ms": FETCH_WAIT_MS})
     try:
-        meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    except Exception as exc:  # KafkaException: broker unreachable within the timeout
-        raise Unavailable(f"cannot read the metadata of {topic}: {exc}") from exc
-    if meta is None or meta.error is not None or not meta.partitions:
-        raise ValueError(f"subscriptions topic {topic} does not exist "
-                         "(create it with `trailpipe topics create`)")
-    return sorted(meta.partitions)
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise ValueError(f"subscriptions topic {topic} does not exist "
+                             "(create it with `trailpipe topics create`)")
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        unread, deadline_s = set(meta.partitions), time.monotonic() + timeout_s
+        while unread:
+            if time.monotonic() > deadline_s:
+                raise Unavailable(f"{topic} not read to its end within {timeout_s:g} s")
+            for msg in consumer.consume(1000, POLL_S):
+                err = msg.error()
+                if err is None:
+                    yield (msg.key() or b"").decode(), msg.value()
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    unread.discard(msg.partition())
+                else:
+                    raise Unavailable(f"reading {topic} failed: {err}")
+    except KafkaException as exc:  # metadata not answered within the timeout
+        raise Unavailable(f"cannot read {topic}: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def _parse(key: str, value: bytes) -> Subscription | None:

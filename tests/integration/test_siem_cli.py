@@ -327,10 +327,19 @@ def _consume_and_commit(conf: dict[str, Any], topic: str, group: str) -> int:
                 if err is None:
                     read += 1
                 elif err.code() == KafkaError._PARTITION_EOF:
-                    eof.add(msg.partition())
+                    eof.add(msg.partition() or 0)
                 else:
                     raise AssertionError(err)
         consumer.commit(asynchronous=False)
     finally:
         consumer.close()
     return read
+
+
+def test_usage_errors_exit_2_with_the_reason(siem_env: dict[str, str], unique: str) -> None:
+    unknown = _invoke(siem_env, "rotate", f"nobody{unique}")
+    assert unknown.exit_code == 2 and "no subscription" in unknown.output
+    bad_name = _invoke(siem_env, "subscribe", "Bad.Name", "--topics", "events")
+    assert bad_name.exit_code == 2 and "subscription name" in bad_name.output
+    bad_role = _invoke(siem_env, "subscribe", f"x{unique}", "--topics", "events,raw")
+    assert bad_role.exit_code == 2 and "roles are events, alerts" in bad_role.output
