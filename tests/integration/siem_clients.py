@@ -1,0 +1,394 @@
+"""Real, independent Kafka clients for the SIEM acceptance tests, each run as a subprocess:
+
+- ``kcat`` (the Debian package: librdkafka 2.0.2), with a subscription's ``librdkafka.conf``;
+- Kafka's own Java tools from the dev cluster's jars: the console consumer and producer, and
+  ``AclCommand`` (``kafka-acls``);
+- a private ``rsyslogd`` whose only input is ``imkafka`` (no system sockets), writing each
+  message's ``%msg%`` as one line of a file.
+
+Every run waits for a state (records read, an error printed, the process gone) with a
+deadline and never sleeps blindly. Which Kafka error a client reported is read from its own
+words (:func:`kafka_error`), so the tests assert what the client saw, not what we assume.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from pipeline.dev import ensure_kafka_libs, find_repo_root
+
+CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+ACL_COMMAND = "org.apache.kafka.tools.AclCommand"
+SCRAM_FIX_LIBRDKAFKA = (2, 6, 1)
+"""First librdkafka whose SCRAM final message Kafka 4 accepts (the nonce was sent twice)."""
+
+# How each client words a Kafka error: librdkafka's text (kcat, rsyslog) and the Java
+# exception class (console tools). Keys are Kafka's error names.
+ERROR_WORDS: dict[str, tuple[str, ...]] = {
+    "TOPIC_AUTHORIZATION_FAILED": ("Topic authorization failed", "TopicAuthorizationException"),
+    "GROUP_AUTHORIZATION_FAILED": ("Group authorization failed", "GroupAuthorizationException"),
+    "SASL_AUTHENTICATION_FAILED": ("SASL authentication error", "SaslAuthenticationException"),
+    "SSL_HANDSHAKE_FAILED": ("certificate unknown", "SslAuthenticationException"),
+}
+
+
+def require(program: str, package: str) -> str:
+    """The path of ``program``; skips the test LOUDLY when it is not installed."""
+    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.skip(f"{program} is not installed (Debian package {package}; .ci/run installs "
+                    "it): this SIEM acceptance check did NOT run")
+    return path
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
+               interval_s: float = 0.2) -> None:
+    """Poll ``check`` until it is true; fail the test naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+@dataclass
+class Run:
+    """What a client printed: stdout lines and stderr text; ``returncode`` is None when the
+    harness stopped it (it had reached the awaited state or the deadline)."""
+
+    argv: list[str]
+    out: list[str] = field(default_factory=list)
+    err: str = ""
+    returncode: int | None = None
+
+    def records(self) -> list[str]:
+        """The stdout lines that are messages (JSON objects); a Java tool logs there too."""
+        return [line for line in self.out if line.startswith("{")]
+
+    def error(self) -> str | None:
+        """The Kafka error the client reported (log lines on stdout or stderr), if any."""
+        return kafka_error(self.err + "\n" + "\n".join(self.out[-50:]))
+
+    def describe(self) -> str:
+        return (f"{' '.join(self.argv[:3])} ... -> rc {self.returncode}, {len(self.out)} "
+                f"lines; stderr tail:\n{self.err[-1500:]}")
+
+
+def kafka_error(text: str) -> str | None:
+    """The first Kafka error (a key of :data:`ERROR_WORDS`) named in a client's output."""
+    found = [(text.find(w), name) for name, words in ERROR_WORDS.items() for w in words
+             if w in text]
+    return min(found)[1] if found else None
+
+
+class Client:
+    """A client process whose output is collected as it arrives (stdout lines in
+    ``run.out``, stderr in ``run.err``), so a test can wait for a state while it runs."""
+
+    def __init__(self, argv: list[str], stdin: bytes | None = None) -> None:
+        self.run = Run(argv)
+        self._err: list[bytes] = []
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)
+        pipes = self._proc.stdin, self._proc.stdout, self._proc.stderr
+        assert pipes[0] is not None and pipes[1] is not None and pipes[2] is not None
+        self._readers = [threading.Thread(target=_lines, args=(pipes[1], self.run.out)),
+                         threading.Thread(target=_chunks, args=(pipes[2], self._err))]
+        for reader in self._readers:
+            reader.daemon = True
+            reader.start()
+        if stdin is not None:
+            pipes[0].write(stdin)
+        pipes[0].close()
+
+    def wait_for(self, done: Callable[[Run], bool], timeout_s: float) -> bool:
+        """Until ``done(run)`` holds (True) or the process exits or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.run.err = b"".join(self._err).decode(errors="replace")
+            if done(self.run):
+                return True
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        for reader in self._readers if self._proc.poll() is not None else []:
+            reader.join(5)  # the exited process's last output
+        self.run.err = b"".join(self._err).decode(errors="replace")
+        return done(self.run)
+
+    def stop(self) -> Run:
+        """SIGTERM (SIGKILL after 5 s) if still running; its complete output."""
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        else:
+            self.run.returncode = self._proc.returncode
+        for reader in self._readers:
+            reader.join(5)
+        self.run.err = b"".join(self._err).decode(errors="replace")
+        return self.run
+
+
+def run_until(argv: list[str], done: Callable[[Run], bool], timeout_s: float, *,
+              stdin: bytes | None = None) -> Run:
+    """Run ``argv`` until it exits, ``done(run)`` holds or ``timeout_s`` passes; then stop
+    it and return its output."""
+    client = Client(argv, stdin)
+    client.wait_for(done, timeout_s)
+    return client.stop()
+
+
+def _lines(stream: IO[bytes], out: list[str]) -> None:
+    for line in stream:
+        out.append(line.decode(errors="replace").rstrip("\n"))
+
+
+def _chunks(stream: IO[bytes], out: list[bytes]) -> None:
+    for chunk in stream:
+        out.append(chunk)
+
+
+def until_count_or_error(expected: int) -> Callable[[Run], bool]:
+    """A ``done`` predicate: ``expected`` records read, or a Kafka error reported."""
+    return lambda run: len(run.records()) >= expected or run.error() is not None
+
+
+def until_error(run: Run) -> bool:
+    return run.error() is not None
+
+
+# --- librdkafka config files and kcat -------------------------------------------------------
+
+def read_properties(path: Path) -> dict[str, str]:
+    """``key=value`` lines of a librdkafka or Java properties file (``#`` comments skipped)."""
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def write_properties(source: Path, dest: Path, changes: Mapping[str, str | None]) -> Path:
+    """Copy a properties file with some keys replaced (None: removed); keeps mode 0600."""
+    lines = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and key in changes and not line.lstrip().startswith("#"):
+            if changes[key] is not None:
+                lines.append(f"{key}={changes[key]}")
+            continue
+        lines.append(line)
+    lines += [f"{k}={v}" for k, v in changes.items()
+              if v is not None and all(not ln.startswith(f"{k}=") for ln in lines)]
+    dest.touch(mode=0o600)
+    dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dest
+
+
+def kcat_librdkafka_version(kcat: str) -> tuple[int, ...]:
+    """The librdkafka version kcat was built with (from ``kcat -V``)."""
+    text = subprocess.run([kcat, "-V"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", text)
+    assert match is not None, f"no librdkafka version in `kcat -V`: {text}"
+    return tuple(int(g) for g in match.groups())
+
+
+def kcat_consumer(kcat: str, conf: Path, group: str, topic: str) -> list[str]:
+    """kcat as a balanced consumer in ``group`` (``-G``) from the earliest offset, one JSON
+    envelope per message (``-J``), unbuffered; it runs until stopped or an error."""
+    return [kcat, "-u", "-F", str(conf), "-X", "auto.offset.reset=earliest", "-J", "-G", group,
+            topic]
+
+
+def kcat_consume(kcat: str, conf: Path, group: str, topic: str, *, expected: int,
+                 timeout_s: float = 60) -> Run:
+    """:func:`kcat_consumer` until ``expected`` messages or a Kafka error."""
+    return run_until(kcat_consumer(kcat, conf, group, topic), until_count_or_error(expected),
+                     timeout_s)
+
+
+def kcat_payloads(run: Run) -> list[bytes]:
+    """The message values of a ``-J`` run."""
+    return [json.loads(line)["payload"].encode() for line in run.records()]
+
+
+def kcat_produce(kcat: str, conf: Path, topic: str, value: bytes, timeout_s: float = 20) -> Run:
+    """kcat as a producer of one message; it exits when the delivery report arrives."""
+    return run_until([kcat, "-F", str(conf), "-P", "-t", topic], until_error, timeout_s,
+                     stdin=value + b"\n")
+
+
+def kcat_metadata(kcat: str, settings: Mapping[str, str], timeout_s: float = 20) -> Run:
+    """``kcat -L`` (metadata) with librdkafka ``settings`` given as ``-X`` options."""
+    argv = [kcat, "-L", "-m", "5"]
+    for key, value in settings.items():
+        argv += ["-X", f"{key}={value}"]
+    return run_until(argv, until_error, timeout_s)
+
+
+# --- Kafka's Java tools ------------------------------------------------------------------------
+
+def kafka_libs() -> Path:
+    """The dev cluster's Kafka jars (resolved by Maven once, cached under var/kafka/)."""
+    require("java", "openjdk-17-jre-headless")
+    return ensure_kafka_libs(find_repo_root())[0]
+
+
+def java_argv(main_class: str, args: list[str]) -> list[str]:
+    return ["java", "-cp", f"{kafka_libs()}/*", main_class, *args]
+
+
+def console_consumer(props: Path, topic: str, *, max_messages: int | None = None,
+                     idle_ms: int | None = 10_000) -> list[str]:
+    """Kafka's console consumer with a client ``.properties`` file (bootstrap and group from
+    it), read_committed, from the beginning; exits after ``max_messages``, ``idle_ms`` without
+    a message, or (printing the exception) on an error."""
+    conf = read_properties(props)
+    args = ["--bootstrap-server", conf["bootstrap.servers"], "--topic", topic,
+            "--command-config", str(props), "--from-beginning",
+            "--isolation-level", "read_committed"]
+    if max_messages is not None:
+        args += ["--max-messages", str(max_messages)]
+    if idle_ms is not None:
+        args += ["--timeout-ms", str(idle_ms)]
+    return java_argv(CONSOLE_CONSUMER, args)
+
+
+def console_consume(props: Path, topic: str, *, expected: int, timeout_s: float = 60) -> Run:
+    """:func:`console_consumer` until ``expected`` messages or a Kafka error (no idle exit: a
+    loaded machine can take seconds to join the group)."""
+    return run_until(console_consumer(props, topic, max_messages=expected, idle_ms=None),
+                     until_count_or_error(expected), timeout_s)
+
+
+def console_produce(props: Path, topic: str, value: bytes, timeout_s: float = 60) -> Run:
+    """Kafka's console producer sending one message synchronously. Idempotence is off so a
+    refusal is the topic's (an idempotent producer is refused at the cluster first)."""
+    args = ["--bootstrap-server", read_properties(props)["bootstrap.servers"], "--topic", topic,
+            "--command-config", str(props), "--command-property", "enable.idempotence=false",
+            "--sync"]
+    return run_until(java_argv(CONSOLE_PRODUCER, args), until_error, timeout_s,
+                     stdin=value + b"\n")
+
+
+def scram_properties(dest: Path, protocol: str, username: str, password: str,
+                     ca_location: Path | None = None) -> Path:
+    """A Java client ``.properties`` file (no bootstrap) for SCRAM-SHA-512 as ``username``."""
+    lines = [f"security.protocol={protocol}", "sasl.mechanism=SCRAM-SHA-512",
+             "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+             f'required username="{username}" password="{password}";']
+    if ca_location is not None:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={ca_location}"]
+    dest.touch(mode=0o600)
+    dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dest
+
+
+AclRow = tuple[str, str, str, str, str, str]
+"""(resource type, resource name, pattern type, operation, permission, host)."""
+
+_ACL_RESOURCE = re.compile(r"resourceType=(\w+), name=(.*?), patternType=(\w+)\)")
+_ACL_ENTRY = re.compile(r"\(principal=(.*?), host=(.*?), operation=(\w+), "
+                        r"permissionType=(\w+)\)")
+
+
+def acl_list(bootstrap: str, admin_props: Path, timeout_s: float = 60) -> dict[str, set[AclRow]]:
+    """``kafka-acls --list`` (AclCommand) parsed: principal -> its bindings."""
+    argv = java_argv(ACL_COMMAND, ["--bootstrap-server", bootstrap, "--command-config",
+                                   str(admin_props), "--list"])
+    run = run_until(argv, lambda _r: False, timeout_s)
+    assert run.returncode == 0, run.describe()
+    out: dict[str, set[AclRow]] = {}
+    resource: tuple[str, str, str] | None = None
+    for line in run.out:
+        if (res := _ACL_RESOURCE.search(line)) is not None:
+            resource = (res[1], res[2], res[3])
+        elif (entry := _ACL_ENTRY.search(line)) is not None:
+            assert resource is not None, f"an ACL entry before its resource: {run.out}"
+            out.setdefault(entry[1], set()).add((*resource, entry[3], entry[4], entry[2]))
+    return out
+
+
+# --- rsyslog with imkafka -----------------------------------------------------------------------
+
+@dataclass
+class RsyslogKafka:
+    """A private ``rsyslogd -n`` whose one input is imkafka reading ``topic`` in ``group``
+    with librdkafka settings ``params`` (a subscription's ``librdkafka.conf``, less bootstrap
+    and group), writing each message as one line (``%msg%``) to ``output``."""
+
+    workdir: Path
+    topic: str
+    bootstrap: str
+    group: str
+    params: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def output(self) -> Path:
+        return self.workdir / "siem.log"
+
+    def config(self) -> str:
+        params = ", ".join(json.dumps(f"{k}={v}") for k, v in self.params.items())
+        return f"""
+global(workDirectory="{self.workdir}" maxMessageSize="4m")
+module(load="imkafka")
+template(name="msgonly" type="string" string="%msg%\\n")
+ruleset(name="siem") {{
+  action(type="omfile" file="{self.output}" template="msgonly")
+}}
+input(type="imkafka" topic="{self.topic}" broker="{self.bootstrap}"
+      consumergroup="{self.group}" ruleset="siem" confParam=[{params}])
+"""
+
+    def start(self) -> RsyslogKafka:
+        """Validate the config (``-N1``), then start rsyslogd in the foreground."""
+        binary = require("rsyslogd", "rsyslog")
+        conf = self.workdir / "rsyslog.conf"
+        conf.write_text(self.config(), encoding="utf-8")
+        check = subprocess.run([binary, "-N1", "-f", str(conf)], capture_output=True,
+                               text=True, check=False)
+        assert check.returncode == 0, f"rsyslog rejects its config:\n{check.stderr}"
+        log = (self.workdir / "rsyslogd.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, "-n", "-f", str(conf), "-i", str(self.workdir / "rsyslogd.pid")],
+            stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def lines(self) -> list[str]:
+        """The complete lines written so far."""
+        if not self.output.exists():
+            return []
+        text = self.output.read_bytes().decode()
+        return text.split("\n")[:-1]
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self) -> str:
+        path = self.workdir / "rsyslogd.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM (imkafka closes its consumer) and wait until rsyslogd has exited."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
