@@ -114,7 +114,7 @@ def _print_subscribed(out: Any) -> None:
     topic_args = " ".join(sub.topics)
     typer.echo("read with:")
     typer.echo(f"  kcat -F {directory / LIBRDKAFKA_FILE} -G {sub.name}.kcat {topic_args}")
-    typer.echo(f"  kafka-console-consumer.sh --bootstrap-server <see {JAVA_FILE}> "
+    typer.echo(f"  kafka-console-consumer.sh --bootstrap-server {out.bootstrap} "
                f"--consumer.config {directory / JAVA_FILE} --group {sub.name}.java "
                f"--topic {sub.topics[0]}")
     typer.echo("  Splunk Connect for Kafka: splunk-connect-for-kafka.properties (add the HEC "
@@ -142,7 +142,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="One JSON documen
     if not docs:
         typer.echo("no subscriptions")
     for doc in docs:
-        typer.echo(f"{doc['name']}  auth={doc['auth']}  format={doc['format']}  "
+        typer.echo(f"{doc['name']}  {doc['principal']}  auth={doc['auth']}  "
+                   f"format={doc['format']}  "
                    f"topics={','.join(doc['topics'])}  view={doc['view']}")
         lags: dict[str, int] = {}
         for g in doc["groups"]:

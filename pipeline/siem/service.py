@@ -77,7 +77,8 @@ def resolve_endpoints(cfg: Config) -> Endpoints:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What a command did. ``files``: written (or, for revoke, the directory removed);
-    ``bindings``: the principal's bindings now; ``removed``: bindings deleted."""
+    ``bindings``: the principal's bindings now; ``removed``: bindings deleted; ``bootstrap``:
+    where the subscriber connects."""
 
     name: str
     sub: Subscription | None
@@ -86,6 +87,7 @@ class Outcome:
     removed: set[AclBinding] = field(default_factory=set)
     new_credential: bool = False
     notes: list[str] = field(default_factory=list)
+    bootstrap: str = ""
 
 
 class Siem:
@@ -105,15 +107,19 @@ class Siem:
         existing = self.subscriptions().get(req.name)
         sub = build_subscription(req, self.cfg.topics, existing=existing,
                                  now_ms=int(time.time() * 1000) if now_ms is None else now_ms)
-        self._bootstrap(sub.auth)  # fail before changing anything
+        bootstrap, _ = self._bootstrap(sub.auth)  # fail before changing anything
         notes = self._view(sub, existing)
+        if existing is not None and existing.auth == "mtls" and sub.auth == "scram":
+            notes.append("switched from mtls: the old client certificate still authenticates "
+                         "as this principal until it expires (the dev CA publishes no CRL)")
         files, cred = self._credential(sub, rotate=False)
         wanted = acl_bindings(sub.name, sub.topics)
         removed = kafka_admin.sync_acls(self.admin, sub.name, wanted)
-        put_subscription(producer_config(self.base, {}), self.topic, sub)
+        if sub != existing:  # an unchanged record is not rewritten (the mirror reloads on news)
+            put_subscription(producer_config(self.base, {}), self.topic, sub)
         log.info("siem_subscribed", name=sub.name, auth=sub.auth, topics=sub.topics,
                  view=sub.view is not None, new_credential=cred.new, removed_bindings=len(removed))
-        return Outcome(sub.name, sub, files, wanted, removed, cred.new, notes)
+        return Outcome(sub.name, sub, files, wanted, removed, cred.new, notes, bootstrap)
 
     def rotate(self, name: str) -> Outcome:
         """A new password or key/certificate for an existing subscription."""

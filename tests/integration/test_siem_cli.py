@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from pipeline.cli.app import app
 from pipeline.dev import ClusterInfo
 from pipeline.kafka import producer_config
-from pipeline.siem.admin import principal_bindings
+from pipeline.siem.admin import principal_bindings, scram_exists
 from pipeline.siem.model import Subscription, View, ViewFilter, view_topic
 from pipeline.siem.plan import acl_bindings
 from pipeline.siem.registry import delete_subscription, load_subscriptions, put_subscription
@@ -251,8 +251,10 @@ def test_mtls_subscriber_reads_with_its_certificate(
         siem_cluster: ClusterInfo, siem_env: dict[str, str], unique: str) -> None:
     name, topic = f"m{unique}", siem_env["TRAILPIPE_TOPICS__ALERTS_JSON"]
     _produce(siem_cluster, topic, 1)
+    _subscribe(siem_env, name, "--topics", "alerts")  # first scram: switching drops it
     out = _subscribe(siem_env, name, "--topics", "alerts", "--auth", "mtls")
     directory = Path(siem_env["TRAILPIPE_SIEM__SECRETS_DIR"]) / name
+    assert not scram_exists(AdminClient(_admin_conf(siem_cluster)), name)
     assert {p.name for p in directory.iterdir()} >= {"client.key", "client.pem", "ca.pem"}
     assert "password" not in {p.name for p in directory.iterdir()}
     assert "BEGIN PRIVATE KEY" not in out.output
@@ -309,6 +311,8 @@ def test_list_shows_each_group_lag(
     assert {g["group"] for g in mine["groups"]} == {f"{name}.splunk"}
     assert sum(g["lag"] for g in mine["groups"]) == 5
     assert sum(g["committed"] for g in mine["groups"]) == consumed
+    table = _invoke(siem_env, "list")
+    assert f"group {name}.splunk: lag 5 records" in table.output
     assert _invoke(siem_env, "revoke", name).exit_code == 0
 
 

@@ -114,12 +114,13 @@ def test_subscribe_output_names_the_files_and_no_secret(
     sub = Subscription(name=spec.name, topics=list(spec.topics), auth=spec.auth, created_ms=1)
     files = [DIR / f for f in ("ca.pem", LIBRDKAFKA_FILE, JAVA_FILE, SPLUNK_FILE, ELASTIC_FILE)]
     _print_subscribed(Outcome(spec.name, sub, files, acl_bindings(spec.name, sub.topics),
-                              new_credential=True))
+                              new_credential=True, bootstrap=spec.bootstrap))
     out = capsys.readouterr()
     printed = out.out + out.err
     for secret in (PASSWORD, "MIIEvQ", "AbCd"):
         assert secret not in printed
     assert all(str(f) in printed for f in files)
     assert f"kcat -F {DIR / LIBRDKAFKA_FILE} -G splunk.kcat" in printed
+    assert f"--bootstrap-server {spec.bootstrap} --consumer.config {DIR / JAVA_FILE}" in printed
     assert ("librdkafka >= 2.6.1" in printed) == (spec.auth == "scram")
     assert spec.topics[0] in printed
