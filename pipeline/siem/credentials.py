@@ -37,11 +37,12 @@ class Credential:
 
 
 def subscription_dir(secrets_dir: Path, name: str) -> Path:
-    """The directory of subscription ``name``, created with mode 0700 (and its parent)."""
+    """The directory of subscription ``name``, mode 0700 (``secrets_dir`` is created 0700 when
+    missing; an existing one is left as it is)."""
+    secrets_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     path = secrets_dir / name
-    for d in (secrets_dir, path):
-        d.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        d.chmod(DIR_MODE)
+    path.mkdir(mode=DIR_MODE, exist_ok=True)
+    path.chmod(DIR_MODE)  # also when it existed: mkdir's mode does not apply then
     return path
 
 
