@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +52,14 @@ def overrides(bootstrap: str, topics: dict[str, str], unique: str,
             **{f"mirror.{k}": v for k, v in mirror.items()}}
 
 
-def produce_records(bootstrap: str, topic: str,
-                    records: Iterable[dict[str, Any]]) -> dict[Coordinate, int]:
-    """Encode and produce like the producers do (Avro, keyed account|region, murmur2); where
-    each record landed: (partition, offset) -> its index in ``records``."""
+def produce_records(bootstrap: str, topic: str, records: list[dict[str, Any]], *,
+                    copies: int = 1) -> dict[Coordinate, int]:
+    """Encode and produce like the producers do (Avro, keyed account|region, murmur2),
+    ``copies`` times over; where each copy landed: (partition, offset) -> its record's index
+    in ``records``."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                          "linger.ms": 20, "partitioner": "murmur2_random"})
+    encoded = [(encode(to_avro(r, ingest=INGEST)), event_key(r)) for r in records]
     landed: dict[Coordinate, int] = {}
     errors: list[Any] = []
 
@@ -68,11 +71,10 @@ def produce_records(bootstrap: str, topic: str,
                 landed[(msg.partition() or 0, msg.offset() or 0)] = index
         return done
 
-    for index, record in enumerate(records):
-        value = encode(to_avro(record, ingest=INGEST))
+    for index, (value, key) in list(enumerate(encoded)) * copies:
         while True:
             try:
-                producer.produce(topic, value, event_key(record), on_delivery=on_delivery(index))
+                producer.produce(topic, value, key, on_delivery=on_delivery(index))
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -80,6 +82,20 @@ def produce_records(bootstrap: str, topic: str,
     assert producer.flush(60) == 0
     assert not errors, errors[:3]
     return landed
+
+
+def busiest_account(records: Iterable[dict[str, Any]]) -> str:
+    """The account that keys the most records (so a view of it is neither empty nor all)."""
+    counts = Counter(event_key(r).split(b"|")[0].decode() for r in records)
+    counts.pop("", None)
+    return counts.most_common(1)[0][0]
+
+
+def coordinates_of(account: str, records: list[dict[str, Any]],
+                   landed: dict[Coordinate, int]) -> set[Coordinate]:
+    """Where the records keyed by ``account`` landed (what a view of it must hold)."""
+    prefix = f"{account}|".encode()
+    return {c for c, i in landed.items() if event_key(records[i]).startswith(prefix)}
 
 
 def put_view(bootstrap: str, topics: dict[str, str], name: str, account: str) -> Subscription:
