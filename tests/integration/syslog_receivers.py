@@ -189,6 +189,17 @@ class Receiver:
             self.process.terminate()
             self.process.wait(15)
 
+    def kill(self) -> None:
+        """SIGKILL: what the daemon had read but not written is lost. A line it was writing
+        when killed is ended with a newline, so the messages written after the restart start
+        on lines of their own (the torn line does not parse)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(15)
+        if self.output.exists() and not self.output.read_bytes().endswith(b"\n"):
+            with self.output.open("ab") as out:
+                out.write(b"\n")
+
     def lines(self) -> list[str]:
         if not self.output.exists():
             return []
