@@ -11,9 +11,12 @@ import pyarrow as pa
 import pytest
 from test_events_mapping import assert_same
 
+from pipeline.config import GeneratorConfig
 from pipeline.events import IngestMeta, InvalidDatum, default_registry, from_avro, to_avro, wire
 from pipeline.events.batch import AvroBatchDecoder
+from pipeline.mirror import objects
 from pipeline.mirror.json import cloudtrail_json
+from producers.generator.source import make_generator
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "cloudtrail"
 INGEST = IngestMeta(1_764_201_600_000, "test", "unit-1", "file.jsonl:1")
@@ -56,6 +59,39 @@ def test_every_corpus_record_comes_back_as_ingested(corpus: list[dict[str, Any]]
     table = table_of(corpus)
     assert table.num_rows == len(corpus)
     assert_records(cloudtrail_json(table), corpus)
+
+
+@pytest.mark.parametrize(("min_group_rows", "max_bits"), [(1, 62), (1, 3), (10**9, 62)])
+def test_every_row_exact_by_presence_groups_or_by_text(
+        corpus: list[dict[str, Any]], min_group_rows: int, max_bits: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of leaving out null members give the same records: every presence group
+    encoded on its own (1), also when most sometimes-null members get no bit (3), and no group
+    at all (all rows by text)."""
+    monkeypatch.setattr(objects, "MIN_GROUP_ROWS", min_group_rows)
+    monkeypatch.setattr(objects, "_MAX_BITS", max_bits)
+    records = corpus + adversarial_records()
+    assert_records(cloudtrail_json(table_of(records)), records)
+
+
+def test_generated_events_mostly_take_the_presence_groups(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Generated traffic (few event shapes, as real traffic): most rows are encoded by presence
+    group, and every row comes back as generated."""
+    config = GeneratorConfig(accounts=5, regions=3, rate_per_s=200.0)
+    gen = make_generator(config, 1_764_000_000_000)
+    records = list(gen.records(4000))
+    by_group = []
+    encode = objects._encode
+
+    def spy(frame: Any, held: Any, *more: Any) -> Any:
+        if held is not None:
+            by_group.append(frame.height)
+        return encode(frame, held, *more)
+
+    monkeypatch.setattr(objects, "_encode", spy)
+    assert_records(cloudtrail_json(table_of(records)), records)
+    assert sum(by_group) > len(records) // 2 and len(by_group) > 2
 
 
 def test_small_batches_and_sliced_and_chunked_tables(corpus: list[dict[str, Any]]) -> None:
