@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kit import start_daemon
-from siem_clients import read_properties, scram_properties, wait_until
+from siem_clients import read_properties, wait_until
+from siem_java import scram_properties
 
 from pipeline.config import TOPIC_ROLES, TopicsConfig
 from pipeline.dev import ClusterInfo
@@ -31,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus" / "cloudtrail"
 LOG = logging.getLogger("siem_site")  # librdkafka logs go here instead of stderr
 Record = dict[str, Any]
+NOT_YET = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+           KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT}
+"""Errors of a group's first moments (its coordinator is being chosen or loaded)."""
 
 
 def corpus_records(count: int) -> list[Record]:
@@ -162,8 +166,9 @@ class Site:
             return self.group_lag(f"mirror-{self.suffix}", self.topics.events) == 0
         wait_until(done, timeout_s, "the mirror to commit every produced record")
 
-    def group_lag(self, group: str, topic: str) -> int:
-        """Offsets between ``group``'s commits and the ends of ``topic`` (read as admin)."""
+    def group_lag(self, group: str, topic: str) -> int | None:
+        """Offsets between ``group``'s commits and the ends of ``topic`` (read as admin);
+        None while the broker cannot tell yet (:data:`NOT_YET`, or another retriable error)."""
         consumer = Consumer({**self.admin_conf(), "group.id": group})
         try:
             parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -171,6 +176,10 @@ class Site:
             committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
             ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1]
                     for tp in tps}
+        except KafkaException as exc:
+            if not exc.args[0].retriable() and exc.args[0].code() not in NOT_YET:
+                raise
+            return None
         finally:
             consumer.close()
         return sum(end - max(committed[p], 0) for p, end in ends.items())

@@ -24,10 +24,6 @@ from siem_clients import (
     Client,
     RsyslogKafka,
     Run,
-    acl_list,
-    console_consume,
-    console_consumer,
-    console_produce,
     kcat_consume,
     kcat_consumer,
     kcat_librdkafka_version,
@@ -41,6 +37,7 @@ from siem_clients import (
     wait_until,
     write_properties,
 )
+from siem_java import acl_list, console_consume, console_consumer, console_produce
 from siem_site import Record, Site, corpus_records, same
 
 from pipeline.certs import CertificateAuthority, write_secret
@@ -303,6 +300,7 @@ def test_rotate_and_revoke_cut_off_real_clients(site: Site, tmp_path: Path) -> N
         for reader in readers:
             assert reader.wait_for(until_error, 60), reader.run.describe()
             assert reader.run.error() in AUTHZ, reader.run.describe()
+            print(f"after revoke, {Path(reader.run.argv[0]).name} got {reader.run.error()}")
     finally:
         for reader in readers:
             reader.stop()
