@@ -9,8 +9,10 @@ configured facility and the severity of the record (CEF 8 → 2 critical, 6 → 
 
 Long records: a message longer than ``max_message_bytes`` (UDP: at most 65,000) is
 dead-lettered with the reason, never truncated. Receivers cut long messages by default: raise
-their limit to match (rsyslog ``global(maxMessageSize="1m")`` before its inputs load, or
-``$MaxMessageSize 1m``; syslog-ng ``options { log-msg-size(1048576); }``).
+their limits to match (rsyslog: ``global(maxMessageSize="1m")`` before its inputs load, or
+``$MaxMessageSize 1m``, and imtcp's ``maxFrameSize`` (default 200,000: a longer octet-counted
+frame is misread as octet stuffing); syslog-ng: ``options { log-msg-size(1048576); }`` and
+the source's ``log-msg-size()``).
 
 Delivery (at least once; duplicates possible, dedupe by eventID). Syslog has no application
 acknowledgement, so over TCP/TLS the sink keeps every message it sent until it is *confirmed*:
