@@ -1,9 +1,7 @@
-"""Real, independent Kafka clients for the SIEM acceptance tests, each run as a subprocess
-(Kafka's own Java tools: :mod:`siem_java`):
-
-- ``kcat`` (the Debian package: librdkafka 2.0.2), with a subscription's ``librdkafka.conf``;
-- a private ``rsyslogd`` whose only input is ``imkafka`` (no system sockets), writing each
-  message's ``%msg%`` as one line of a file.
+"""Real, independent Kafka clients for the SIEM acceptance tests, each run as a subprocess:
+the harness (:class:`Client`, :func:`run_until`, :func:`wait_until`) and ``kcat`` (the Debian
+package: librdkafka 2.0.2) with a subscription's ``librdkafka.conf``. Kafka's own Java tools:
+:mod:`siem_java`; rsyslog with imkafka: :mod:`siem_rsyslog`.
 
 Every run waits for a state (records read, an error printed, the process gone) with a
 deadline and never sleeps blindly. Which Kafka error a client reported is read from its own
@@ -22,9 +20,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
+
+from pipeline.certs import CertificateAuthority, write_secret
 
 SCRAM_FIX_LIBRDKAFKA = (2, 6, 1)
 """First librdkafka whose SCRAM final message Kafka 4 accepts (the nonce was sent twice)."""
@@ -168,6 +168,15 @@ def until_error(run: Run) -> bool:
     return run.error() is not None
 
 
+def refused_until(attempt: Callable[[], Run], errors: set[str], what: str,
+                  timeout_s: float = 60) -> Run:
+    """Repeat ``attempt`` (a client run) until it reports one of ``errors``."""
+    deadline = time.monotonic() + timeout_s
+    while (run := attempt()).error() not in errors:
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {run.describe()}"
+    return run
+
+
 # --- librdkafka config files and kcat -------------------------------------------------------
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -197,6 +206,17 @@ def write_properties(source: Path, dest: Path, changes: Mapping[str, str | None]
     return dest
 
 
+def foreign_certificate(conf: Path, name: str, tmp_path: Path) -> Path:
+    """``conf`` with a key and certificate for the same subject (``CN=<name>``) issued by a CA
+    the cluster does not trust."""
+    key_pem, cert_pem = CertificateAuthority.create("rogue CA", days=1).issue_client(name, 1)
+    write_secret(tmp_path / "rogue.key", key_pem)
+    write_secret(tmp_path / "rogue.pem", cert_pem)
+    return write_properties(conf, tmp_path / "rogue.conf",
+                            {"ssl.key.location": str(tmp_path / "rogue.key"),
+                             "ssl.certificate.location": str(tmp_path / "rogue.pem")})
+
+
 def kcat_librdkafka_version(kcat: str) -> tuple[int, ...]:
     """The librdkafka version kcat was built with (from ``kcat -V``)."""
     text = subprocess.run([kcat, "-V"], capture_output=True, text=True, check=False).stdout
@@ -219,9 +239,16 @@ def kcat_consume(kcat: str, conf: Path, group: str, topic: str, *, expected: int
                      timeout_s)
 
 
-def kcat_payloads(run: Run) -> list[bytes]:
-    """The message values of a ``-J`` run."""
-    return [json.loads(line)["payload"].encode() for line in run.records()]
+def kcat_envelopes(run: Run) -> list[dict[str, Any]]:
+    """The messages of a ``-J`` run: ``topic``, ``partition``, ``offset``, ``key``,
+    ``payload`` (text) and ``headers`` (as a dict)."""
+    out = []
+    for line in run.records():
+        envelope = json.loads(line)
+        pairs = envelope.get("headers") or []
+        envelope["headers"] = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        out.append(envelope)
+    return out
 
 
 def kcat_produce(kcat: str, conf: Path, topic: str, value: bytes, timeout_s: float = 20) -> Run:
@@ -236,70 +263,3 @@ def kcat_metadata(kcat: str, settings: Mapping[str, str], timeout_s: float = 20)
     for key, value in settings.items():
         argv += ["-X", f"{key}={value}"]
     return run_until(argv, until_error, timeout_s)
-
-
-# --- rsyslog with imkafka -----------------------------------------------------------------------
-
-@dataclass
-class RsyslogKafka:
-    """A private ``rsyslogd -n`` whose one input is imkafka reading ``topic`` in ``group``
-    with librdkafka settings ``params`` (a subscription's ``librdkafka.conf``, less bootstrap
-    and group), writing each message as one line (``%msg%``) to ``output``."""
-
-    workdir: Path
-    topic: str
-    bootstrap: str
-    group: str
-    params: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def output(self) -> Path:
-        return self.workdir / "siem.log"
-
-    def config(self) -> str:
-        params = ", ".join(json.dumps(f"{k}={v}") for k, v in self.params.items())
-        return f"""
-global(workDirectory="{self.workdir}" maxMessageSize="4m")
-module(load="imkafka")
-template(name="msgonly" type="string" string="%msg%\\n")
-ruleset(name="siem") {{
-  action(type="omfile" file="{self.output}" template="msgonly")
-}}
-input(type="imkafka" topic="{self.topic}" broker="{self.bootstrap}"
-      consumergroup="{self.group}" ruleset="siem" confParam=[{params}])
-"""
-
-    def start(self) -> RsyslogKafka:
-        """Validate the config (``-N1``), then start rsyslogd in the foreground."""
-        binary = require("rsyslogd", "rsyslog")
-        conf = self.workdir / "rsyslog.conf"
-        conf.write_text(self.config(), encoding="utf-8")
-        check = subprocess.run([binary, "-N1", "-f", str(conf)], capture_output=True,
-                               text=True, check=False)
-        assert check.returncode == 0, f"rsyslog rejects its config:\n{check.stderr}"
-        log = (self.workdir / "rsyslogd.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, "-n", "-f", str(conf), "-i", str(self.workdir / "rsyslogd.pid")],
-            stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    def lines(self) -> list[str]:
-        """The complete lines written so far."""
-        if not self.output.exists():
-            return []
-        text = self.output.read_bytes().decode()
-        return text.split("\n")[:-1]
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self) -> str:
-        path = self.workdir / "rsyslogd.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        """SIGTERM (imkafka closes its consumer) and wait until rsyslogd has exited."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)

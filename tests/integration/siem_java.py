@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from siem_clients import Run, read_properties, require, run_until, until_count_or_error, until_error
+from siem_clients import (
+    Run,
+    read_properties,
+    require,
+    run_until,
+    until_count_or_error,
+    until_error,
+    write_properties,
+)
 
 from pipeline.dev import ensure_kafka_libs, find_repo_root
 
@@ -71,6 +79,14 @@ def scram_properties(dest: Path, protocol: str, username: str, password: str,
     dest.touch(mode=0o600)
     dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return dest
+
+
+def wrong_password(props: Path, tmp_path: Path) -> Path:
+    """``props`` with its SCRAM password changed (one more character)."""
+    jaas = read_properties(props)["sasl.jaas.config"]
+    wrong = jaas.replace('password="', 'password="x', 1)
+    assert wrong != jaas
+    return write_properties(props, tmp_path / "wrong.properties", {"sasl.jaas.config": wrong})
 
 
 AclRow = tuple[str, str, str, str, str, str]

@@ -11,9 +11,8 @@ subscriptions (each to events and alerts; ``other`` with a view of its own).
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,26 +21,34 @@ import pytest
 from siem_clients import (
     SCRAM_FIX_LIBRDKAFKA,
     Client,
-    RsyslogKafka,
     Run,
+    foreign_certificate,
     kcat_consume,
     kcat_consumer,
+    kcat_envelopes,
     kcat_librdkafka_version,
     kcat_metadata,
-    kcat_payloads,
     kcat_produce,
     read_properties,
+    refused_until,
     require,
     until_count_or_error,
     until_error,
     wait_until,
     write_properties,
 )
-from siem_java import acl_list, console_consume, console_consumer, console_produce
+from siem_java import (
+    acl_list,
+    console_consume,
+    console_consumer,
+    console_produce,
+    wrong_password,
+)
+from siem_rsyslog import RsyslogKafka
 from siem_site import Record, Site, corpus_records, same
 
-from pipeline.certs import CertificateAuthority, write_secret
 from pipeline.dev import ClusterInfo
+from pipeline.events.partition import event_key, partition_for
 from pipeline.siem.model import view_topic
 
 pytestmark = pytest.mark.integration
@@ -49,6 +56,7 @@ pytestmark = pytest.mark.integration
 COUNT = 300
 LATER = 40
 """Records produced while rsyslog is stopped (the restart test)."""
+AUTHZ = {"TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED"}
 
 
 @dataclass(frozen=True)
@@ -99,13 +107,24 @@ def assert_same_records(records: list[Record], expected: dict[str, Record], run:
 
 
 def test_kcat_mtls_reads_every_record_in_its_group(site: Site, subs: Subs) -> None:
+    """Also what a SIEM sees around each record: the headers, and the key and partition of the
+    source (the mirror keeps the producers' partitioning)."""
     kcat = require("kcat", "kcat")
     expected = dict(site.produced)
     group, topic = f"{subs.kcat}.kcat", site.topics.events_json
     conf = site.secrets(subs.kcat) / "librdkafka.conf"
     run = kcat_consume(kcat, conf, group, topic, expected=len(expected), timeout_s=90)
     assert read_properties(conf)["security.protocol"].upper() == "SSL"
-    assert_same_records([json.loads(p) for p in kcat_payloads(run)], expected, run)
+    messages = kcat_envelopes(run)
+    records = [json.loads(m["payload"]) for m in messages]
+    assert_same_records(records, expected, run)
+    partitions = site.topics.partitions
+    for message, record in zip(messages, records, strict=True):
+        key = event_key(record)
+        assert (message["key"], message["partition"]) == (key.decode(),
+                                                          partition_for(key, partitions))
+        assert message["headers"]["eventID"] == record["eventID"]
+        assert message["headers"]["sourcetype"] == "aws:cloudtrail"
     # kcat committed in its own group as it stopped: the SIEM resumes where it left off
     wait_until(lambda: site.group_lag(group, topic) == 0, 30, f"group {group} to commit")
 
@@ -222,17 +241,6 @@ def test_kcat_mtls_is_refused(site: Site, subs: Subs, case: str, tmp_path: Path)
     assert run.records() == [], run.describe()
 
 
-def foreign_certificate(conf: Path, name: str, tmp_path: Path) -> Path:
-    """``conf`` with a key and certificate for the same subject (``CN=<name>``) issued by a CA
-    the cluster does not trust."""
-    key_pem, cert_pem = CertificateAuthority.create("rogue CA", days=1).issue_client(name, 1)
-    write_secret(tmp_path / "rogue.key", key_pem)
-    write_secret(tmp_path / "rogue.pem", cert_pem)
-    return write_properties(conf, tmp_path / "rogue.conf",
-                            {"ssl.key.location": str(tmp_path / "rogue.key"),
-                             "ssl.certificate.location": str(tmp_path / "rogue.pem")})
-
-
 JAVA_REFUSALS = {
     "read the raw events topic": "TOPIC_AUTHORIZATION_FAILED",
     "read another SIEM's view": "TOPIC_AUTHORIZATION_FAILED",
@@ -261,14 +269,6 @@ def test_console_tools_scram_are_refused(site: Site, subs: Subs, case: str,
         run = console_consume(wrong_password(props, tmp_path), t.events_json, expected=1)
     assert run.error() == JAVA_REFUSALS[case], run.describe()
     assert run.records() == [], run.describe()
-
-
-def wrong_password(props: Path, tmp_path: Path) -> Path:
-    """``props`` with its SCRAM password changed (one more character)."""
-    jaas = read_properties(props)["sasl.jaas.config"]
-    wrong = jaas.replace('password="', 'password="x', 1)
-    assert wrong != jaas
-    return write_properties(props, tmp_path / "wrong.properties", {"sasl.jaas.config": wrong})
 
 
 def test_rotate_and_revoke_cut_off_real_clients(site: Site, tmp_path: Path) -> None:
@@ -305,14 +305,3 @@ def test_rotate_and_revoke_cut_off_real_clients(site: Site, tmp_path: Path) -> N
         for reader in readers:
             reader.stop()
 
-
-AUTHZ = {"TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED"}
-
-
-def refused_until(attempt: Callable[[], Run], errors: set[str], what: str,
-                  timeout_s: float = 60) -> Run:
-    """Repeat ``attempt`` (a client run) until it reports one of ``errors``."""
-    deadline = time.monotonic() + timeout_s
-    while (run := attempt()).error() not in errors:
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {run.describe()}"
-    return run
