@@ -141,9 +141,10 @@ def test_console_consumer_scram_reads_every_record(site: Site, subs: Subs) -> No
 
 def test_rsyslog_imkafka_mtls_loses_nothing_over_a_restart(site: Site, subs: Subs,
                                                           tmp_path: Path) -> None:
-    """rsyslog reads the mirror into a file; it is stopped once it has committed, more records
-    arrive while it is down, and after its start the file has every eventID. Duplicates would
-    be allowed (imkafka commits by itself); the count is printed."""
+    """rsyslog reads the mirror into a file while records keep coming; it is stopped as soon
+    as it has written the newest ones (its commit of them may or may not have happened), more
+    arrive while it is down, and once restarted the file has every eventID. Duplicates are
+    allowed (imkafka commits by itself, at least once); their count is printed."""
     params = read_properties(site.secrets(subs.rsyslog) / "librdkafka.conf")
     bootstrap = params.pop("bootstrap.servers")
     params.pop("group.id", None)
@@ -155,16 +156,16 @@ def test_rsyslog_imkafka_mtls_loses_nothing_over_a_restart(site: Site, subs: Sub
         assert rsyslog.alive(), rsyslog.log_tail()
         return {json.loads(line)["eventID"] for line in rsyslog.lines()} >= set(site.produced)
 
+    later = corpus_records(COUNT + LATER)[COUNT:]
     try:
         rsyslog.start()
-        wait_until(has_all, 60, "rsyslog to write every record")
-        wait_until(lambda: site.group_lag(group, topic) == 0, 30, "rsyslog to commit")
-        rsyslog.stop()
-        before = len(rsyslog.lines())
-        later = corpus_records(COUNT + LATER)[COUNT:]
-        site.produce(later)
-        site.wait_mirrored()
-        rsyslog.start()
+        for batch in (later[: LATER // 2], later[LATER // 2:]):
+            wait_until(has_all, 60, "rsyslog to write every record so far")
+            rsyslog.stop()  # as soon as it wrote them: its commit may not have happened
+            before = len(rsyslog.lines())
+            site.produce(batch)
+            site.wait_mirrored()
+            rsyslog.start()
         wait_until(has_all, 60, "rsyslog, restarted, to write every record")
     finally:
         rsyslog.stop()
@@ -172,10 +173,10 @@ def test_rsyslog_imkafka_mtls_loses_nothing_over_a_restart(site: Site, subs: Sub
     assert {r["eventID"] for r in records} == set(site.produced)
     assert all(same(r, site.produced[r["eventID"]]) for r in records)
     after = records[before:]
-    assert {r["eventID"] for r in later} <= {r["eventID"] for r in after}
     assert len(after) < len(site.produced), "the restarted rsyslog read everything again"
     print(f"rsyslog: {len(records)} lines for {len(site.produced)} records "
-          f"({len(records) - len(site.produced)} duplicates), {len(after)} after the restart")
+          f"({len(records) - len(site.produced)} duplicates), {len(after)} after the last "
+          "restart")
 
 
 def test_old_librdkafka_scram_fails_and_subscribe_names_the_fix(site: Site, subs: Subs) -> None:
