@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from pipeline.events.errors import InvalidDatum
 from pipeline.events.plan import Kind, compile_plan, json_text, merge, parse_json_text
 from pipeline.events.schemas import default_registry
-from pipeline.mirror.objects import _non_empty, json_members
+from pipeline.mirror.objects import json_members
 
 _PLAN = compile_plan(default_registry().get().raw)
 TYPED_FIELDS = tuple(f.name for f in _PLAN.fields if f.kind is not Kind.JSON)
@@ -51,6 +51,8 @@ def cloudtrail_json(table: pa.Table) -> list[bytes]:
     docstring for the contract). Raises InvalidDatum when a row cannot be mapped back."""
     if table.num_rows == 0:
         return []
+    # One chunk per column (the decoder returns two halves): polars works on each chunk.
+    table = table.select([*TYPED_FIELDS, *JSON_MEMBERS, "unmodelled"]).combine_chunks()
     _check_members(table)
     typed = json_members(table, TYPED_FIELDS)
     residual = table.column("unmodelled")
@@ -58,11 +60,15 @@ def cloudtrail_json(table: pa.Table) -> list[bytes]:
         typed = _merge_residuals(typed, table)
     frame = pl.from_arrow(table.select(list(JSON_MEMBERS)))
     assert isinstance(frame, pl.DataFrame)
-    parts = [_non_empty(pl.lit(typed))]
-    parts += [pl.concat_str([pl.lit(f'"{name}":'), pl.col(name)]) for name in JSON_MEMBERS]
-    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
-    texts = frame.select(pl.concat_str([pl.lit("{"), body, pl.lit("}")]).cast(pl.Binary))
+    # One concatenation (each member with its leading comma), the usual case; a row without
+    # typed members gets one comma too many, cut below.
+    members = [pl.concat_str([pl.lit(f',"{name}":'), pl.col(name)]) for name in JSON_MEMBERS]
+    texts = frame.select(pl.concat_str([pl.lit("{"), pl.lit(typed), *members, pl.lit("}")],
+                                       ignore_nulls=True).cast(pl.Binary))
     out: list[bytes] = texts.to_series().to_list()
+    for row in (typed == "").arg_true().to_list():
+        if out[row].startswith(b"{,"):
+            out[row] = b"{" + out[row][2:]
     return out
 
 
@@ -102,7 +108,7 @@ def _check_members(table: pa.Table) -> None:
         column = table.column(name)
         if column.null_count == len(column):
             continue
-        values = column.drop_null().to_pylist()
+        values = pc.unique(column.drop_null()).to_pylist()  # ("null" and {} repeat a lot)
         try:
             deque(map(orjson.loads, values), maxlen=0)
         except orjson.JSONDecodeError:  # orjson is stricter than the standard library
