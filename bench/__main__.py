@@ -21,6 +21,7 @@ from bench import (
     alert_bench,
     archive_bench,
     consume_bench,
+    mirror_bench,
     produce_bench,
     runner_bench,
 )
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, Scenario] = {
     "consume": consume_bench.SCENARIO,
     "alert": alert_bench.SCENARIO,
     "aggregate": aggregate_bench.SCENARIO,
+    "mirror": mirror_bench.SCENARIO,
 }
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 CLUSTER_DIR = Path("var") / "bench-cluster"

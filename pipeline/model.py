@@ -47,6 +47,23 @@ class KafkaRecord:
     """An explicit partition; None lets the partitioner choose from the key."""
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaBatch:
+    """Many output records bound for one Kafka topic, as parallel sequences: a batch
+    processor's fast path at high rates (the Runner produces them in one loop, no object per
+    record). ``headers`` is None (no headers) or one list of (name, value) pairs per record
+    (a list: the client rejects tuples); partitions are chosen by the partitioner from the
+    keys."""
+
+    topic: str
+    values: Sequence[bytes | None]
+    keys: Sequence[bytes | None]
+    headers: Sequence[list[tuple[str, bytes]]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
 COORDINATE_COLUMNS = ("_topic", "_partition", "_offset", "_timestamp_ms", "_key", "_size_bytes")
 """Kafka coordinates appended to every batch table: ``_topic`` (string), ``_partition``
 (int32), ``_offset`` and ``_timestamp_ms`` (int64), ``_key`` (binary, nullable) and

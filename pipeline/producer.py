@@ -11,12 +11,13 @@ together with consumer offsets (``abort_and_rebuild`` after an indeterminate err
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline.logs import get_logger
-from pipeline.model import KafkaRecord, TopicPartitionKey
+from pipeline.model import KafkaBatch, KafkaRecord, TopicPartitionKey
 
 log = get_logger("pipeline.producer")
 
@@ -94,6 +95,19 @@ class KafkaProducer:
         """:meth:`produce` of a :class:`KafkaRecord`, tracked by :attr:`tracker`."""
         self.produce(record.topic, record.value, record.key, list(record.headers),
                      partition=record.partition)
+
+    def produce_batch(self, batch: KafkaBatch) -> None:
+        """:meth:`produce` of every record of ``batch``, in order. Tracked by :attr:`tracker`
+        unless transactional: a transaction whose record failed delivery fails its commit
+        (librdkafka), so no per-record Python callback is needed there."""
+        callback = None if self.transactional else self.tracker.on_delivery
+        produce, topic = self.client.produce, batch.topic
+        heads = batch.headers if batch.headers is not None else repeat(None)
+        for value, key, head in zip(batch.values, batch.keys, heads, strict=False):
+            try:
+                produce(topic, value=value, key=key, headers=head, on_delivery=callback)
+            except BufferError:  # queue full: the slow path waits for space
+                self.produce(topic, value, key, head, on_delivery=callback)
 
     def poll(self, timeout_s: float = 0) -> int:
         """Serve delivery reports; returns how many were served."""

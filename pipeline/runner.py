@@ -42,6 +42,7 @@ from pipeline.logs import get_logger
 from pipeline.model import (
     BatchProcessor,
     Event,
+    KafkaBatch,
     KafkaRecord,
     Processor,
     Sink,
@@ -70,8 +71,9 @@ def _consume_errors(msgs: list[Message]) -> None:
 class Runner:
     """Consumes ``topics`` in a group, feeds the processor, routes outputs, commits safely.
 
-    Outputs that are :class:`KafkaRecord` go to the Runner's producer; any other output goes to
-    ``sink``. ``transactional_id`` switches on exactly-once mode for Kafka outputs.
+    Outputs that are :class:`KafkaRecord` or :class:`KafkaBatch` go to the Runner's producer;
+    any other output goes to ``sink``. ``transactional_id`` switches on exactly-once mode for
+    Kafka outputs.
     ``decode_batch`` switches on batch mode (``processor`` is then a BatchProcessor or None).
     """
 
@@ -174,6 +176,9 @@ class Runner:
         self.stats.outputs += 1
         if isinstance(item, KafkaRecord):
             self._producer.produce_record(item)
+        elif isinstance(item, KafkaBatch):
+            self._producer.produce_batch(item)
+            self.stats.outputs += len(item) - 1
         elif self._sink is not None:
             self._sink.add(item, source)
         else:

@@ -34,14 +34,15 @@ from consumers.mirror.alerts import ALERT_JSON
 from consumers.mirror.live_views import LiveView, LiveViews
 from pipeline.logs import get_logger
 from pipeline.mirror.json import cloudtrail_json
-from pipeline.model import KafkaRecord, TopicPartitionKey
+from pipeline.model import KafkaBatch, TopicPartitionKey
 
 log = get_logger("consumers.mirror")
 
 SOURCETYPE = ("sourcetype", b"aws:cloudtrail")
 """Splunk's sourcetype for CloudTrail records (Splunk Connect for Kafka can pass it on)."""
 
-Headers = tuple[tuple[str, bytes], ...]
+Headers = list[tuple[str, bytes]]
+"""One record's headers (a list: the Kafka client takes no tuples)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +52,26 @@ class MirrorTopics:
 
 
 def _as_bytes(column: pa.ChunkedArray) -> list[Any]:
-    """A column as a list of bytes (strings and integers via their text), nulls kept."""
-    if not pa.types.is_string(column.type) and not pa.types.is_binary(column.type):
-        column = pc.cast(column, pa.string())
+    """A string column as a list of bytes, nulls kept (converted in Arrow, not per row)."""
     values: list[Any] = pc.cast(column, pa.binary()).to_pylist()
     return values
 
 
-def source_headers(table: pa.Table) -> list[list[tuple[str, bytes]]]:
-    """Per row: the source coordinate headers."""
-    return [[("x-source-topic", t), ("x-source-partition", p), ("x-source-offset", o)]
-            for t, p, o in zip(_as_bytes(table["_topic"]), _as_bytes(table["_partition"]),
-                               _as_bytes(table["_offset"]), strict=True)]
+def _coordinates(table: pa.Table) -> list[Headers]:
+    """Per row: the source coordinate headers (the topic and partition pairs are shared by
+    the rows of one partition)."""
+    shared: dict[tuple[str, int], tuple[tuple[str, bytes], tuple[str, bytes]]] = {}
+    out: list[Headers] = []
+    for topic, partition, offset in zip(table["_topic"].to_pylist(),
+                                        table["_partition"].to_pylist(),
+                                        _as_bytes(pc.cast(table["_offset"], pa.string())),
+                                        strict=True):
+        pairs = shared.get((topic, partition))
+        if pairs is None:
+            pairs = shared[(topic, partition)] = (("x-source-topic", topic.encode()),
+                                                  ("x-source-partition", str(partition).encode()))
+        out.append([*pairs, ("x-source-offset", offset)])
+    return out
 
 
 def event_headers(table: pa.Table) -> list[Headers]:
@@ -70,11 +79,13 @@ def event_headers(table: pa.Table) -> list[Headers]:
     string), ``sourcetype`` and the source coordinates."""
     out: list[Headers] = []
     for eid, etime, coords in zip(_as_bytes(table["eventID"]), _as_bytes(table["eventTime"]),
-                                  source_headers(table), strict=True):
-        head = [("eventID", eid)] if eid is not None else []
-        if etime is not None:
-            head.append(("eventTime", etime))
-        out.append((*head, SOURCETYPE, *coords))
+                                  _coordinates(table), strict=True):
+        if eid is not None and etime is not None:  # nearly always: one tuple, no branches
+            out.append([("eventID", eid), ("eventTime", etime), SOURCETYPE, *coords])
+        else:
+            head = [] if eid is None else [("eventID", eid)]
+            head += [] if etime is None else [("eventTime", etime)]
+            out.append([*head, SOURCETYPE, *coords])
     return out
 
 
@@ -89,37 +100,31 @@ class MirrorProcessor:
         self.alerts = 0
         self.per_view: Counter[str] = Counter()
 
-    def process_batch(self, table: pa.Table) -> list[KafkaRecord]:
+    def process_batch(self, table: pa.Table) -> list[KafkaBatch]:
         if ALERT_JSON in table.column_names:
             return self._alerts(table)
         views = self._current_views()
         texts = cloudtrail_json(table)
         keys: list[bytes | None] = table["_key"].to_pylist()
         headers = event_headers(table)
-        topic = self._topics.events_json
-        out = [KafkaRecord(topic, text, key, head)
-               for text, key, head in zip(texts, keys, headers, strict=True)]
-        selected: list[tuple[str, int]] = []
+        out = [KafkaBatch(self._topics.events_json, texts, keys, headers)]
         for live in views:
             rows = live.encoder.select(table, texts)
-            out += [KafkaRecord(live.view.topic, text, keys[row], headers[row])
-                    for row, text in rows]
-            selected.append((live.name, len(rows)))
+            out.append(KafkaBatch(live.view.topic, [text for _, text in rows],
+                                  [keys[row] for row, _ in rows],
+                                  [headers[row] for row, _ in rows]))
         self.mirrored += len(texts)
-        for name, count in selected:
-            self.per_view[name] += count
+        for live, batch in zip(views, out[1:], strict=True):
+            self.per_view[live.name] += len(batch)
         return out
 
-    def _alerts(self, table: pa.Table) -> list[KafkaRecord]:
+    def _alerts(self, table: pa.Table) -> list[KafkaBatch]:
         topic = self._topics.alerts_json
         if topic is None:
             raise ValueError("an alerts batch, but alerts are not mirrored")
         texts: list[bytes] = table[ALERT_JSON].to_pylist()
-        keys: list[bytes | None] = table["_key"].to_pylist()
-        out = [KafkaRecord(topic, text, key, tuple(coords))
-               for text, key, coords in zip(texts, keys, source_headers(table), strict=True)]
-        self.alerts += len(out)
-        return out
+        self.alerts += len(texts)
+        return [KafkaBatch(topic, texts, table["_key"].to_pylist(), _coordinates(table))]
 
     def _current_views(self) -> tuple[LiveView, ...]:
         if self._views is None:  # the first batch: views registered before the start count

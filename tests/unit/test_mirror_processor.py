@@ -23,7 +23,7 @@ from pipeline.daemon import events_decoder
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
 from pipeline.events.wire import encode
-from pipeline.model import KafkaRecord
+from pipeline.model import KafkaBatch, KafkaRecord
 from pipeline.rules.alert import alert_id, alert_record, decode_alert, encode_alert
 from pipeline.rules.model import AlertDraft
 from pipeline.siem.model import Subscription, View, ViewFilter, view_topic
@@ -81,13 +81,23 @@ def subscription(name: str, account: str) -> Subscription:
     return Subscription(name=name, topics=[view.topic], auth="mtls", view=view, created_ms=1)
 
 
-def by_topic(out: list[KafkaRecord], topic: str) -> list[KafkaRecord]:
-    return [r for r in out if r.topic == topic]
+def flat(batches: list[KafkaBatch]) -> list[KafkaRecord]:
+    """The records of the processor's output batches, in order."""
+    out = []
+    for b in batches:
+        assert len(b.values) == len(b.keys) == len(b.headers or ())
+        out += [KafkaRecord(b.topic, v, k, tuple(h))
+                for v, k, h in zip(b.values, b.keys, b.headers or (), strict=True)]
+    return out
+
+
+def by_topic(out: list[KafkaBatch], topic: str) -> list[KafkaRecord]:
+    return [r for r in flat(out) if r.topic == topic]
 
 
 def test_every_row_is_mirrored_as_its_cloudtrail_record(records: list[dict[str, Any]],
                                                         table: pa.Table) -> None:
-    out = MirrorProcessor(TOPICS, None).process_batch(table)
+    out = flat(MirrorProcessor(TOPICS, None).process_batch(table))
     assert {r.topic for r in out} == {TOPICS.events_json}
     assert len(out) == len(records)
     for offset, (record, rec) in enumerate(zip(records, out, strict=True), start=100):
@@ -180,7 +190,7 @@ def test_a_row_the_encoder_rejects_is_isolated_and_counts_nothing(
     processor = MirrorProcessor(TOPICS, None)
     outputs, failed = process_isolating(processor.process_batch, poisoned)
     assert [row for row, _ in failed] == [5]
-    assert [dict(r.headers)["x-source-offset"] for r in outputs] == \
+    assert [dict(r.headers)["x-source-offset"] for r in flat(outputs)] == \
         [str(100 + i).encode() for i in range(8) if i != 5]
     assert processor.stats()["mirrored"] == 7
 
@@ -205,7 +215,7 @@ def test_alerts_are_mirrored_as_json_and_poison_alerts_are_reported() -> None:
     keys = [f"id-{i}".encode() for i in decoded.rows]
     table = with_coordinates(decoded.table, coordinates(keys, "audit.alerts.v1", 0, 7))
     processor = MirrorProcessor(TOPICS, None)
-    out = processor.process_batch(table)
+    out = flat(processor.process_batch(table))
     assert [r.topic for r in out] == [TOPICS.alerts_json] * 3
     for rec, index, key in zip(out, decoded.rows, keys, strict=True):
         assert orjson.loads(rec.value or b"") == decode_alert(values[index] or b"")
