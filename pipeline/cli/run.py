@@ -3,8 +3,9 @@
 It brings up the local cluster (unless a bootstrap is configured), creates the topics, runs the
 traffic generator (with its attack scenarios) into ``audit.events.v1``, the archiver into the
 lake (``file://var/lake`` by default), the alerter (the default rule pack, alerts to
-``audit.alerts.v1``), the notifier (its ``[notifier] routes``) and the aggregator (windows,
-Insights, health), and shows a live status line until Ctrl-C or ``--duration``. Its generated
+``audit.alerts.v1``), the notifier (its ``[notifier] routes``), the aggregator (windows,
+Insights, health) and the mirror (CloudTrail JSON on ``audit.events.json.v1`` for SIEMs), and
+shows a live status line until Ctrl-C or ``--duration``. Its generated
 traffic arrives in real time, so unless ``[aggregator] grace_ms`` is configured the aggregator
 runs with :data:`RUN_GRACE_MS`, and a minute's top API calls show up seconds after it ends.
 On exit it stops each part cleanly (generator flushed, daemons flushed and committed), stops
@@ -39,7 +40,7 @@ log = get_logger("pipeline.cli.run")
 
 RUN_GRACE_MS = 10_000
 """The aggregator's grace in ``trailpipe run`` when none is configured (see the module doc)."""
-DAEMONS = ("archiver", "alerter", "notifier", "aggregator")
+DAEMONS = ("archiver", "alerter", "notifier", "aggregator", "mirror")
 
 
 def run(
@@ -54,9 +55,9 @@ def run(
 ) -> None:
     """The main job on embedded defaults: local cluster (unless --bootstrap), topics, the
     traffic generator into audit.events.v1, the archiver into the lake (file://var/lake), the
-    alerter, the notifier and the aggregator, and a live status line (events/s, end offsets,
-    dead letters, archived, alerts, the last minute's top API calls) until Ctrl-C or
-    --duration."""
+    alerter, the notifier, the aggregator and the JSON mirror for SIEMs, and a live status line
+    (events/s, end offsets, dead letters, archived, alerts, the last minute's top API calls,
+    records mirrored) until Ctrl-C or --duration."""
     from pipeline.cli.app import admin_client
     from pipeline.status import run_status
     from pipeline.topics import ensure_topics, topic_specs
@@ -81,7 +82,8 @@ def run(
             run_status(cfg, boot, duration_s=duration_s,
                        archiver_group=cfg.archiver.group,
                        extra=lambda: f"{_alerts(daemons['alerter'])} | "
-                                     f"{_top_calls(daemons['aggregator'])}")
+                                     f"{_top_calls(daemons['aggregator'])} | "
+                                     f"{_mirrored(daemons['mirror'])}")
         typer.echo(f"\nThe lake is at {cfg.storage.lake}. Query it with, for example:\n"
                    f"  trailpipe lake query \"SELECT eventsource, eventname, count(*) AS n "
                    f"FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"", err=True)
@@ -142,6 +144,11 @@ def _alerts(alerter: Daemon) -> str:
     summary = alerter.parts.summary()
     return (f"alerts {summary.get('alerts', 0):,} (+{summary.get('updates', 0):,} updates, "
             f"{summary.get('rule_errors', 0):,} rule errors)")
+
+
+def _mirrored(mirror: Daemon) -> str:
+    """The status line's count of records mirrored as CloudTrail JSON (for SIEMs)."""
+    return f"json mirror {mirror.parts.summary().get('mirrored', 0):,}"
 
 
 def _top_calls(aggregator: Daemon, n: int = 3) -> str:

@@ -85,11 +85,13 @@ def test_run_creates_topics_and_stops_after_duration(kafka, tmp_path: Path) -> N
     assert events.count("topic_ready") == len(DOCUMENTED_TOPICS)
     assert "status" in events and "status_stopped" in events
     assert sorted(e["daemon"] for e in logs if e["event"] == "daemon_stopped") == [
-        "aggregator", "alerter", "archiver", "notifier"]
-    assert all("alerts " in e["line"] and "top calls" in e["line"]
+        "aggregator", "alerter", "archiver", "mirror", "notifier"]
+    assert all("alerts " in e["line"] and "top calls" in e["line"] and "json mirror" in e["line"]
                for e in logs if e["event"] == "status")
     alerts = [decode_alert(m.value()) for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
     assert any(a["severity"] in ("high", "critical") for a in alerts), alerts[:3]
+    mirrored = [json.loads(m.value()) for m in read_all(kafka.bootstrap, "audit.events.json.v1")]
+    assert mirrored and all(r["eventID"] and r["eventTime"] for r in mirrored)
 
 
 def test_no_bootstrap_and_no_dev_cluster_exits_2(tmp_path: Path) -> None:
