@@ -72,13 +72,17 @@ class Run:
         """The stdout lines that are messages (JSON objects); a Java tool logs there too."""
         return [line for line in self.out if line.startswith("{")]
 
+    def log(self) -> str:
+        """What the client said about itself: stderr, then stdout lines that are no message."""
+        return self.err + "\n" + "\n".join(ln for ln in self.out if not ln.startswith("{"))
+
     def error(self) -> str | None:
-        """The Kafka error the client reported (log lines on stdout or stderr), if any."""
-        return kafka_error(self.err + "\n" + "\n".join(self.out[-50:]))
+        """The Kafka error the client reported, if any (never read from a message)."""
+        return kafka_error(self.log())
 
     def describe(self) -> str:
-        return (f"{' '.join(self.argv[:3])} ... -> rc {self.returncode}, {len(self.out)} "
-                f"lines; stderr tail:\n{self.err[-1500:]}")
+        return (f"{' '.join(self.argv[:3])} ... -> rc {self.returncode}, "
+                f"{len(self.records())} messages; log tail:\n{self.log()[-1500:]}")
 
 
 def kafka_error(text: str) -> str | None:

@@ -49,18 +49,19 @@ input(type="imkafka" topic="{self.topic}" broker="{self.bootstrap}"
         check = subprocess.run([binary, "-N1", "-f", str(conf)], capture_output=True,
                                text=True, check=False)
         assert check.returncode == 0, f"rsyslog rejects its config:\n{check.stderr}"
-        log = (self.workdir / "rsyslogd.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, "-n", "-f", str(conf), "-i", str(self.workdir / "rsyslogd.pid")],
-            stdout=log, stderr=subprocess.STDOUT)
+        with (self.workdir / "rsyslogd.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [binary, "-n", "-f", str(conf), "-i", str(self.workdir / "rsyslogd.pid")],
+                stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def lines(self) -> list[str]:
-        """The complete lines written so far."""
+        """The complete lines written so far (a line being written is left for later)."""
         if not self.output.exists():
             return []
-        text = self.output.read_bytes().decode()
-        return text.split("\n")[:-1]
+        data = self.output.read_bytes()
+        # split on "\n" only: a record may hold U+2028 and the like, which splitlines() splits
+        return data[:data.rfind(b"\n") + 1].decode().split("\n")[:-1]
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

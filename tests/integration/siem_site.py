@@ -42,7 +42,7 @@ def corpus_records(count: int) -> list[Record]:
     before, so an eventID names one record."""
     out: dict[str, Record] = {}
     for path in sorted(CORPUS.glob("*/records.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8").split("\n"):
             record = json.loads(line) if line.strip() else None
             event_id = record.get("eventID") if isinstance(record, dict) else None
             if isinstance(event_id, str) and event_id not in out:
