@@ -57,17 +57,31 @@ def _run(action: Callable[[], T]) -> T:
 @app.command("subscribe")
 def subscribe(
     name: Annotated[str, typer.Argument(help="Subscription name: User:<name>, groups <name>.*")],
-    topics: Annotated[str, typer.Option("--topics", help="Roles: events, alerts (comma list).")],
-    auth: Annotated[str, typer.Option("--auth", help="scram or mtls.")] = "scram",
+    topics: Annotated[str, typer.Option("--topics", help=(
+        "Roles: events, alerts (comma list). json: the CloudTrail JSON mirror topics (events: "
+        "the view topic when a view option is given); avro: the Avro topics."))],
+    auth: Annotated[str, typer.Option("--auth", help=(
+        "scram (SCRAM-SHA-512: needs librdkafka >= 2.6.1 or the Java client) or mtls (a client "
+        "certificate CN=NAME signed by the cluster's CA; works with any librdkafka)."))] = "scram",
     fmt: Annotated[str, typer.Option("--format", help="json (CloudTrail JSON) or avro.")] = "json",
     account: Annotated[ListOpt, typer.Option("--account", help="View: only this account.")] = None,
     region: Annotated[ListOpt, typer.Option("--region", help="View: only this region.")] = None,
-    event_source: Annotated[ListOpt, typer.Option("--event-source")] = None,
-    event_name: Annotated[ListOpt, typer.Option("--event-name")] = None,
-    read_only: Annotated[bool | None, typer.Option("--read-only/--no-read-only")] = None,
-    errors: Annotated[bool | None, typer.Option("--errors/--no-errors")] = None,
-    redact: Annotated[ListOpt, typer.Option("--redact", help="View: remove this path.")] = None,
-    hash_source_ip: Annotated[bool, typer.Option("--hash-source-ip")] = False,
+    event_source: Annotated[ListOpt, typer.Option(
+        "--event-source", help="View: only this eventSource (e.g. iam.amazonaws.com).")] = None,
+    event_name: Annotated[ListOpt, typer.Option(
+        "--event-name", help="View: only this eventName.")] = None,
+    read_only: Annotated[bool | None, typer.Option(
+        "--read-only/--no-read-only", help="View: only read-only calls / only the others.")
+    ] = None,
+    errors: Annotated[bool | None, typer.Option(
+        "--errors/--no-errors", help="View: only calls with an errorCode / only without.")
+    ] = None,
+    redact: Annotated[ListOpt, typer.Option("--redact", help=(
+        "View: remove this dotted path (e.g. requestParameters.password, "
+        "responseElements.credentials; reaches into the JSON members)."))] = None,
+    hash_source_ip: Annotated[bool, typer.Option("--hash-source-ip", help=(
+        "View: sourceIPAddress replaced by an HMAC-SHA256 under a key of this "
+        "subscription."))] = False,
     config: ConfigOpt = None,
     bootstrap: BootstrapOpt = None,
 ) -> None:
