@@ -11,7 +11,7 @@
   that need it skip LOUDLY with the reason.
 
 Readers (written from the RFCs, sharing no code with the forwarder): :func:`parse_rfc5424`
-and :func:`parse_cef`.
+and :func:`parse_cef`. And :func:`forwarder`: a forwarder daemon (syslog or HEC) in a thread.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -298,3 +301,38 @@ def _extract_syslog_ng(root: Path) -> None:
         staging = Path(tempfile.mkdtemp(dir=SYSLOG_NG_DIR))
         subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(staging)], check=True)
         staging.rename(root)  # atomic: a concurrent session sees all of it or none
+
+
+# --- the daemon under test -------------------------------------------------------------------
+
+@contextmanager
+def forwarder(name: str, bootstrap: str, **settings: Any) -> Iterator[Any]:
+    """Registered daemon ``name`` (``forward-syslog`` / ``forward-hec``) running in a thread,
+    configured by ``settings`` (dotted keys) over short runner intervals; stopped on exit."""
+    from pipeline.config import load_config
+    from pipeline.daemon import Context, build_registered
+
+    overrides = {"kafka.bootstrap": bootstrap, "runner.session_timeout_ms": 6000,
+                 "runner.commit_interval_ms": 300, "runner.flush_retry_budget_ms": 1000,
+                 "runner.flush_retry_backoff_ms": 100, "runner.backpressure_pause_ms": 300,
+                 **settings}
+    daemon = build_registered(name, Context(load_config(env={}, overrides=overrides),
+                                            bootstrap))
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        yield daemon
+    finally:
+        daemon.runner.request_stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+def wait_until(condition: Callable[[], bool], what: str = "condition",
+               timeout_s: float = 60) -> None:
+    """Until ``condition()`` holds; fails the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not reached in {timeout_s} s: {what}")
+        time.sleep(0.05)

@@ -13,9 +13,7 @@ import socket
 import ssl
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,14 +23,14 @@ from syslog_receivers import (
     Receiver,
     RsyslogReceiver,
     SyslogNgReceiver,
+    forwarder,
     parse_cef,
     parse_rfc5424,
     sd_params,
+    wait_until,
 )
 from test_notifier_syslog_tls import self_signed
 
-from pipeline.config import load_config
-from pipeline.daemon import Context, Daemon, build_registered
 from pipeline.forward.config import ForwardSyslogConfig
 from pipeline.forward.syslog import SyslogSink
 from pipeline.model import Event
@@ -68,26 +66,6 @@ def adversarial(tag: str) -> list[dict[str, Any]]:
 def corpus_records(count: int) -> list[dict[str, Any]]:
     lines = (CORPUS / "stratus-red-team" / "records.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines[:count]]
-
-
-@contextmanager
-def forwarder(bootstrap: str, **settings: Any) -> Iterator[Daemon]:
-    """``forward-syslog`` running in a thread with ``settings`` as ``[forward_syslog]`` and
-    ``[topics]``/``[runner]`` overrides (dotted keys); stopped on exit."""
-    overrides = {"kafka.bootstrap": bootstrap, "runner.session_timeout_ms": 6000,
-                 "runner.commit_interval_ms": 300, "runner.flush_retry_budget_ms": 1000,
-                 "runner.flush_retry_backoff_ms": 100, "runner.backpressure_pause_ms": 300,
-                 **settings}
-    daemon = build_registered("forward-syslog",
-                              Context(load_config(env={}, overrides=overrides), bootstrap))
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.runner.request_stop()
-        thread.join(30)
-        assert not thread.is_alive()
 
 
 def messages(lines: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -145,9 +123,9 @@ def test_adversarial_records_parse_back(kafka: Any, make_topic: Callable[..., st
     produce(kafka.bootstrap, topic, [*values, b"{not json"])
     common = {"forward_syslog.topic": topic, "forward_syslog.port": receiver.port,
               "forward_syslog.max_message_bytes": 400_000}
-    with forwarder(kafka.bootstrap, **common, **{
+    with forwarder("forward-syslog", kafka.bootstrap, **common, **{
             "forward_syslog.group": f"fwd-json-{unique}", "topics.dlq": dlq_json}) as fj, \
-            forwarder(kafka.bootstrap, **common, **{
+            forwarder("forward-syslog", kafka.bootstrap, **common, **{
                 "forward_syslog.format": "cef", "forward_syslog.group": f"fwd-cef-{unique}",
                 "topics.dlq": dlq_cef}) as fc:
         ids = {r["eventID"] for r in records}
@@ -164,11 +142,13 @@ def test_adversarial_records_parse_back(kafka: Any, make_topic: Callable[..., st
     big = as_json[f"big-{unique}"][0]
     assert len(big.msg.encode()) > 300_000 and big.app_name == "trailpipe"
     for daemon, dlq in ((fj, dlq_json), (fc, dlq_cef)):
-        assert daemon.runner.stats.dead_lettered == 2
-        errors = sorted(dict(cast(list[tuple[str, bytes]], m.headers()))["x-error"].decode()
-                        for m in read_all(kafka.bootstrap, dlq, expected=2))
-        assert "exceeds max_message_bytes=400000; not truncated" in errors[0]
-        assert errors[1].startswith("not a CloudTrail record: not JSON")
+        count = daemon.runner.stats.dead_lettered  # at least once: a rewind re-reads
+        assert count >= 2
+        errors = {dict(cast(list[tuple[str, bytes]], m.headers()))["x-error"].decode()
+                  for m in read_all(kafka.bootstrap, dlq, expected=count)}
+        assert len(errors) == 2, errors
+        assert any("exceeds max_message_bytes=400000; not truncated" in e for e in errors)
+        assert any(e.startswith("not a CloudTrail record: not JSON") for e in errors)
 
 
 def test_a_receiver_killed_mid_run_loses_nothing(kafka: Any, make_topic: Callable[..., str],
@@ -182,7 +162,7 @@ def test_a_receiver_killed_mid_run_loses_nothing(kafka: Any, make_topic: Callabl
                for n, r in enumerate(corpus_records(300) * 10)]
     first, second = records[:2500], records[2500:]
     produce(kafka.bootstrap, topic, [json.dumps(r).encode() for r in first])
-    with forwarder(kafka.bootstrap, **{"forward_syslog.topic": topic,
+    with forwarder("forward-syslog", kafka.bootstrap, **{"forward_syslog.topic": topic,
                                        "forward_syslog.port": receiver.port,
                                        "forward_syslog.group": f"fwd-{unique}"}) as daemon:
         receiver.wait_lines(lambda lines: len(lines) >= 100)
@@ -194,13 +174,6 @@ def test_a_receiver_killed_mid_run_loses_nothing(kafka: Any, make_topic: Callabl
         as_json, _ = messages(receiver.wait_lines(has_all({r["eventID"] for r in records})))
     assert set(as_json) == {r["eventID"] for r in records}
     assert all(as_json[r["eventID"]][1] == r for r in records)
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 class VolatileReceiver:
