@@ -4,7 +4,7 @@ Contract: for every row of a batch table (the event columns as
 :class:`~pipeline.events.batch.AvroBatchDecoder` gives them, any extra columns ignored),
 ``json.loads(cloudtrail_json(table)[i]) == from_avro(datum_i)`` where ``from_avro`` is
 :func:`pipeline.events.mapping.from_avro`: the same keys, types and values as ingested (key order
-differs: typed fields in schema order, then the JSON members). Meta fields (``eventTimeMs``,
+is not kept: typed fields first, then the JSON members). Meta fields (``eventTimeMs``,
 ``ingest``, ``labels``, ...) and the Kafka coordinate columns never appear. A bad row (a JSON
 member or ``unmodelled`` that is not JSON text, an ``unmodelled`` that is not an object or
 collides with a typed field) makes the whole call raise InvalidDatum, as ``from_avro`` would for
@@ -20,9 +20,11 @@ How (the mapping plan of :mod:`pipeline.events.plan` is the model):
    which ``from_avro`` uses, when orjson refuses: NaN, big numbers, lone surrogates) and
    spliced in raw, so their numbers and nulls are kept exactly as written.
 
-Measured (100k generated events in batches of 10k, CPU time, one polars thread, on the shared
-2-core box under load): ~150k rows/s (6.6 us/row: typed members 4.8, JSON member check 0.7,
-splice and bytes 1.1); polars' ``json_encode`` alone is ~2.5 us/row of that.
+Measured (``python -m bench.mirror_encode_bench``: 100k generated events, decoded in batches of
+10k; CPU time; the shared 2-core box at load average 5-10, so +-30% between runs):
+130-157k rows/s, ~6.5 us/row = typed members 4.4 (of which polars' ``json_encode`` ~2.5, about
+0.1 us per field value, and the Arrow -> polars conversion 0.5), JSON member check 0.3, splice
+and bytes ~1. Without the presence groups (all rows by regex) the typed members cost ~6.
 """
 
 from __future__ import annotations

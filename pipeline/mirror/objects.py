@@ -1,6 +1,6 @@
 """Arrow columns -> one JSON object per row, a null member written as an absent key (polars).
 
-:func:`json_objects` is the typed half of :func:`pipeline.mirror.json.cloudtrail_json`. Polars
+:func:`json_members` is the typed half of :func:`pipeline.mirror.json.cloudtrail_json`. Polars
 encodes a struct column as JSON (``struct.json_encode``: strings escaped correctly, booleans as
 booleans, maps as objects) but writes a null member as ``"name":null``. Two ways out, both
 exact, and the batch uses whichever is cheaper for each group of rows:
@@ -16,7 +16,8 @@ exact, and the batch uses whichever is cheaper for each group of rows:
   holds ``":null`` (nulls inside arrays of records, more than 62 sometimes-null members).
 
 Members that are null in every row of the batch are dropped before any of this. Map values are
-never null (Avro ``map<string>``), so a map never loses a key.
+never null (Avro ``map<string>``), so a map never loses a key. The polars encodes of a batch's
+groups are submitted together, so polars runs them on its threads in parallel.
 """
 
 from __future__ import annotations
@@ -51,28 +52,28 @@ def json_members(table: pa.Table, names: Sequence[str]) -> pl.Series:
     varying = [p for p, n in zip(nodes, nulls, strict=True) if 0 < n < frame.height]
     bits, overflow = varying[:_MAX_BITS], set(varying[_MAX_BITS:])
     if not bits:
-        return _encode(frame, always | overflow, overflow)
+        return _encode_all([(frame, always | overflow, overflow)])[0]
     signature = frame.select(pl.sum_horizontal(
         [nodes[p].is_not_null().cast(pl.Int64) * (1 << i) for i, p in enumerate(bits)]
     )).to_series()
     order = signature.arg_sort()
     ordered = frame.select(pl.all().gather(order))
     runs = signature.gather(order).rle().struct.unnest()
-    pieces, spans, loose, start = [], [], [], 0
+    jobs: list[_Job] = []
+    spans, loose, start = [], [], 0
     for length, sig in runs.iter_rows():
         if length < MIN_GROUP_ROWS:
             loose.append(pl.int_range(start, start + length, eager=True))
         else:
             held = {p for i, p in enumerate(bits) if sig >> i & 1}
-            pieces.append(_encode(ordered.slice(start, length), always | overflow | held,
-                                  overflow))
+            jobs.append((ordered.slice(start, length), always | overflow | held, overflow))
             spans.append(pl.int_range(start, start + length, eager=True))
         start += length
     if loose:
         spans.append(pl.concat(loose))
-        pieces.append(_encode(ordered[spans[-1]], None))
-    rows = order.gather(pl.concat(spans))  # the input row of each text in ``pieces``
-    return pl.concat(pieces).gather(rows.arg_sort())
+        jobs.append((ordered[spans[-1]], None, set()))
+    rows = order.gather(pl.concat(spans))  # the input row of each text of the jobs
+    return pl.concat(_encode_all(jobs)).gather(rows.arg_sort())
 
 
 def _pruned_frame(table: pa.Table, names: Sequence[str]) -> pl.DataFrame:
@@ -128,26 +129,48 @@ def _nodes(schema: pl.Schema) -> dict[Path, pl.Expr]:
     return out
 
 
-def _encode(frame: pl.DataFrame, held: set[Path] | None,
-            maybe: set[Path] | None = None) -> pl.Series:
-    """Members text of ``frame``'s rows: only the members in ``held`` when every row holds
-    exactly those (apart from ``maybe``, and from the records of arrays), or all members and
-    then the null passes (``held`` None)."""
+_Job = tuple[pl.DataFrame, set[Path] | None, set[Path]]
+"""Rows to encode, the members they all hold (None: any, then the null passes), and the held
+members that may still be null in some of them."""
+
+
+def _encode_all(jobs: Sequence[_Job]) -> list[pl.Series]:
+    """Members text of each job's rows. The polars encodes of all jobs run at once (in
+    parallel on polars' threads); the cheap text steps after them one by one."""
+    queries = [_queries(*job) for job in jobs]
+    results = iter(pl.collect_all([q for qs in queries for q, _ in qs]))
+    out = []
+    for (frame, _, _), qs in zip(jobs, queries, strict=True):
+        parts = []
+        for _, strip in qs:
+            text = next(results).to_series()
+            parts.append(_inner(text, strip or text.str.contains('":null', literal=True).any()))
+        out.append(_joined(parts, frame.height))
+    return out
+
+
+def _queries(frame: pl.DataFrame, held: set[Path] | None, maybe: set[Path]
+             ) -> list[tuple[pl.LazyFrame, bool]]:
+    """The polars queries that encode a job's rows as JSON objects, and whether their null
+    members must be deleted (False: only if a ``":null`` shows). One query with every member
+    (``held`` None); else one with the held members (structs rebuilt with only theirs) and one
+    per held array of records (whose records may hold nulls: a short text to clean)."""
+    lazy = frame.lazy()
     if held is None:
-        return _inner(frame.select(_object(pl.struct(frame.columns))).to_series(), True)
+        return [(lazy.select(_object(pl.struct(frame.columns))), True)]
     fields = [pl.Field(name, dtype) for name, dtype in frame.schema.items()]
     members = _members([f for f in fields if not isinstance(f.dtype, pl.List)], None, (), held,
-                       maybe or set())
-    parts = []
-    if members:
-        part = frame.select(_object(pl.struct(members))).to_series()
-        parts.append(_inner(part, part.str.contains('":null', literal=True).any()))
-    for f in fields:  # arrays apart: a short text for the null passes
-        if isinstance(f.dtype, pl.List) and (f.name,) in held:
-            part = frame.select(_object(pl.struct(f.name))).to_series()
-            parts.append(_inner(part, part.str.contains('":null', literal=True).any()))
+                       maybe)
+    out = [(lazy.select(_object(pl.struct(members))), False)] if members else []
+    out += [(lazy.select(_object(pl.struct(f.name))), False) for f in fields
+            if isinstance(f.dtype, pl.List) and (f.name,) in held]
+    return out
+
+
+def _joined(parts: list[pl.Series], height: int) -> pl.Series:
+    """Members texts joined by "," per row (an empty one skipped)."""
     if len(parts) < 2:
-        return parts[0] if parts else pl.Series("members", [""] * frame.height, pl.String)
+        return parts[0] if parts else pl.Series("members", [""] * height, pl.String)
     return pl.select(pl.concat_str([_non_empty(pl.lit(p)) for p in parts], separator=",",
                                    ignore_nulls=True)).to_series()
 

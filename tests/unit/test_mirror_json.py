@@ -81,15 +81,14 @@ def test_generated_events_mostly_take_the_presence_groups(monkeypatch: pytest.Mo
     config = GeneratorConfig(accounts=5, regions=3, rate_per_s=200.0)
     gen = make_generator(config, 1_764_000_000_000)
     records = list(gen.records(4000))
-    by_group = []
-    encode = objects._encode
+    by_group: list[int] = []
+    encode_all = objects._encode_all
 
-    def spy(frame: Any, held: Any, *more: Any) -> Any:
-        if held is not None:
-            by_group.append(frame.height)
-        return encode(frame, held, *more)
+    def spy(jobs: Any) -> Any:
+        by_group.extend(frame.height for frame, held, _ in jobs if held is not None)
+        return encode_all(jobs)
 
-    monkeypatch.setattr(objects, "_encode", spy)
+    monkeypatch.setattr(objects, "_encode_all", spy)
     assert_records(cloudtrail_json(table_of(records)), records)
     assert sum(by_group) > len(records) // 2 and len(by_group) > 2
 
