@@ -38,10 +38,11 @@ from pipeline.model import KafkaBatch, TopicPartitionKey
 
 log = get_logger("consumers.mirror")
 
-SOURCETYPE = ("sourcetype", b"aws:cloudtrail")
+SOURCETYPE: tuple[str, bytes] = ("sourcetype", b"aws:cloudtrail")
 """Splunk's sourcetype for CloudTrail records (Splunk Connect for Kafka can pass it on)."""
 
-Headers = list[tuple[str, bytes]]
+Header = tuple[str, bytes]
+Headers = list[Header]
 """One record's headers (a list: the Kafka client takes no tuples)."""
 
 
@@ -57,36 +58,36 @@ def _as_bytes(column: pa.ChunkedArray) -> list[Any]:
     return values
 
 
-def _coordinates(table: pa.Table) -> list[Headers]:
-    """Per row: the source coordinate headers (the topic and partition pairs are shared by
-    the rows of one partition)."""
-    shared: dict[tuple[str, int], tuple[tuple[str, bytes], tuple[str, bytes]]] = {}
-    out: list[Headers] = []
-    for topic, partition, offset in zip(table["_topic"].to_pylist(),
-                                        table["_partition"].to_pylist(),
-                                        _as_bytes(pc.cast(table["_offset"], pa.string())),
-                                        strict=True):
-        pairs = shared.get((topic, partition))
-        if pairs is None:
-            pairs = shared[(topic, partition)] = (("x-source-topic", topic.encode()),
-                                                  ("x-source-partition", str(partition).encode()))
-        out.append([*pairs, ("x-source-offset", offset)])
-    return out
+def _coordinates(table: pa.Table) -> tuple[list[Header], list[Header], list[Header]]:
+    """Per row: the ``x-source-topic``, ``x-source-partition`` and ``x-source-offset`` pairs
+    (the topic and partition pairs are shared by the rows of a partition)."""
+    topics, partitions = table["_topic"].to_pylist(), table["_partition"].to_pylist()
+    topic_pair = {t: ("x-source-topic", t.encode()) for t in set(topics)}
+    partition_pair = {p: ("x-source-partition", str(p).encode()) for p in set(partitions)}
+    offsets = _as_bytes(pc.cast(table["_offset"], pa.string()))
+    return ([topic_pair[t] for t in topics], [partition_pair[p] for p in partitions],
+            [("x-source-offset", o) for o in offsets])
+
+
+def source_headers(table: pa.Table) -> list[Headers]:
+    """Per row: the source coordinate headers."""
+    return [list(pairs) for pairs in zip(*_coordinates(table), strict=True)]
 
 
 def event_headers(table: pa.Table) -> list[Headers]:
     """Per row of an events table: ``eventID``, ``eventTime`` (each only when present as a
     string), ``sourcetype`` and the source coordinates."""
-    out: list[Headers] = []
-    for eid, etime, coords in zip(_as_bytes(table["eventID"]), _as_bytes(table["eventTime"]),
-                                  _coordinates(table), strict=True):
-        if eid is not None and etime is not None:  # nearly always: one tuple, no branches
-            out.append([("eventID", eid), ("eventTime", etime), SOURCETYPE, *coords])
-        else:
-            head = [] if eid is None else [("eventID", eid)]
-            head += [] if etime is None else [("eventTime", etime)]
-            out.append([*head, SOURCETYPE, *coords])
-    return out
+    eids, times = _as_bytes(table["eventID"]), _as_bytes(table["eventTime"])
+    rows = zip(eids, times, *_coordinates(table), strict=True)
+    if table["eventID"].null_count or table["eventTime"].null_count:
+        return [[*_present("eventID", eid), *_present("eventTime", etime), SOURCETYPE, *coords]
+                for eid, etime, *coords in rows]
+    return [[("eventID", eid), ("eventTime", etime), SOURCETYPE, topic, partition, offset]
+            for eid, etime, topic, partition, offset in rows]
+
+
+def _present(name: str, value: bytes | None) -> tuple[Header, ...]:
+    return () if value is None else ((name, value),)
 
 
 class MirrorProcessor:
@@ -124,7 +125,7 @@ class MirrorProcessor:
             raise ValueError("an alerts batch, but alerts are not mirrored")
         texts: list[bytes] = table[ALERT_JSON].to_pylist()
         self.alerts += len(texts)
-        return [KafkaBatch(topic, texts, table["_key"].to_pylist(), _coordinates(table))]
+        return [KafkaBatch(topic, texts, table["_key"].to_pylist(), source_headers(table))]
 
     def _current_views(self) -> tuple[LiveView, ...]:
         if self._views is None:  # the first batch: views registered before the start count
