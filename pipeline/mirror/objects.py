@@ -35,7 +35,8 @@ _NAME = r'"[A-Za-z0-9_]+"'
 _LATER_NULL = "," + _NAME + ":null"  # a null member after another member: delete it
 _FIRST_NULL = r"\{" + _NAME + r":null(?:,|(\}))"  # a first null member: keep "{" (and "}")
 _MAX_BITS = 62
-_EMPTY_OBJECT = pl.lit({}, dtype=pl.Struct([]))
+# A column of {} (a repeated literal: a struct of literals alone would be one row long).
+_EMPTY_OBJECT = pl.repeat(pl.lit({}, dtype=pl.Struct([])), pl.len())
 Path = tuple[str, ...]
 
 

@@ -3,7 +3,9 @@ ingest mapping: every corpus record comes back equal, through the real batch dec
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,44 @@ def test_unmodelled_edge_shapes() -> None:
         {},
     ]
     assert_records(cloudtrail_json(table_of(records)), records)  # NaN compares as NaN
+
+
+@pytest.mark.parametrize("records", [
+    [{"requestParameters": {"a": None}}], [{}], [{}, {"eventContext": 1}],
+    [{"resources": [{"ARN": None}]}] * 300, [{"resources": [{"ARN": "a", "type": None}]}] * 300,
+    [{"userIdentity": {"sessionContext": {}}}] * 200 + [{"userIdentity": None}] * 200,
+    [{"userIdentity": {"type": "t"}, "readOnly": True}] * 200 + [{"readOnly": False}] * 150,
+], ids=["members-only", "empty", "empty-and-member", "null-arn", "null-type",
+        "only-empty-objects", "two-groups"])
+def test_batches_of_one_shape(records: list[dict[str, Any]]) -> None:
+    """Batches whose rows (nearly) all look alike: whole groups of empty objects, of nothing
+    but JSON members, of arrays whose records hold nulls."""
+    assert_records(cloudtrail_json(table_of(records)), records)
+
+
+def test_random_shapes_by_any_grouping(corpus: list[dict[str, Any]],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Corpus records with random members (and members of objects) deleted, repeated and
+    shuffled into batches, under random group sizes and bit budgets (a fixed seed)."""
+    rng = random.Random(5)
+
+    def mutated(record: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(record)
+        for key in list(out):
+            if rng.random() < 0.3:
+                del out[key]
+            elif isinstance(out[key], dict):
+                for inner in [k for k in out[key] if rng.random() < 0.2]:
+                    del out[key][inner]
+        return out
+
+    for _ in range(12):
+        monkeypatch.setattr(objects, "MIN_GROUP_ROWS", rng.choice([1, 2, 5, 50, 128]))
+        monkeypatch.setattr(objects, "_MAX_BITS", rng.choice([1, 3, 10, 62]))
+        batch = [mutated(r) for r in rng.sample(corpus, rng.randint(1, 40))
+                 for _ in range(rng.randint(1, 8))]
+        rng.shuffle(batch)
+        assert_records(cloudtrail_json(table_of(batch)), batch)
 
 
 def test_fast_and_fallback_rows_keep_row_order(corpus: list[dict[str, Any]]) -> None:
