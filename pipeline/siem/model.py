@@ -58,7 +58,9 @@ class View(_Strict):
     filter: ViewFilter = Field(default_factory=ViewFilter)
     redact: ViewRedact = Field(default_factory=ViewRedact)
     topic: str = Field(min_length=1, description="siem.<name>.events.json.v1")
-    hash_key_hex: str | None = Field(default=None, description="HMAC key (secret) when "
+    hash_key_hex: str | None = Field(default=None, pattern=r"^(?:[0-9a-f]{2}){16,}$",
+                                     description="HMAC key (secret, lower-case hex, at least "
+                                     "128 bits) when "
                                      "redact.hash_source_ip")
 
     @model_validator(mode="after")

@@ -10,9 +10,10 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from pydantic import ValidationError
 
 from pipeline.config import TopicsConfig
-from pipeline.siem.model import Subscription, ViewFilter, ViewRedact, view_topic
+from pipeline.siem.model import Subscription, View, ViewFilter, ViewRedact, view_topic
 from pipeline.siem.plan import (
     PlanError,
     SubscribeRequest,
@@ -98,3 +99,11 @@ def test_dropping_the_view_options_returns_to_the_plain_topic() -> None:
     plain = build_subscription(SubscribeRequest("g", ("events",)), TOPICS, existing=viewed,
                                now_ms=2)
     assert plain == Subscription(name="g", topics=["ev.json"], auth="scram", created_ms=1)
+
+
+@pytest.mark.parametrize("key", ["", "zz" * 32, "AB" * 32, "ab" * 15, "abc"])
+def test_a_view_hashing_key_must_be_lower_case_hex_of_at_least_128_bits(key: str) -> None:
+    with pytest.raises(ValidationError):
+        View(topic=view_topic("s"), redact=ViewRedact(hash_source_ip=True), hash_key_hex=key)
+    assert View(topic=view_topic("s"), redact=ViewRedact(hash_source_ip=True),
+                hash_key_hex="ab" * 16).hash_key_hex == "ab" * 16
