@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kit import start_daemon
-from siem_clients import read_properties, wait_until
+from siem_clients import Run, read_properties, wait_until
 from siem_java import scram_properties
 
 from pipeline.config import TOPIC_ROLES, TopicsConfig
@@ -55,6 +55,14 @@ def corpus_records(count: int) -> list[Record]:
 def same(a: Any, b: Any) -> bool:
     """Equal with types (1, 1.0 and True differ), via canonical JSON text."""
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def assert_same_records(records: list[Record], expected: dict[str, Record], run: Run) -> None:
+    """Exactly the expected records, each once, each equal (with types) to what was ingested."""
+    ids = [r.get("eventID") for r in records]
+    assert len(ids) == len(expected) and set(ids) == set(expected), run.describe()
+    differ = [r["eventID"] for r in records if not same(r, expected[r["eventID"]])]
+    assert differ == [], f"{len(differ)} records differ from the ingested ones: {differ[:5]}"
 
 
 @dataclass

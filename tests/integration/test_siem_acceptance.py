@@ -5,7 +5,9 @@ Subscribed SIEMs read the JSON mirror with their own tools and credentials, made
 TLS, Kafka's Java console consumer over SCRAM (SASL_SSL), rsyslog's imkafka over mutual TLS.
 Module setup: every topic under a name unique to this module, 300 corpus records (distinct
 eventIDs) produced with our own encoder, the mirror running as a daemon process, four
-subscriptions (each to events and alerts; ``other`` with a view of its own).
+subscriptions (each to events and alerts; ``other`` with a view of its own). Then: what each
+client is refused (in its own words), rotate and revoke against running clients, the
+old-librdkafka SCRAM failure, and ``kafka-acls --list``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import pytest
 from siem_clients import (
     SCRAM_FIX_LIBRDKAFKA,
     Client,
-    Run,
     foreign_certificate,
     kcat_consume,
     kcat_consumer,
@@ -45,7 +46,7 @@ from siem_java import (
     wrong_password,
 )
 from siem_rsyslog import RsyslogKafka
-from siem_site import Record, Site, corpus_records, same
+from siem_site import Site, assert_same_records, corpus_records, same
 
 from pipeline.dev import ClusterInfo
 from pipeline.events.partition import event_key, partition_for
@@ -96,14 +97,6 @@ def subs(site: Site) -> Subs:
                names["other"]: site.subscribe(names["other"], "scram", "--account",
                                               "123456789012", "--hash-source-ip")}
     return Subs(**names, printed=printed)
-
-
-def assert_same_records(records: list[Record], expected: dict[str, Record], run: Run) -> None:
-    """Exactly the expected records, each once, each equal (with types) to what was ingested."""
-    ids = [r.get("eventID") for r in records]
-    assert len(ids) == len(expected) and set(ids) == set(expected), run.describe()
-    differ = [r["eventID"] for r in records if not same(r, expected[r["eventID"]])]
-    assert differ == [], f"{len(differ)} records differ from the ingested ones: {differ[:5]}"
 
 
 def test_kcat_mtls_reads_every_record_in_its_group(site: Site, subs: Subs) -> None:
@@ -284,6 +277,8 @@ def test_rotate_and_revoke_cut_off_real_clients(site: Site, tmp_path: Path) -> N
     props = site.secrets(scram) / "client.properties"
     old = write_properties(props, tmp_path / "old.properties", {})
     site.siem("rotate", scram)
+    jaas = "sasl.jaas.config"
+    assert read_properties(props)[jaas] != read_properties(old)[jaas], "no new password"
     wait_until(lambda: site.allowed(scram), 30, "the new password to work")
     refused_until(lambda: console_consume(old, site.topics.events_json, expected=1),
                   {"SASL_AUTHENTICATION_FAILED"}, "the old password to fail")
