@@ -129,8 +129,7 @@ def _print_subscribed(out: Any) -> None:
     typer.echo("read with:")
     typer.echo(f"  kcat -F {directory / LIBRDKAFKA_FILE} -G {sub.name}.kcat {topic_args}")
     typer.echo(f"  kafka-console-consumer.sh --bootstrap-server {out.bootstrap} "
-               f"--consumer.config {directory / JAVA_FILE} --group {sub.name}.java "
-               f"--topic {sub.topics[0]}")
+               f"--command-config {directory / JAVA_FILE} --topic {sub.topics[0]}")
     typer.echo("  Splunk Connect for Kafka: splunk-connect-for-kafka.properties (add the HEC "
                "URI and token); Filebeat / Elastic Agent: elastic-kafka-input.yml")
     if sub.auth == "scram":

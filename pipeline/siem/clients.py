@@ -105,11 +105,13 @@ def _java_escape(pem: str) -> str:
 
 
 def java_properties(spec: ClientSpec) -> str:
-    """The Java client's properties (``kafka-console-consumer --consumer.config FILE``)."""
+    """The Java client's properties (``kafka-console-consumer --command-config FILE``).
+    ``isolation.level=read_committed``: the Java client reads uncommitted records by default,
+    and the mirror writes in transactions (an aborted one must never reach a SIEM)."""
     lines = [f"# trailpipe SIEM subscription {spec.name} ({spec.auth}); topics: "
              f"{', '.join(spec.topics)}",
              f"bootstrap.servers={spec.bootstrap}", f"group.id={spec.group('java')}",
-             *_java_security(spec)]
+             "isolation.level=read_committed", *_java_security(spec)]
     return "\n".join(lines) + "\n"
 
 
@@ -134,6 +136,7 @@ def splunk_properties(spec: ClientSpec) -> str:
         "key.converter=org.apache.kafka.connect.storage.StringConverter",
         "value.converter=org.apache.kafka.connect.storage.StringConverter",
         f"consumer.override.group.id={spec.group('splunk')}",
+        "consumer.override.isolation.level=read_committed",
         *_java_security(spec, "consumer.override."),
     ]
     return "\n".join(lines) + "\n"

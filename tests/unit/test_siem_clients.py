@@ -77,6 +77,7 @@ def test_java_scram_uses_the_scram_login_module_and_a_pem_truststore() -> None:
     assert (props["ssl.truststore.type"], props["ssl.truststore.location"]) == (
         "PEM", f"{DIR}/ca.pem")
     assert props["group.id"].startswith("splunk.")
+    assert props["isolation.level"] == "read_committed"  # the mirror writes in transactions
 
 
 def test_java_mtls_inlines_the_pem_key_store_as_one_escaped_line() -> None:
@@ -92,6 +93,7 @@ def test_splunk_connector_consumes_as_the_subscriber_in_its_group() -> None:
     assert props["topics"] == "ev.json,al.json"
     assert props["splunk.sourcetypes"] == "aws:cloudtrail"
     assert props["consumer.override.group.id"] == "splunk.splunk"
+    assert props["consumer.override.isolation.level"] == "read_committed"
     assert props["consumer.override.sasl.mechanism"] == "SCRAM-SHA-512"
     assert props["consumer.override.ssl.truststore.location"] == f"{DIR}/ca.pem"
 
@@ -121,6 +123,6 @@ def test_subscribe_output_names_the_files_and_no_secret(
         assert secret not in printed
     assert all(str(f) in printed for f in files)
     assert f"kcat -F {DIR / LIBRDKAFKA_FILE} -G splunk.kcat" in printed
-    assert f"--bootstrap-server {spec.bootstrap} --consumer.config {DIR / JAVA_FILE}" in printed
+    assert f"--bootstrap-server {spec.bootstrap} --command-config {DIR / JAVA_FILE}" in printed
     assert ("librdkafka >= 2.6.1" in printed) == (spec.auth == "scram")
     assert spec.topics[0] in printed
