@@ -56,9 +56,9 @@ from bench.alert_setup import (
     PARTITIONS,
     REGIONS,
     SCENARIO_EVERY,
-    fill,
+    fill_checked,
 )
-from bench.archive_drain import Drain, _r, _summary, end_offsets
+from bench.archive_drain import Drain, _r, _summary
 from bench.archive_setup import QUIX_VERSION, ensure_quix_venv, quix_packages
 from bench.common import BenchContext, BenchError, Scenario
 from bench.results import ScenarioResult
@@ -105,10 +105,7 @@ def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioR
         write_config(config, ctx.bootstrap, topics, groups["aggregator"], log_dir / "lake")
         create_topics(ctx.bootstrap, config, topics)
         say(f"[bold]aggregate[/]: generating and publishing {events:,} events")
-        fill_s = fill(ctx.bootstrap, topics["events"], events)
-        ends = end_offsets(ctx.bootstrap, topics["events"])
-        if sum(ends.values()) != events:
-            raise BenchError(f"the events topic holds {sum(ends.values())}, expected {events}")
+        fill_s, ends = fill_checked(ctx.bootstrap, topics["events"], events)
         say(f"  filled in {fill_s:.1f}s; draining with one aggregator process")
         agg = _aggregator(ctx, config, log_dir, topics, groups["aggregator"], ends)
         load.append(os.getloadavg()[0])

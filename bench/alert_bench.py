@@ -40,13 +40,13 @@ from bench.alert_setup import (
     alert_topics,
     create_topics,
     delete_topics,
-    fill,
+    fill_checked,
     spawn_alerter,
     stop_alerter,
     write_config,
 )
 from bench.alert_watch import Drain, wait_drained
-from bench.archive_drain import _r, _summary, end_offsets
+from bench.archive_drain import _r, _summary
 from bench.common import BenchContext, BenchError, Scenario
 from bench.results import ScenarioResult
 
@@ -63,10 +63,7 @@ def throughput(ctx: BenchContext, log_dir: Path, sigma_dir: Path,
     try:
         create_topics(ctx.bootstrap, topics)
         say(f"[bold]alert[/]: generating and publishing {events:,} events")
-        fill_s = fill(ctx.bootstrap, topics["events"], events)
-        ends = end_offsets(ctx.bootstrap, topics["events"])
-        if sum(ends.values()) != events:
-            raise BenchError(f"the events topic holds {sum(ends.values())}, expected {events}")
+        fill_s, ends = fill_checked(ctx.bootstrap, topics["events"], events)
         say(f"  filled in {fill_s:.1f}s; draining with one alerter process")
         config = log_dir / "throughput.toml"
         write_config(config, ctx.bootstrap, topics, group, sigma_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.archive_drain import end_offsets
 from bench.common import BenchError, terminate
 from pipeline.config import ProducerConfig
 from pipeline.events.mapping import IngestMeta, to_avro
@@ -150,6 +151,16 @@ def fill(bootstrap: str, topic: str, events: int) -> float:
     del producer
     gc.collect()  # free the producer now, not in the middle of a measurement
     return elapsed
+
+
+def fill_checked(bootstrap: str, topic: str, events: int) -> tuple[float, dict[int, int]]:
+    """:func:`fill`, then the topic's end offsets per partition; BenchError unless the topic
+    holds exactly ``events`` records (a fresh topic is expected)."""
+    fill_s = fill(bootstrap, topic, events)
+    ends = end_offsets(bootstrap, topic)
+    if sum(ends.values()) != events:
+        raise BenchError(f"the events topic holds {sum(ends.values())}, expected {events}")
+    return fill_s, ends
 
 
 # ---------------------------------------------------------------------------------- alerter

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from bench.aggregate_bench import _rate, _side
 from bench.aggregate_watch import drain
-from bench.alert_setup import EVENTS, PARTITIONS, delete_topics, fill
-from bench.archive_drain import Drain, _r, _summary, end_offsets
+from bench.alert_setup import EVENTS, PARTITIONS, delete_topics, fill_checked
+from bench.archive_drain import Drain, _r, _summary
 from bench.common import BenchContext, BenchError, Scenario
 from bench.java_perf import consumer_perf
 from bench.mirror_setup import (
@@ -72,10 +72,7 @@ def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioR
     try:
         create_topics(ctx.bootstrap, topics)
         say(f"[bold]mirror[/]: generating and publishing {events:,} events")
-        fill_s = fill(ctx.bootstrap, topics["events"], events)
-        ends = end_offsets(ctx.bootstrap, topics["events"])
-        if sum(ends.values()) != events:
-            raise BenchError(f"the events topic holds {sum(ends.values())}, expected {events}")
+        fill_s, ends = fill_checked(ctx.bootstrap, topics["events"], events)
         say(f"  filled in {fill_s:.1f}s; draining with one mirror process")
         mirror = _mirror(ctx, log_dir, "mirror", topics, groups["mirror"], ends)
         load.append(os.getloadavg()[0])
