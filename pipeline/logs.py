@@ -44,6 +44,7 @@ def configure_logging(config: LogConfig) -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        plain_keys,
     ]
     _route_stdlib(shared, renderer, level)
     structlog.configure(
@@ -52,6 +53,22 @@ def configure_logging(config: LogConfig) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+
+
+def plain_keys(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A processor: every dict value keyed by something other than strings (offsets keyed by
+    ``(topic, partition)``, say) gets string keys (``topic[partition]``), so the JSON renderer
+    never fails on a log line."""
+    for name, value in event.items():
+        if isinstance(value, dict) and not all(type(k) is str for k in value):
+            event[name] = {_key_text(k): v for k, v in value.items()}
+    return event
+
+
+def _key_text(key: Any) -> str:
+    if type(key) is tuple and len(key) == 2:
+        return f"{key[0]}[{key[1]}]"
+    return key if type(key) is str else str(key)
 
 
 def get_logger(name: str) -> Any:
