@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from pipeline.config import COMPACTED_ROLES, TOPIC_ROLES, TopicOverride, TopicsConfig
+from pipeline.topics_config import COMPACTED_ROLES, TOPIC_ROLES, TopicOverride, TopicsConfig
 
 DOCUMENTED_TOPICS: tuple[str, ...] = TopicsConfig().names()
 """The documented topics under their default names; a config may rename them

@@ -22,8 +22,8 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from pipeline.config import TopicsConfig
 from pipeline.siem.model import NAME_PATTERN, Subscription, View, ViewFilter, ViewRedact, view_topic
+from pipeline.topics_config import TopicsConfig
 
 Auth = Literal["scram", "mtls"]
 Format = Literal["json", "avro"]

@@ -21,12 +21,12 @@ from kit import start_daemon
 from siem_clients import Run, read_properties, wait_until
 from siem_java import scram_properties
 
-from pipeline.config import TOPIC_ROLES, TopicsConfig
 from pipeline.dev import ClusterInfo
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
 from pipeline.events.wire import encode
 from pipeline.topics import ensure_topics, topic_specs
+from pipeline.topics_config import TOPIC_ROLES, TopicsConfig
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus" / "cloudtrail"

@@ -32,9 +32,10 @@ from confluent_kafka.admin import (
 )
 
 from pipeline.certs import CertificateAuthority, write_secret
-from pipeline.config import TOPIC_ROLES, load_config
+from pipeline.config import load_config
 from pipeline.dev import ClusterInfo, TlsInfo, status
 from pipeline.kafka import base_client_config, consumer_config, producer_config
+from pipeline.topics_config import TOPIC_ROLES
 
 pytestmark = pytest.mark.integration
 KCAT = "/usr/bin/kcat"
