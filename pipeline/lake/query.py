@@ -8,6 +8,9 @@ corrections are separate rows, and a replay can leave copies; :mod:`pipeline.agg
 says how to sum them (``trailpipe aggregates show --source lake`` does). A view whose
 directory holds no objects yet is an empty table with its columns.
 
+The connection speaks Athena's Presto dialect too (its functions as DuckDB macros, UTC session
+time zone): :mod:`pipeline.lake.athena`.
+
 Files are read through pyarrow's filesystems (local, or S3 with any endpoint), so no DuckDB
 extension has to be downloaded; DuckDB pushes filters and projections into the Arrow dataset.
 """
@@ -24,6 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from pipeline.aggregates.table import AGGREGATES_DIR, ARROW_SCHEMA, PARTITIONING_SCHEMA
+from pipeline.lake import athena
 from pipeline.lake.columns import LAKE_SCHEMA
 from pipeline.lake.layout import EVENTS_DIR
 
@@ -89,6 +93,7 @@ def connect(url: str, s3_endpoint: str | None = None) -> duckdb.DuckDBPyConnecti
     view whose directory holds no objects yet is an empty table of its columns. Raises
     EmptyLake when neither has objects."""
     con = duckdb.connect()
+    athena.install(con)
     empty: list[str] = []
     for view, dataset, columns in (
             (VIEW, events_dataset, pa.schema([*LAKE_SCHEMA, *PARTITIONS])),
@@ -105,5 +110,7 @@ def connect(url: str, s3_endpoint: str | None = None) -> duckdb.DuckDBPyConnecti
 
 
 def run_query(url: str, sql: str, s3_endpoint: str | None = None) -> pa.Table:
-    """Run ``sql`` against the lake; returns an Arrow table. DuckDB errors propagate."""
-    return connect(url, s3_endpoint).sql(sql).to_arrow_table()
+    """Run ``sql`` (DuckDB SQL, or Athena's Presto dialect: :mod:`pipeline.lake.athena`)
+    against the lake; returns an Arrow table. DuckDB errors propagate."""
+    con = connect(url, s3_endpoint)
+    return con.sql(athena.rewrite(con, sql)).to_arrow_table()
