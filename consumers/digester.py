@@ -1,20 +1,24 @@
-"""The digester daemon: delivery notices in, one signed, chained digest per hour out.
+"""The digester daemon: delivery notices in, one signed, chained digest per period out.
 
 Reads ``audit.deliveries.v1`` (Delivery and Compaction notices, see
-:mod:`pipeline.lake.digest.model`) and holds each notice under the hour it was delivered. When
-wall-clock passes an hour's end + ``close_grace_ms`` and the consumer has caught up, ``tick``
-emits that hour's digest (also for hours with no deliveries, every hour in order) and the
-sink writes it with ``if_none_match``, so a digest is never silently replaced.
+:mod:`pipeline.lake.digest.model`) and holds each notice with the time it was delivered. The
+period is ``[digest] period_ms`` (1 h by default, down to 1 min; see
+:mod:`pipeline.lake.digest.period`). When wall-clock passes a period's end + ``close_grace_ms``
+and the consumer has caught up, ``tick`` emits that period's digest (also for periods with no
+deliveries, every period in order) and the sink writes it with ``if_none_match``, so a digest
+is never silently replaced. A new digest always starts where the chain head ends, so a change
+of period (between runs) continues the chain: the first digest under the new period runs to
+that period's next boundary.
 
 Offsets: ``pending_low_offsets`` reports the oldest held notice per partition, so the Runner
 commits nothing that is not in a durable digest yet. Restart-safe: on start, and after every
 ``drop`` (revoke, or a failed flush the Runner rewinds), the chain head is re-read from the
 lake and digests are continued from it; notices re-read after a crash that a recent digest
-already lists (same key and SHA-256) are skipped. A notice whose hour is already closed goes
-into the first hour still open.
+already lists (same key and SHA-256) are skipped. A notice whose period is already closed goes
+into the first period still open.
 
 Run exactly one digester per lake, on a deliveries topic with one partition (or one member
-in the group): each digest must see every notice of its hour.
+in the group): each digest must see every notice of its period.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from pipeline.lake.digest.model import (
     build_digest,
     parse_notice,
 )
+from pipeline.lake.digest.period import period_end, period_floor
 from pipeline.lake.keys import SigningKeyError, load_private_key, load_public_key, trusted_keys
-from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS, hour_start
+from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS
 from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError, open_lake
 from pipeline.logs import get_logger
 from pipeline.model import Event, SinkBase, TopicPartitionKey
@@ -51,16 +56,16 @@ ERROR_LOG_INTERVAL_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class _Held:
-    hour: int
+    at_ms: int  # when it was delivered (or compacted)
     item: ObjectEntry | CompactionEntry
     tp: TopicPartitionKey
     offset: int
 
 
 class DigestProcessor:
-    """Holds notices per delivery hour; ``tick`` emits :class:`SignedDigest` outputs.
+    """Holds notices by delivery time; ``tick`` emits :class:`SignedDigest` outputs.
 
-    ``clock`` maps the Runner's wall-clock ms to the time used to close hours and sign
+    ``clock`` maps the Runner's wall-clock ms to the time used to close periods and sign
     (tests move it ahead); ``trusted`` are the keys the chain head may be signed with.
     """
 
@@ -75,7 +80,7 @@ class DigestProcessor:
         self._started_s = monotonic()
         self._held: list[_Held] = []
         self._head: SignedDigest | None = None
-        self._next_hour: int | None = None
+        self._next_start: int | None = None
         self._listed = Listings()
         self._synced = False
         self._since_tick = 0
@@ -84,7 +89,7 @@ class DigestProcessor:
         self._last_error_s = float("-inf")
 
     def process(self, event: Event) -> Iterable[Any]:
-        """Hold one notice under its hour. Raises on a malformed notice (dead-lettered)."""
+        """Hold one notice with its delivery time. Raises on a malformed notice (dead-lettered)."""
         self._since_tick += 1
         self._records += 1
         notice = parse_notice(event.raw if event.raw is not None else event.value)
@@ -95,29 +100,31 @@ class DigestProcessor:
                             this_lake=self._store.url)
             return ()
         if isinstance(notice, Compaction):
-            held = _Held(hour_start(notice.compacted_at_ms), notice.entry, event.tp, event.offset)
+            held = _Held(notice.compacted_at_ms, notice.entry, event.tp, event.offset)
         else:
-            held = _Held(hour_start(notice.delivered_at_ms), ObjectEntry.from_delivery(notice),
-                         event.tp, event.offset)
+            held = _Held(notice.delivered_at_ms, ObjectEntry.from_delivery(notice), event.tp,
+                         event.offset)
         self._held.append(held)
         return ()
 
     def tick(self, now_ms: int) -> Iterable[Any]:
-        """Digests of every hour closed by now (at most ``max_digests_per_tick``), oldest
+        """Digests of every period closed by now (at most ``max_digests_per_tick``), oldest
         first. Store errors while re-reading the chain are logged and retried next tick."""
         caught_up = self._since_tick < self._batch_size
         self._since_tick = 0
         now = self._clock(now_ms)
         if not caught_up or not self._settled() or not self._sync(now):
             return []
-        assert self._next_hour is not None
+        assert self._next_start is not None
         out: list[SignedDigest] = []
-        while (self._next_hour + HOUR_MS + self._cfg.close_grace_ms <= now
+        period = self._cfg.period_ms
+        while (period_end(self._next_start, period) + self._cfg.close_grace_ms <= now
                and len(out) < self._cfg.max_digests_per_tick):
-            out.append(self._close(self._next_hour, now))
-            self._next_hour += HOUR_MS
+            digest = self._close(self._next_start, now)
+            out.append(digest)
+            self._next_start = digest.end_ms
         if out:
-            self._listed.prune(self._next_hour - self._cfg.dedupe_lookback_hours * HOUR_MS)
+            self._listed.prune(self._next_start - self._cfg.dedupe_lookback_hours * HOUR_MS)
         return out
 
     def pending_low_offsets(self) -> Mapping[TopicPartitionKey, int]:
@@ -144,7 +151,7 @@ class DigestProcessor:
         if self._synced:
             return True
         try:
-            head = find_head(self._store, hour_start(now), self._trusted)
+            head = find_head(self._store, now, self._trusted)
             listed = (recent_listings(self._store, head, self._cfg.dedupe_lookback_hours)
                       if head else Listings())
         except (StoreError, ChainError) as exc:
@@ -154,19 +161,22 @@ class DigestProcessor:
                           error_type=type(exc).__name__, held_notices=len(self._held))
             return False
         self._head, self._listed, self._synced = head, listed, True
-        if head is not None:
-            self._next_hour = head.hour_start_ms + HOUR_MS
-        else:  # a new chain starts at the oldest notice held, or at the current hour
-            earlier = [] if self._next_hour is None else [self._next_hour]
-            self._next_hour = min([h.hour for h in self._held] + [hour_start(now), *earlier])
+        if head is not None:  # whatever the head's period: no gap, no overlap
+            self._next_start = head.end_ms
+        else:  # a new chain starts at the period of the oldest notice held, or of now
+            earlier = [] if self._next_start is None else [self._next_start]
+            oldest = min([h.at_ms for h in self._held] + [now])
+            self._next_start = min([period_floor(oldest, self._cfg.period_ms), *earlier])
         log.info("digest_chain_synced", head=head.key if head else None,
-                 next_hour=self._next_hour)
+                 next_start=self._next_start, period_ms=self._cfg.period_ms)
         return True
 
-    def _close(self, hour: int, now: int) -> SignedDigest:
-        """Build and sign the digest of ``hour`` from every held notice of it or earlier."""
-        chosen = [h for h in self._held if h.hour <= hour]
-        self._held = [h for h in self._held if h.hour > hour]
+    def _close(self, start: int, now: int) -> SignedDigest:
+        """Build and sign the digest starting at ``start`` from every held notice delivered
+        before its end (earlier ones are late notices of closed periods)."""
+        end = period_end(start, self._cfg.period_ms)
+        chosen = [h for h in self._held if h.at_ms < end]
+        self._held = [h for h in self._held if h.at_ms >= end]
         latest: dict[str, ObjectEntry] = {}
         compactions: dict[CompactionEntry, None] = {}
         for h in chosen:  # arrival order: a later notice for the same key wins
@@ -175,7 +185,7 @@ class DigestProcessor:
             elif (h.item.replaced, h.item.by) not in self._listed.compactions:
                 compactions[h.item] = None
         objects = [o for o in latest.values() if not self._listed.lists(o.key, o.sha256)]
-        digest = build_digest(hour, lake=self._store.url,
+        digest = build_digest(start, period_ms=self._cfg.period_ms, lake=self._store.url,
                               previous=self._head.link if self._head else None,
                               objects=objects, compactions=list(compactions),
                               signer=self._signer, signed_at_ms=now)

@@ -4,7 +4,9 @@ Layout (Hive partitions by *event time*, UTC)::
 
     events/account=<id>/region=<r>/date=YYYY-MM-DD/hour=HH/
         <topic>+<partition>+<first offset, 19 digits>.parquet
-    digests/YYYY/MM/DD/YYYY-MM-DDTHH.json      one per delivery-time hour, chained and signed
+    digests/YYYY/MM/DD/YYYY-MM-DDTHH.json      one per delivery-time period, chained and signed
+    digests/YYYY/MM/DD/YYYY-MM-DDTHH-MM.json   (the key names the period's start; on the hour
+                                               it has no minutes, as hourly lakes always had)
     _owners/<topic>/<partition>.json           the fencing token of the partition's current writer
 
 Object keys are deterministic (topic, partition, first offset), so a retry after a crash
@@ -40,10 +42,12 @@ def object_key(account: str | None, region: str | None, event_time_ms: int, topi
             f"date={t:%Y-%m-%d}/hour={t:%H}/{topic}+{partition}+{first_offset:019d}.parquet")
 
 
-def digest_key(hour_start_ms: int) -> str:
-    """The key of the digest covering deliveries in ``[hour_start_ms, +1h)``."""
-    t = datetime.fromtimestamp(hour_start_ms / 1000, tz=UTC)
-    return f"{DIGESTS_DIR}/{t:%Y/%m/%d}/{t:%Y-%m-%dT%H}.json"
+def digest_key(start_ms: int) -> str:
+    """The key of the digest whose period starts at ``start_ms`` (a whole UTC minute): one
+    key per start instant, whatever the period, so two digests can never claim one start."""
+    t = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    minutes = f"-{t:%M}" if start_ms % HOUR_MS else ""
+    return f"{DIGESTS_DIR}/{t:%Y/%m/%d}/{t:%Y-%m-%dT%H}{minutes}.json"
 
 
 def owner_key(topic: str, partition: int) -> str:

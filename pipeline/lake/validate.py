@@ -1,11 +1,13 @@
 """``lake validate``: verify the digest chain, every signature, every listed object's SHA-256,
 and find objects no digest lists. Works on any copy of a lake: keys are relative to the store.
 
-Scope: digests whose hour starts in ``[from, to)`` (``from`` floored to the hour; each bound
-optional): their signatures, chain links and listed objects are checked. Without ``from`` the
-chain must start with ``previous: null``; with it, the link into the range is checked when
-the digest before it exists. With ``to``, every hour of the range up to ``to`` must have a
-digest (so deleting the newest digests is caught); without it, the newest digest cannot be told
+Digests of any period (``[digest] period_ms``), and lakes whose period changed midway, are
+validated alike: each digest records its span and period, and must start where the previous
+one ends. Scope: digests that start in ``[from, to)`` (``from`` floored to the hour; each
+bound optional): their signatures, chain links and listed objects are checked. Without
+``from`` the chain must start with ``previous: null``; with it, the link into the range is
+checked when the digest before it exists. With ``to``, digests must cover the range up to
+``to`` (so deleting the newest digests is caught); without it, the newest digest cannot be told
 from a deleted later one, and objects newer than it are ``pending``. Objects under ``events/``
 whose event hour is in the range must be listed in a digest of the range or, with ``to``, in
 a (validly signed) digest of the following ``LATE_WINDOW_HOURS``.
@@ -21,13 +23,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pipeline.lake.digest.chain import digest_hours, read_digest
+from pipeline.lake.digest.chain import digest_starts, read_digest
 from pipeline.lake.digest.model import (
     DigestFormatError,
     ObjectEntry,
     SignedDigest,
+    iso_ms,
     verify_signature,
 )
+from pipeline.lake.digest.period import MINUTE_MS, start_of_digest_key
 from pipeline.lake.digest.verify import (
     Problem,
     check_chain,
@@ -46,7 +50,9 @@ object of the range delivered late is not reported unlisted."""
 
 @dataclass(slots=True)
 class Report:
-    """The outcome: every problem found and what was covered. ``ok`` when no failure."""
+    """The outcome: every problem found and what was covered (``first_hour_ms`` and
+    ``last_hour_ms`` are the starts of the first and last digest checked, whatever their
+    periods). ``ok`` when no failure."""
 
     problems: list[Problem]
     digests: int
@@ -77,22 +83,23 @@ def validate_lake(store: ObjectStore, keys: Mapping[str, Ed25519PublicKey], *,
     """Validate ``store`` against the trusted ``keys`` (by fingerprint). Never raises for
     problems in the lake (they are in the report); raises StoreError when listing fails."""
     from_h = hour_start(from_ms) if from_ms is not None else None
-    hours = digest_hours(store)
-    walk = sorted(h for h in hours if (from_h is None or h >= from_h)
+    starts = digest_starts(store)
+    walk = sorted(h for h in starts if (from_h is None or h >= from_h)
                   and (to_ms is None or h < to_ms))
     tail_end = (to_ms or 0) + late_window_hours * HOUR_MS
-    tail = sorted(h for h in hours if to_ms is not None and to_ms <= h < tail_end)
+    tail = sorted(h for h in starts if to_ms is not None and to_ms <= h < tail_end)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        loaded, problems = _load_digests(store, [hours[h] for h in walk], keys, pool)
+        loaded, problems = _load_digests(store, [starts[h] for h in walk], keys, pool)
         problems += _chain_problems(store, loaded, walk, from_h, to_ms)
-        later, _ = _load_digests(store, [hours[h] for h in tail], keys, pool, trusted_only=True)
+        later, _ = _load_digests(store, [starts[h] for h in tail], keys, pool,
+                                 trusted_only=True)
         exp = expectations([*loaded, *later])
         problems += exp.unlisted_replacements()
         verify = [(e, d) for e, d in exp.objects.values()
-                  if to_ms is None or d.hour_start_ms < to_ms]
+                  if to_ms is None or d.start_ms < to_ms]
         problems += _object_problems(store, verify, exp.replaced, pool)
     scanned = [o.key for o in store.list(f"{EVENTS_DIR}/")]
-    problems += unlisted(scanned, exp, newest_digest_hour=max(hours, default=None),
+    problems += unlisted(scanned, exp, newest_digest_start=max(starts, default=None),
                          from_ms=from_h, to_ms=to_ms)
     return Report(problems, len(loaded), walk[0] if walk else None,
                   walk[-1] if walk else None, len(verify), len(scanned))
@@ -130,18 +137,23 @@ def _load_digests(store: ObjectStore, keys: Sequence[str],
 
 def _chain_problems(store: ObjectStore, loaded: list[SignedDigest], walk: list[int],
                     from_h: int | None, to_ms: int | None) -> list[Problem]:
-    """Links, gaps, the link into the range, and (with ``to``) hours missing at the end."""
-    unusable = frozenset(walk) - {d.hour_start_ms for d in loaded}
+    """Links, gaps, the link into the range, and (with ``to``) a span missing at the end."""
+    unusable = frozenset(walk) - {d.start_ms for d in loaded}
     anchor, strict = None, True
     if loaded and loaded[0].doc["previous"] is not None:
-        first = loaded[0].hour_start_ms
-        strict = from_h is None or first - HOUR_MS >= from_h
-        anchor = _maybe_read(store, digest_key(first - HOUR_MS))
-    problems = check_chain(loaded, anchor=anchor, strict_start=strict, unusable_hours=unusable)
-    start = max(walk) + HOUR_MS if walk else from_h
-    if to_ms is not None and start is not None:
-        problems += [Problem("digest_missing", digest_key(h), "expected before --to")
-                     for h in range(start, to_ms, HOUR_MS)]
+        named_key = str(loaded[0].doc["previous"]["key"])
+        named = start_of_digest_key(named_key)
+        if named is not None and named < loaded[0].start_ms:
+            strict = from_h is None or named >= from_h
+            anchor = _maybe_read(store, named_key)
+    problems = check_chain(loaded, anchor=anchor, strict_start=strict, unusable_starts=unusable)
+    covered = max((d.end_ms for d in loaded), default=from_h)
+    if walk and walk[-1] in unusable:  # its span is unknown: only what follows its start
+        covered = walk[-1] + MINUTE_MS
+    if to_ms is not None and covered is not None and covered < to_ms:
+        problems.append(Problem("digest_missing", digest_key(covered),
+                                f"expected before --to: no digest covers {iso_ms(covered)} "
+                                f".. {iso_ms(to_ms)}"))
     return problems
 
 

@@ -19,7 +19,6 @@ from pipeline.lake.digest.model import (
     ObjectEntry,
     build_digest,
     canonical_json,
-    hour_of_digest_key,
     iso_ms,
     parse_digest,
     parse_iso_ms,
@@ -27,6 +26,7 @@ from pipeline.lake.digest.model import (
     signing_payload,
     verify_signature,
 )
+from pipeline.lake.digest.period import start_of_digest_key
 from pipeline.lake.keys import (
     SigningKeyError,
     fingerprint,
@@ -62,20 +62,22 @@ def test_iso_and_digest_key_round_trip():
     assert iso_ms(H0) == "2024-03-10T08:00:00.000Z"
     assert parse_iso_ms("2024-03-10T08:00") == H0  # naive means UTC
     assert parse_iso_ms("2024-03-10T09:00+01:00") == H0
-    assert hour_of_digest_key(digest_key(H0)) == H0
+    assert start_of_digest_key(digest_key(H0)) == H0
     assert digest_key(H0) == "digests/2024/03/10/2024-03-10T08.json"
-    assert hour_of_digest_key("digests/2024/03/11/2024-03-10T08.json") is None
-    assert hour_of_digest_key("digests/2024/03/10/2024-03-10T08.json.bak") is None
+    assert start_of_digest_key("digests/2024/03/11/2024-03-10T08.json") is None
+    assert start_of_digest_key("digests/2024/03/10/2024-03-10T08.json.bak") is None
 
 
 def test_build_sign_parse_verify():
     prev = ChainLink("digests/2024/03/10/2024-03-10T07.json", "ab" * 32, "c2ln")
-    d = build_digest(H0, lake="s3://b/p", previous=prev, objects=[entry("b"), entry("a")],
+    d = build_digest(H0, period_ms=HOUR,
+                     lake="s3://b/p", previous=prev, objects=[entry("b"), entry("a")],
                      compactions=[CompactionEntry(("x",), ("y",))], signer=KEY,
                      signed_at_ms=H0 + HOUR + 5)
     doc = json.loads(d.body)
-    assert doc["hour_start"] == "2024-03-10T08:00:00.000Z"
-    assert doc["hour_end"] == "2024-03-10T09:00:00.000Z"
+    assert doc["start"] == "2024-03-10T08:00:00.000Z"
+    assert doc["end"] == "2024-03-10T09:00:00.000Z"
+    assert (doc["version"], doc["period_ms"]) == (2, HOUR)
     assert [o["key"] for o in doc["objects"]] == sorted(o["key"] for o in doc["objects"])
     assert doc["previous"] == {"key": prev.key, "sha256": prev.sha256,
                                "signature": prev.signature}
@@ -91,9 +93,11 @@ def test_build_sign_parse_verify():
 
 
 def test_signing_is_deterministic():
-    a = build_digest(H0, lake="l", previous=None, objects=[entry("a")], compactions=[],
+    a = build_digest(H0, period_ms=HOUR,
+                     lake="l", previous=None, objects=[entry("a")], compactions=[],
                      signer=KEY, signed_at_ms=H0)
-    b = build_digest(H0, lake="l", previous=None, objects=[entry("a")], compactions=[],
+    b = build_digest(H0, period_ms=HOUR,
+                     lake="l", previous=None, objects=[entry("a")], compactions=[],
                      signer=KEY, signed_at_ms=H0)
     assert a.body == b.body
 
@@ -106,7 +110,8 @@ def test_signing_is_deterministic():
     ("signed_at", "2030-01-01T00:00:00.000Z"),
 ])
 def test_any_change_breaks_the_signature(field, value):
-    d = build_digest(H0, lake="l", previous=ChainLink("k", "s", "g"), objects=[entry("a")],
+    d = build_digest(H0, period_ms=HOUR,
+                     lake="l", previous=ChainLink("k", "s", "g"), objects=[entry("a")],
                      compactions=[], signer=KEY, signed_at_ms=H0)
     doc = dict(d.doc, **{field: value})
     body = json.dumps(doc).encode()
@@ -115,14 +120,15 @@ def test_any_change_breaks_the_signature(field, value):
 
 
 def test_wrong_key_and_garbled_signature():
-    d = build_digest(H0, lake="l", previous=None, objects=[], compactions=[], signer=KEY,
+    d = build_digest(H0, period_ms=HOUR,
+                     lake="l", previous=None, objects=[], compactions=[], signer=KEY,
                      signed_at_ms=H0)
     other = Ed25519PrivateKey.generate().public_key()
     assert verify_signature(d, trusted_keys([other])) == "untrusted_key"
     garbled = parse_digest(d.key, json.dumps(dict(d.doc, signature="!!notbase64")).encode())
     assert verify_signature(garbled, trusted_keys([KEY.public_key()])) == "bad_signature"
     # A digest that claims a trusted fingerprint but is signed by another key.
-    forged = build_digest(H0, lake="l", previous=None, objects=[], compactions=[],
+    forged = build_digest(H0, period_ms=HOUR, lake="l", previous=None, objects=[], compactions=[],
                           signer=Ed25519PrivateKey.generate(), signed_at_ms=H0)
     claimed = dict(forged.doc, public_key_fingerprint=fingerprint(KEY.public_key()))
     assert verify_signature(parse_digest(d.key, json.dumps(claimed).encode()),
@@ -133,6 +139,8 @@ def test_wrong_key_and_garbled_signature():
     (b"not json", "not JSON"),
     (b"[]", "not a JSON object"),
     (b'{"version": 1}', "hour_start missing"),
+    (b'{"version": 2, "start": "x", "end": "y"}', "period_ms missing"),
+    (b'{"version": 3}', "not a known digest version"),
 ])
 def test_parse_rejects_malformed(body, message):
     with pytest.raises(DigestFormatError, match=message):
@@ -140,9 +148,10 @@ def test_parse_rejects_malformed(body, message):
 
 
 def test_parse_rejects_hour_that_does_not_match_key():
-    d = build_digest(H0, lake="l", previous=None, objects=[], compactions=[], signer=KEY,
+    d = build_digest(H0, period_ms=HOUR,
+                     lake="l", previous=None, objects=[], compactions=[], signer=KEY,
                      signed_at_ms=H0)
-    with pytest.raises(DigestFormatError, match="does not match the key"):
+    with pytest.raises(DigestFormatError, match="do not match the key"):
         parse_digest(digest_key(H0 + HOUR), d.body)
 
 

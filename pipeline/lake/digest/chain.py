@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pipeline.lake.digest.model import (
     DigestFormatError,
     SignedDigest,
-    hour_of_digest_key,
     parse_digest,
     verify_signature,
 )
-from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS, digest_key
+from pipeline.lake.digest.period import start_of_digest_key
+from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS
 from pipeline.lake.store import ObjectStore, StoreError
 
 
@@ -26,14 +26,14 @@ class ChainError(Exception):
     by a trusted key); an operator must look at it."""
 
 
-def digest_hours(store: ObjectStore) -> dict[int, str]:
-    """Every digest in the lake: hour start (ms) → key. Other keys under digests/ are
-    ignored. Raises StoreError."""
+def digest_starts(store: ObjectStore) -> dict[int, str]:
+    """Every digest in the lake, whatever its period: start (ms) → key (one key per start).
+    Other keys under digests/ are ignored. Raises StoreError."""
     out: dict[int, str] = {}
     for info in store.list(f"{DIGESTS_DIR}/"):
-        hour = hour_of_digest_key(info.key)
-        if hour is not None:
-            out[hour] = info.key
+        start = start_of_digest_key(info.key)
+        if start is not None:
+            out[start] = info.key
     return out
 
 
@@ -44,13 +44,13 @@ def read_digest(store: ObjectStore, key: str) -> SignedDigest:
 
 def find_head(store: ObjectStore, before_ms: int,
               keys: Mapping[str, Ed25519PublicKey]) -> SignedDigest | None:
-    """The latest digest for an hour that starts before ``before_ms`` (digests claiming a
-    future hour are ignored), verified against ``keys``; None when the lake has none.
-    Raises ChainError when it is unreadable or not validly signed, StoreError on I/O."""
-    hours = [h for h in digest_hours(store) if h < before_ms]
-    if not hours:
+    """The latest digest that starts before ``before_ms`` (digests claiming a later start
+    are ignored), whatever its period, verified against ``keys``; None when the lake has
+    none. Raises ChainError when it is unreadable or not validly signed, StoreError on I/O."""
+    starts = {s: k for s, k in digest_starts(store).items() if s < before_ms}
+    if not starts:
         return None
-    key = digest_key(max(hours))
+    key = starts[max(starts)]
     try:
         head = read_digest(store, key)
     except DigestFormatError as exc:
@@ -65,7 +65,7 @@ def find_head(store: ObjectStore, before_ms: int,
 @dataclass(slots=True)
 class Listings:
     """What recent digests listed: the newest SHA-256 listed per object key and the
-    (replaced, by) of compactions, each with the hour of the digest that listed it."""
+    (replaced, by) of compactions, each with the start of the digest that listed it."""
 
     objects: dict[str, tuple[str, int]] = field(default_factory=dict)
     compactions: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = field(default_factory=dict)
@@ -74,9 +74,9 @@ class Listings:
         """Record a digest's listings; ``older``: it precedes everything recorded so far."""
         for o in digest.objects:
             if not (older and o.key in self.objects):
-                self.objects[o.key] = (o.sha256, digest.hour_start_ms)
+                self.objects[o.key] = (o.sha256, digest.start_ms)
         for c in digest.compactions:
-            self.compactions.setdefault((c.replaced, c.by), digest.hour_start_ms)
+            self.compactions.setdefault((c.replaced, c.by), digest.start_ms)
 
     def lists(self, key: str, sha256: str) -> bool:
         """True when the newest listing of ``key`` has this SHA-256."""
@@ -90,16 +90,18 @@ class Listings:
 
 def recent_listings(store: ObjectStore, head: SignedDigest, hours: int) -> Listings:
     """Listings of ``head`` and the digests before it, following ``previous`` links back
-    over at most ``hours`` hours (stops early at the chain start or a missing digest).
-    Raises StoreError on I/O other than a missing digest."""
+    over digests starting in the last ``hours`` hours before ``head`` ends, whatever their
+    periods (stops early at the chain start or a missing digest). One read per digest: at a
+    1-minute period, 48 hours are 2,880 reads. Raises StoreError on I/O other than a
+    missing digest."""
     out = Listings()
     out.add(head)
     current = head
-    oldest = head.hour_start_ms - (hours - 1) * HOUR_MS
+    oldest = head.end_ms - hours * HOUR_MS
     while current.doc["previous"] is not None:
         prev_key = str(current.doc["previous"]["key"])
-        prev_hour = hour_of_digest_key(prev_key)
-        if prev_hour is None or prev_hour < oldest:
+        prev_start = start_of_digest_key(prev_key)
+        if prev_start is None or prev_start < oldest:
             break
         try:
             current = read_digest(store, prev_key)

@@ -1,14 +1,17 @@
-"""The digest format: one signed JSON document per delivery-time hour, chained to the previous.
+"""The digest format: one signed JSON document per delivery-time period, chained to the
+previous.
 
 Why delivery time: a digest lists the objects *delivered* (made durable, with a notice on
-``audit.deliveries.v1``) in ``[hour_start, hour_end)``. A late event still lands in the hour
-its object was delivered, so a closed digest never has to change and the chain is append-only.
+``audit.deliveries.v1``) in ``[start, end)``. A late event still lands in the period its
+object was delivered, so a closed digest never has to change and the chain is append-only.
 (Event-time digests would have to be rewritten, or left incomplete, whenever late data arrives.)
 
-A digest at :func:`pipeline.lake.layout.digest_key` is a JSON object::
+A digest at :func:`pipeline.lake.layout.digest_key` (of its start) is a JSON object::
 
-    version                 1
-    hour_start, hour_end    ISO 8601 UTC ("2024-03-10T08:00:00.000Z"), half-open
+    version                 2
+    start, end              ISO 8601 UTC ("2024-03-10T08:00:00.000Z"), half-open
+    period_ms               the digest period it was written under; ``end`` is
+                            :func:`~pipeline.lake.digest.period.period_end` of start and period
     lake                    the lake URL it was written for (informational: keys are relative)
     previous                {key, sha256, signature} of the previous digest, null for the first
     objects                 [{key, sha256, bytes, records, topic, partition, first_offset,
@@ -17,6 +20,11 @@ A digest at :func:`pipeline.lake.layout.digest_key` is a JSON object::
     public_key_fingerprint  hex SHA-256 of the raw Ed25519 public key that signed it
     signed_at               ISO 8601 UTC
     signature               base64 Ed25519 signature of canonical_json(everything else)
+
+Version 1 digests (written before the period was configurable) have ``hour_start`` and
+``hour_end`` instead of ``start``, ``end`` and ``period_ms``: one hour each. Both versions are
+read, verified and chained alike, so a lake may hold hourly version 1 digests followed by
+digests of any period.
 
 ``previous.sha256`` is the SHA-256 of the previous digest object's stored bytes, and
 ``previous.signature`` its ``signature`` field. Stored bytes are ``json.dumps(indent=2,
@@ -32,7 +40,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -41,15 +48,16 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pipeline.lake.digest.period import period_end, period_problem, start_of_digest_key
 from pipeline.lake.keys import fingerprint
-from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS, Delivery, digest_key
+from pipeline.lake.layout import HOUR_MS, Delivery, digest_key
 
-DIGEST_VERSION = 1
-_KEY_RE = re.compile(
-    rf"^{DIGESTS_DIR}/(\d{{4}})/(\d\d)/(\d\d)/(\d{{4}})-(\d\d)-(\d\d)T(\d\d)\.json$")
-_TOP_FIELDS = {"version": int, "hour_start": str, "hour_end": str, "lake": str,
-               "objects": list, "compactions": list, "public_key_fingerprint": str,
-               "signed_at": str, "signature": str}
+DIGEST_VERSION = 2
+_TOP_FIELDS = {"version": int, "lake": str, "objects": list, "compactions": list,
+               "public_key_fingerprint": str, "signed_at": str, "signature": str}
+_SPAN_FIELDS: dict[int, dict[str, type]] = {
+    1: {"hour_start": str, "hour_end": str},
+    2: {"start": str, "end": str, "period_ms": int}}
 _OBJECT_FIELDS = {"key": str, "sha256": str, "bytes": int, "records": int, "topic": str,
                   "partition": int, "first_offset": int, "last_offset": int}
 
@@ -91,18 +99,6 @@ def parse_iso_ms(text: str) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return int(t.timestamp() * 1000)
-
-
-def hour_of_digest_key(key: str) -> int | None:
-    """The hour start (ms) a digest key stands for, or None when ``key`` is not one."""
-    m = _KEY_RE.match(key)
-    if m is None or m.group(1, 2, 3) != m.group(4, 5, 6):
-        return None
-    y, mo, d, h = (int(x) for x in m.group(4, 5, 6, 7))
-    try:
-        return int(datetime(y, mo, d, h, tzinfo=UTC).timestamp() * 1000)
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +184,13 @@ class ChainLink:
 
 @dataclass(frozen=True, slots=True)
 class SignedDigest:
-    """A digest as stored: its key, hour, stored bytes and parsed document."""
+    """A digest as stored: its key, its span ``[start_ms, end_ms)`` and period, stored
+    bytes and parsed document."""
 
     key: str
-    hour_start_ms: int
+    start_ms: int
+    end_ms: int
+    period_ms: int
     body: bytes
     doc: dict[str, Any]
 
@@ -215,15 +214,23 @@ def signing_payload(doc: Mapping[str, Any]) -> bytes:
     return canonical_json({k: v for k, v in doc.items() if k != "signature"})
 
 
-def build_digest(hour_start_ms: int, *, lake: str, previous: ChainLink | None,
+def build_digest(start_ms: int, *, lake: str, previous: ChainLink | None,
                  objects: Sequence[ObjectEntry], compactions: Sequence[CompactionEntry],
-                 signer: Ed25519PrivateKey, signed_at_ms: int) -> SignedDigest:
-    """Build and sign the digest of one hour. Objects are sorted by key; compactions keep
-    their order. Pure apart from the signature (Ed25519 is deterministic)."""
+                 signer: Ed25519PrivateKey, signed_at_ms: int,
+                 period_ms: int = HOUR_MS) -> SignedDigest:
+    """Build and sign the digest starting at ``start_ms`` (a whole minute) under
+    ``period_ms`` (an allowed period; it ends at ``period_end(start_ms, period_ms)``).
+    Objects are sorted by key; compactions keep their order. Pure apart from the signature
+    (Ed25519 is deterministic). Raises ValueError on a bad period."""
+    problem = period_problem(period_ms)
+    if problem is not None:
+        raise ValueError(problem)
+    end_ms = period_end(start_ms, period_ms)
     doc: dict[str, Any] = {
         "version": DIGEST_VERSION,
-        "hour_start": iso_ms(hour_start_ms),
-        "hour_end": iso_ms(hour_start_ms + HOUR_MS),
+        "start": iso_ms(start_ms),
+        "end": iso_ms(end_ms),
+        "period_ms": period_ms,
         "lake": lake,
         "previous": previous.to_dict() if previous else None,
         "objects": [asdict(o) for o in sorted(objects, key=lambda o: o.key)],
@@ -233,14 +240,14 @@ def build_digest(hour_start_ms: int, *, lake: str, previous: ChainLink | None,
     }
     doc["signature"] = base64.b64encode(signer.sign(signing_payload(doc))).decode()
     body = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-    return SignedDigest(digest_key(hour_start_ms), hour_start_ms, body, doc)
+    return SignedDigest(digest_key(start_ms), start_ms, end_ms, period_ms, body, doc)
 
 
 def parse_digest(key: str, body: bytes) -> SignedDigest:
     """Parse a stored digest and check its shape and that its hour matches its key. Raises
     DigestFormatError naming the first problem."""
-    hour = hour_of_digest_key(key)
-    if hour is None:
+    start = start_of_digest_key(key)
+    if start is None:
         raise DigestFormatError(f"{key} is not a digest key")
     try:
         doc = json.loads(body)
@@ -248,7 +255,9 @@ def parse_digest(key: str, body: bytes) -> SignedDigest:
         raise DigestFormatError(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise DigestFormatError("not a JSON object")
-    _check_fields(doc, _TOP_FIELDS, "")
+    if doc.get("version") not in _SPAN_FIELDS:
+        raise DigestFormatError(f"version {doc.get('version')!r} is not a known digest version")
+    _check_fields(doc, {**_SPAN_FIELDS[doc["version"]], **_TOP_FIELDS}, "")
     for i, obj in enumerate(doc["objects"]):
         _check_fields(obj, _OBJECT_FIELDS, f"objects[{i}].")
     for i, comp in enumerate(doc["compactions"]):
@@ -259,9 +268,27 @@ def parse_digest(key: str, body: bytes) -> SignedDigest:
     if prev is not None and not (isinstance(prev, dict) and all(
             isinstance(prev.get(f), str) for f in ("key", "sha256", "signature"))):
         raise DigestFormatError("'previous' must be null or {key, sha256, signature}")
-    if doc["hour_start"] != iso_ms(hour) or doc["hour_end"] != iso_ms(hour + HOUR_MS):
-        raise DigestFormatError(f"hour_start {doc['hour_start']} does not match the key")
-    return SignedDigest(key, hour, body, doc)
+    end, period = _span(doc, start)
+    return SignedDigest(key, start, end, period, body, doc)
+
+
+def _span(doc: Mapping[str, Any], start: int) -> tuple[int, int]:
+    """(end, period) of a shape-checked document whose key names ``start``; raises
+    DigestFormatError when its times or period disagree with the key or each other."""
+    if doc["version"] == 1:
+        if doc["hour_start"] != iso_ms(start) or doc["hour_end"] != iso_ms(start + HOUR_MS) \
+                or start % HOUR_MS:
+            raise DigestFormatError(f"hour_start {doc['hour_start']} does not match the key")
+        return start + HOUR_MS, HOUR_MS
+    period = doc["period_ms"]
+    problem = period_problem(period)
+    if problem is not None:
+        raise DigestFormatError(problem)
+    end = period_end(start, period)
+    if doc["start"] != iso_ms(start) or doc["end"] != iso_ms(end):
+        raise DigestFormatError(f"start/end {doc['start']}..{doc['end']} do not match the "
+                                f"key and period_ms {period}")
+    return end, period
 
 
 def _str_list(value: Any) -> bool:

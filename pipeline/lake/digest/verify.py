@@ -1,19 +1,25 @@
 """The pure rules of ``lake validate``: chain links, what the digests expect to exist, and
 which unlisted objects are failures. No I/O; :mod:`pipeline.lake.validate` feeds it.
 
+Digests may have any allowed period and the period may change along the chain: each digest
+must start where the previous one ends and name it as ``previous``.
+
 Problem kinds (``failure=False`` ones are reported but do not fail validation):
 
     missing               a listed object is absent (and was not replaced by a compaction)
     modified              a listed object's SHA-256 or size differs from its listing
     unlisted              an object under events/ no digest lists
-    pending (info)        unlisted, but possibly delivered after the newest digest's hour
-    digest_missing        no digest for an hour inside the chain (or the one a digest names
-                          as previous, or an hour before --to)
-    digest_invalid        a digest is not valid JSON / lacks fields / its hour mismatches its key
+    pending (info)        unlisted, but possibly delivered after the newest digest started
+    digest_missing        no digest covers a span inside the chain (named by the key of the
+                          digest that should start it), or the one a digest names as
+                          previous, or a span before --to
+    digest_invalid        a digest is not valid JSON / lacks fields / its span or period
+                          mismatches its key
     bad_signature         a digest's signature does not verify
     untrusted_key         a digest is signed by a key that is not trusted
-    chain_gap             a digest's ``previous`` is null or names another hour than the one
-                          right before it (the chain restarts or skips)
+    chain_gap             a digest's ``previous`` is null or names another digest than the one
+                          ending where it starts (the chain restarts or skips)
+    digest_overlap        a digest starts before the previous one ends
     chain_broken          ``previous.sha256`` / ``previous.signature`` differ from the actual
                           previous digest (it was replaced or altered)
     replacement_unlisted  a compaction's replacing object is listed in no digest
@@ -29,7 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pipeline.lake.digest.model import ObjectEntry, SignedDigest
+from pipeline.lake.digest.model import ObjectEntry, SignedDigest, iso_ms
+from pipeline.lake.digest.period import start_of_digest_key
 from pipeline.lake.layout import HOUR_MS, digest_key
 
 _EVENT_HOUR_RE = re.compile(r"/date=(\d{4})-(\d\d)-(\d\d)/hour=(\d\d)/")
@@ -50,53 +57,67 @@ class Problem:
 
 
 def check_chain(digests: Sequence[SignedDigest], *, anchor: SignedDigest | None,
-                strict_start: bool, unusable_hours: frozenset[int] = frozenset()
+                strict_start: bool, unusable_starts: frozenset[int] = frozenset()
                 ) -> list[Problem]:
-    """Check the links of ``digests`` (sorted by hour). ``anchor`` is the digest the first
-    one names as previous, if it could be read; with ``strict_start`` its absence is a
-    failure, otherwise informational. Hours in ``unusable_hours`` have a digest that could not
-    be parsed (reported elsewhere): they are not reported missing again."""
+    """Check the links of ``digests`` (sorted by start), whatever their periods. ``anchor``
+    is the digest the first one names as previous, if it could be read; with
+    ``strict_start`` its absence is a failure, otherwise informational. Starts in
+    ``unusable_starts`` have a digest that could not be parsed (reported elsewhere): a span
+    that begins with one is not reported missing again."""
     problems: list[Problem] = []
     prev: SignedDigest | None = None
     for d in digests:
         if prev is None:
             problems += _check_start(d, anchor, strict_start)
+        elif d.start_ms < prev.end_ms:
+            problems.append(Problem("digest_overlap", d.key, f"starts at {iso_ms(d.start_ms)}, "
+                                    f"before {prev.key} ends ({iso_ms(prev.end_ms)})"))
+            problems += _check_link(d, prev)
+        elif d.start_ms > prev.end_ms:
+            if prev.end_ms not in unusable_starts:
+                problems.append(Problem("digest_missing", digest_key(prev.end_ms),
+                                        f"no digest covers {iso_ms(prev.end_ms)} .. "
+                                        f"{iso_ms(d.start_ms)}"))
+            problems += _check_link(d, None, after_ms=prev.end_ms)
         else:
-            problems += [Problem("digest_missing", digest_key(h), "no digest for this hour")
-                         for h in range(prev.hour_start_ms + HOUR_MS, d.hour_start_ms, HOUR_MS)
-                         if h not in unusable_hours]
-            problems += _check_link(d, prev if prev.key == _expected_previous(d) else None)
+            problems += _check_link(d, prev)
         prev = d
     return problems
-
-
-def _expected_previous(d: SignedDigest) -> str:
-    return digest_key(d.hour_start_ms - HOUR_MS)
 
 
 def _check_start(d: SignedDigest, anchor: SignedDigest | None, strict: bool) -> list[Problem]:
     link = d.doc["previous"]
     if link is None:
         return []  # the chain's first digest
-    if anchor is None and link["key"] == _expected_previous(d):
+    named = start_of_digest_key(link["key"])
+    if anchor is None and named is not None and named < d.start_ms:
         if strict:
             return [Problem("digest_missing", link["key"],
                             f"named as previous by {d.key}, not in the lake")]
         return [Problem("chain_start_unverified", link["key"],
                         "the digest before the range is not in the lake", failure=False)]
+    if anchor is not None and anchor.end_ms != d.start_ms:
+        return [Problem("chain_gap", d.key, f"previous {anchor.key} ends at "
+                        f"{iso_ms(anchor.end_ms)}, not where this one starts")]
     return _check_link(d, anchor)
 
 
-def _check_link(d: SignedDigest, prev: SignedDigest | None) -> list[Problem]:
-    """``prev`` is the actual digest of the hour before ``d``, None when that hour has no
-    usable digest (already reported)."""
-    link, expected = d.doc["previous"], _expected_previous(d)
+def _check_link(d: SignedDigest, prev: SignedDigest | None, *,
+                after_ms: int | None = None) -> list[Problem]:
+    """``prev`` is the actual digest ending where ``d`` starts; None when no usable digest
+    does (already reported): then ``previous`` must at least name a digest key starting in
+    ``[after_ms, d.start_ms)``."""
+    link = d.doc["previous"]
     if link is None:
         return [Problem("chain_gap", d.key, "previous is null: the chain restarts here")]
-    if link["key"] != expected:
-        return [Problem("chain_gap", d.key, f"previous names {link['key']}, expected {expected}")]
     if prev is None:
+        named = start_of_digest_key(link["key"])
+        if named is None or named >= d.start_ms or (after_ms is not None and named < after_ms):
+            return [Problem("chain_gap", d.key, f"previous names {link['key']}, which cannot "
+                            "be the digest before it")]
         return []
+    if link["key"] != prev.key:
+        return [Problem("chain_gap", d.key, f"previous names {link['key']}, expected {prev.key}")]
     bad = [name for name, actual in (("sha256", hashlib.sha256(prev.body).hexdigest()),
                                      ("signature", prev.doc["signature"]))
            if link[name] != actual]
@@ -116,7 +137,7 @@ class Expectations:
     replacements: list[tuple[str, str]] = field(default_factory=list)  # (by key, digest key)
 
     def add(self, d: SignedDigest) -> None:
-        """Apply one digest; call in hour order. Objects first, then compactions."""
+        """Apply one digest; call in start order. Objects first, then compactions."""
         for o in d.objects:
             self.objects[o.key] = (o, d)
             self.replaced.discard(o.key)
@@ -131,7 +152,7 @@ class Expectations:
 
 def expectations(digests: Iterable[SignedDigest]) -> Expectations:
     out = Expectations()
-    for d in sorted(digests, key=lambda d: d.hour_start_ms):
+    for d in sorted(digests, key=lambda d: d.start_ms):
         out.add(d)
     return out
 
@@ -159,11 +180,11 @@ def event_hour(key: str) -> int | None:
         return None
 
 
-def unlisted(keys: Iterable[str], exp: Expectations, *, newest_digest_hour: int | None,
+def unlisted(keys: Iterable[str], exp: Expectations, *, newest_digest_start: int | None,
              from_ms: int | None, to_ms: int | None) -> list[Problem]:
     """Problems for object keys no digest lists, limited to event hours in [from, to).
-    An object whose event hour is at or after the newest digest's hour may have been
-    delivered after that digest closed: ``pending`` (informational), not ``unlisted``."""
+    An object whose event hour ends after the newest digest starts may have been delivered
+    after that digest closed: ``pending`` (informational), not ``unlisted``."""
     out: list[Problem] = []
     for key in keys:
         if key in exp.objects or key in exp.replaced:
@@ -172,9 +193,10 @@ def unlisted(keys: Iterable[str], exp: Expectations, *, newest_digest_hour: int 
         if hour is not None and ((from_ms is not None and hour + HOUR_MS <= from_ms)
                                  or (to_ms is not None and hour >= to_ms)):
             continue
-        if hour is not None and newest_digest_hour is not None and hour >= newest_digest_hour:
-            out.append(Problem("pending", key, "not in a digest yet (newer than the newest "
-                               "digest's hour)", failure=False))
+        if (hour is not None and newest_digest_start is not None
+                and hour + HOUR_MS > newest_digest_start):
+            out.append(Problem("pending", key, "not in a digest yet (its event hour is not "
+                               "older than the newest digest)", failure=False))
         else:
             out.append(Problem("unlisted", key, "in the lake but listed in no digest"))
     return out
