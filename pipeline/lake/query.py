@@ -1,7 +1,10 @@
 """``trailpipe lake query``: SQL over the lake with DuckDB.
 
 The Parquet objects under ``events/`` are exposed as the view ``cloudtrail``, with the Hive
-partition columns ``account``, ``region``, ``date`` and ``hour``; the aggregator's rows under
+partition columns ``account``, ``region``, ``date`` and ``hour``, and ``year``, ``month``, ``day``
+(from ``date``) as AWS's partitioned CloudTrail table has them, so partition-filtered Athena
+queries run and skip the objects they exclude; columns and struct fields are lower case as in
+Athena's DDL (``useridentity.sessioncontext.sessionissuer.username``); the aggregator's rows under
 ``aggregates/`` as the view ``aggregates`` (columns of the ``Aggregate`` record plus ``date``;
 :mod:`pipeline.aggregates.table`). Those are raw parts: a window's base record and its
 corrections are separate rows, and a replay can leave copies; :mod:`pipeline.aggregates.merge`
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +39,12 @@ AGGREGATES_VIEW = "aggregates"
 DATE_FIELD = PARTITIONING_SCHEMA.field("date")
 PARTITIONS = pa.schema([("account", pa.string()), ("region", pa.string()),
                         ("date", pa.string()), ("hour", pa.string())])
+ATHENA_PARTITIONS = pa.schema([("year", pa.string()), ("month", pa.string()),
+                               ("day", pa.string())])
+"""The partition columns of AWS's documented partitioned CloudTrail table (``region`` is
+already ours), derived from ``date``: ``year='2024'``, ``month='03'``, ``day='10'``."""
+EVENTS_SCHEMA = pa.schema([*LAKE_SCHEMA, *PARTITIONS, *ATHENA_PARTITIONS])
+"""The columns of the ``cloudtrail`` view."""
 
 
 class EmptyLake(Exception):
@@ -76,10 +85,43 @@ def _hive_dataset(url: str, s3_endpoint: str | None, directory: str,
                       partition_base_dir=root)
 
 
+def partition_values(relative_path: str) -> dict[str, str]:
+    """The partition columns of an object at ``relative_path`` under ``events/``: its Hive
+    ``key=value`` segments (URL-decoded, as the archiver quotes them), plus ``year``/``month``/
+    ``day`` when it has a ``date=YYYY-MM-DD`` segment."""
+    values: dict[str, str] = {}
+    for segment in relative_path.split("/")[:-1]:
+        name, equals, value = segment.partition("=")
+        if name and equals:
+            values[name] = unquote(value)
+    date = values.get("date", "")
+    if len(date) == 10 and date[4] == date[7] == "-":
+        values.update(year=date[:4], month=date[5:7], day=date[8:])
+    return values
+
+
+def _partition_expression(values: dict[str, str]) -> ds.Expression:
+    expr: ds.Expression = ds.scalar(True)
+    for name in (*PARTITIONS.names, *ATHENA_PARTITIONS.names):
+        if name in values:
+            expr = expr & (ds.field(name) == pa.scalar(values[name], pa.string()))
+    return expr
+
+
 def events_dataset(url: str, s3_endpoint: str | None = None) -> ds.Dataset:
-    """The events of the lake as one Arrow dataset with Hive partition columns.
-    Raises EmptyLake when there are no Parquet objects."""
-    return _hive_dataset(url, s3_endpoint, EVENTS_DIR, PARTITIONS)
+    """The events of the lake as one Arrow dataset of :data:`EVENTS_SCHEMA`: every object's
+    partition columns come from its key (:func:`partition_values`), and a filter on them
+    skips the objects it excludes without opening them. Raises EmptyLake when there are no
+    Parquet objects."""
+    fs, base = filesystem_for(url, s3_endpoint)
+    root = f"{base}/{EVENTS_DIR}"
+    files = _parquet_files(fs, root)
+    if not files:
+        raise EmptyLake(f"no objects under {url}/{EVENTS_DIR}")
+    partitions = [_partition_expression(partition_values(f[len(root) + 1:])) for f in files]
+    return ds.FileSystemDataset.from_paths(files, schema=EVENTS_SCHEMA,
+                                           format=ds.ParquetFileFormat(), filesystem=fs,
+                                           partitions=partitions)
 
 
 def aggregates_dataset(url: str, s3_endpoint: str | None = None) -> ds.Dataset:
@@ -96,7 +138,7 @@ def connect(url: str, s3_endpoint: str | None = None) -> duckdb.DuckDBPyConnecti
     athena.install(con)
     empty: list[str] = []
     for view, dataset, columns in (
-            (VIEW, events_dataset, pa.schema([*LAKE_SCHEMA, *PARTITIONS])),
+            (VIEW, events_dataset, EVENTS_SCHEMA),
             (AGGREGATES_VIEW, aggregates_dataset, pa.schema([*ARROW_SCHEMA, DATE_FIELD]))):
         try:
             con.register(view, dataset(url, s3_endpoint))

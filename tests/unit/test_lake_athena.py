@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from pipeline.lake.athena import MACROS, duckdb_format, install, rewrite
+from pipeline.lake.query import EVENTS_SCHEMA, partition_values
 
 DOC = '{"userName":"bob","n":3,"ok":true,"none":null,"obj":{"k":"v"},"arr":[10,20],"a b":"sp"}'
 
@@ -112,3 +113,21 @@ def test_every_macro_is_defined(con: duckdb.DuckDBPyConnection) -> None:
                                    "WHERE function_type = 'macro' AND "
                                    "schema_name = 'main' AND database_name = 'temp'").fetchall()}
     assert set(MACROS) <= names
+
+
+def test_partition_values_add_athena_year_month_day_from_date() -> None:
+    key = "account=111122223333/region=us-east-1/date=2024-03-10/hour=08/t+0+0.parquet"
+    assert partition_values(key) == {
+        "account": "111122223333", "region": "us-east-1", "date": "2024-03-10", "hour": "08",
+        "year": "2024", "month": "03", "day": "10"}
+    assert partition_values("account=unknown/region=eu%2Fx/t.parquet") == {
+        "account": "unknown", "region": "eu/x"}  # no date segment: no year/month/day
+
+
+def test_the_view_has_athenas_lower_case_struct_fields_and_partition_columns() -> None:
+    names = EVENTS_SCHEMA.names
+    assert {"region", "year", "month", "day", "account", "date", "hour"} <= set(names)
+    identity = EVENTS_SCHEMA.field("useridentity").type
+    issuer = identity.field("sessioncontext").type.field("sessionissuer").type
+    assert {"arn", "username", "accesskeyid"} <= {f.name for f in identity}
+    assert "username" in {f.name for f in issuer}
