@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -58,14 +59,20 @@ def lake_status(config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3O
         raise typer.Exit(1)
 
 
-def lake_query(sql: Annotated[str, typer.Argument(
-                   help="SQL; the views are `cloudtrail` and `aggregates`.")],
+def lake_query(sql: Annotated[str | None, typer.Argument(
+                   help="SQL, or - to read it from stdin; the views are `cloudtrail` and "
+                   "`aggregates`. SQL starting with a -- comment: use --file, stdin, or put "
+                   "-- before it.")] = None,
+               file: Annotated[Path | None, typer.Option(
+                   "--file", "-f", help="Read the SQL from this file (- for stdin).")] = None,
                config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3Opt = None,
                fmt: FormatOpt = "table") -> None:
     """Run SQL with DuckDB over the lake: view `cloudtrail` (partition columns account,
-    region, date, hour; existing CloudTrail/Athena SQL runs unchanged) and view `aggregates`
-    (the aggregator's raw rows: window bases, corrections and any copies; `trailpipe
-    aggregates show --source lake` merges them exactly)."""
+    region, date, hour, and year, month, day as in AWS's partitioned CloudTrail table;
+    published Athena CloudTrail queries run unchanged apart from the table name: Presto
+    functions such as json_extract_scalar, from_iso8601_timestamp, date_parse, regexp_like are
+    defined) and view `aggregates` (the aggregator's raw rows: window bases, corrections and
+    any copies; `trailpipe aggregates show --source lake` merges them exactly)."""
     import duckdb
 
     from pipeline.lake.query import EmptyLake, run_query
@@ -73,13 +80,33 @@ def lake_query(sql: Annotated[str, typer.Argument(
     cfg = build_config(config, **{"storage.lake": lake, "storage.s3_endpoint": s3_endpoint})
     if fmt not in ("table", "csv", "json"):
         fail(2, [f"trailpipe: --format must be table, csv or json, not {fmt!r}"])
+    text = _query_text(sql, file)
     try:
-        table = run_query(cfg.storage.lake, sql, cfg.storage.s3_endpoint)
+        table = run_query(cfg.storage.lake, text, cfg.storage.s3_endpoint)
     except EmptyLake as exc:
         fail(1, [f"trailpipe: {exc}"])
     except duckdb.Error as exc:
         fail(2, [f"trailpipe: query failed: {exc}"])
     _print_table(table, fmt)
+
+
+def _query_text(sql: str | None, file: Path | None) -> str:
+    """The SQL to run: the argument, a file, or stdin (``-`` as either); exits 2 unless
+    exactly one source is given and it holds something."""
+    if (sql is None) == (file is None):
+        fail(2, ["trailpipe: give the SQL as an argument, or --file PATH (- reads stdin)"])
+    if sql == "-" or file == Path("-"):
+        text = sys.stdin.read()
+    elif file is not None:
+        try:
+            text = file.read_text()
+        except OSError as exc:
+            fail(2, [f"trailpipe: cannot read {file}: {exc}"])
+    else:
+        text = str(sql)
+    if not text.strip():
+        fail(2, ["trailpipe: the SQL is empty"])
+    return text
 
 
 def _print_table(table: Any, fmt: str) -> None:

@@ -21,8 +21,10 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner, Result
 
 from consumers.archiver.objects import build_objects
+from pipeline.cli.app import app
 from pipeline.events import IngestMeta, decode, encode, to_avro
 from pipeline.events.partition import event_key, partition_for
 from pipeline.lake.columns import to_table
@@ -62,6 +64,21 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(obj.data)
     return f"file://{root}"
+
+
+def cli(lake: str, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(app, ["lake", "query", "--lake", lake, "--format", "json", *args],
+                              input=stdin, env={"TRAILPIPE_STORAGE__LAKE": lake},
+                              catch_exceptions=False)
+
+
+def query(lake: str, sql: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """``trailpipe lake query --file q.sql --format json`` (in-process), rows as dicts."""
+    path = tmp_path / "q.sql"
+    path.write_text(sql)
+    result = cli(lake, "--file", str(path))
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def rows(lake: str, sql: str) -> list[dict[str, Any]]:
@@ -115,3 +132,32 @@ def test_partition_filters_skip_the_objects_they_exclude(lake: str, tmp_path: Pa
     assert rows(f"file://{tmp_path}", sql) == [{"n": pq.read_metadata(some).num_rows}]
     with pytest.raises(duckdb.Error, match="Parquet"):  # what the filter spared us
         rows(f"file://{tmp_path}", "SELECT count(*) AS n FROM cloudtrail")
+
+
+COMMENTED = """-- How many events per region? (a leading comment, as published queries have)
+-- second comment line
+SELECT region, count(*) AS n
+FROM cloudtrail
+GROUP BY region;
+"""
+
+
+def test_sql_from_a_file_or_stdin_may_start_with_comments(lake: str, tmp_path: Path) -> None:
+    want = Counter(r.get("awsRegion") or "unknown" for r in RECORDS)
+    from_file = query(lake, COMMENTED, tmp_path)
+    assert {r["region"]: r["n"] for r in from_file} == want
+    for args in (["-"], ["--file", "-"], ["--", COMMENTED]):
+        result = cli(lake, *args, stdin=COMMENTED)
+        assert result.exit_code == 0, (args, result.output)
+        got = {r["region"]: r["n"] for r in map(json.loads, result.stdout.splitlines())}
+        assert got == want, args
+
+
+@pytest.mark.parametrize("args", [[], ["SELECT 1", "--file", "q.sql"], ["--file", "absent.sql"],
+                                  ["-"]])
+def test_no_sql_or_two_sources_or_an_unreadable_file_is_a_usage_error(
+        lake: str, args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "q.sql").write_text("SELECT 1")
+    result = cli(lake, *args, stdin="  \n")  # "-": stdin holds only blanks
+    assert result.exit_code == 2, result.output
