@@ -185,3 +185,47 @@ def test_s3_lake_validates_on_a_copy_and_names_each_tampering(kafka, make_topic,
         code, report = validate(copy.url, s3_endpoint, pub)
         assert failures(report) == expected, (name, report["problems"])
         assert code == (1 if expected else 0), name
+
+
+def run_digester_every(kafka, store: ObjectStore, topic: str, group: str, key: Path,
+                       now_ms: int, period_ms: int) -> int:
+    """The digester built from a config with ``[digest] period_ms``, on the real Runner until
+    idle, its clock fixed at ``now_ms``; returns digests written."""
+    from pydantic import SecretStr
+
+    from pipeline.config import Config, RunnerConfig, TopicsConfig
+    from pipeline.daemon import Context, build_registered
+    from pipeline.lake.digest.config import DigestConfig
+
+    cfg = Config(runner=RunnerConfig(commit_interval_ms=200, poll_timeout_ms=200),
+                 topics=TopicsConfig(deliveries=topic),
+                 digest=DigestConfig(group=group, period_ms=period_ms, close_grace_ms=5_000,
+                                     startup_settle_ms=20_000, private_key=SecretStr(str(key))))
+    daemon = build_registered("digester", Context(cfg, kafka.bootstrap, hooks={
+        "store": store, "clock": lambda _ms: now_ms}))
+    stats = daemon.run(idle_exit_s=1.5)
+    assert stats.dead_lettered == 0
+    return int(daemon.parts.summary()["digests_written"])
+
+
+def test_period_changed_from_an_hour_to_a_minute_validates(kafka, make_topic, unique,
+                                                           tmp_path, keypair):
+    key, pub = keypair
+    url = f"file://{tmp_path / 'lake'}"
+    store = open_store(url)
+    topic, group = make_topic("deliveries", 1), f"digester-{unique}"
+    t = H0 + HOUR
+    produce(kafka.bootstrap, topic, [archive(store, 0, H0 + 5, H0 + 60_000)])
+    assert run_digester_every(kafka, store, topic, group, key, t + 10_000, HOUR) == 1
+    late = archive(store, 50, t + 5, t + 2 * 60_000 + 10)  # delivered in 09:02 .. 09:03
+    produce(kafka.bootstrap, topic, [late])
+    assert run_digester_every(kafka, store, topic, group, key, t + 4 * 60_000 + 5_000,
+                              60_000) == 4
+    minute = json.loads(store.get("digests/2024/03/10/2024-03-10T09-02.json"))
+    assert minute["period_ms"] == 60_000
+    assert [o["key"] for o in minute["objects"]] == [json.loads(late)["key"]]
+    code, report = validate(url, None, pub, "--to", "2024-03-10T09:04Z")
+    assert code == 0 and report["digests"] == 5, report
+    store.put(json.loads(late)["key"], b"tampered")
+    code, report = validate(url, None, pub)
+    assert code == 1 and failures(report) == {("modified", json.loads(late)["key"])}
