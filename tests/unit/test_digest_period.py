@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from consumers.digester import DigestProcessor, DigestSink
 from pipeline.config import ConfigError, load_config
+from pipeline.lake.digest.chain import find_head
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.digest.model import (
     ObjectEntry,
@@ -271,3 +272,36 @@ def test_config_accepts_every_allowed_period_and_defaults_to_an_hour():
         == list(ALLOWED_PERIODS_MS)
     assert load_config(env={"TRAILPIPE_DIGEST__PERIOD_MS": "300000"}).digest.period_ms \
         == 5 * MIN
+
+
+class CountingStore(MemStore):
+    """Records every listing prefix."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prefixes: list[str] = []
+
+    def list(self, prefix: str = ""):  # type: ignore[no-untyped-def]
+        self.prefixes.append(prefix)
+        return super().list(prefix)
+
+
+def test_the_head_is_found_from_the_newest_day_folders_first():
+    store = CountingStore()
+    chain: list[SignedDigest] = []
+    for start in (H0 - 3 * 24 * HOUR, H0, H0 + 7 * MIN):  # three days ago, then today
+        d = build_digest(start, period_ms=MIN, lake=store.url,
+                         previous=chain[-1].link if chain else None, objects=[],
+                         compactions=[], signer=KEY, signed_at_ms=start + MIN)
+        chain.append(d)
+        store.objects[d.key] = d.body
+    head = find_head(store, H0 + 30 * MIN, TRUSTED)
+    assert head is not None and head.key == chain[2].key
+    assert store.prefixes == ["digests/2024/03/10/"]  # today's folder only
+    store.prefixes.clear()
+    head = find_head(store, H0 + 7 * MIN, TRUSTED)  # digests starting later are ignored
+    assert head is not None and head.key == chain[1].key
+    store.prefixes.clear()
+    head = find_head(store, H0 - 24 * HOUR + 5 * MIN, TRUSTED)  # nothing that day or before
+    assert head is not None and head.key == chain[0].key
+    assert store.prefixes == ["digests/2024/03/09/", "digests/2024/03/08/", "digests/"]

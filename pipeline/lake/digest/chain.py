@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -20,21 +21,36 @@ from pipeline.lake.digest.period import start_of_digest_key
 from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS
 from pipeline.lake.store import ObjectStore, StoreError
 
+DAY_MS = 24 * HOUR_MS
+
 
 class ChainError(Exception):
     """The chain cannot be continued safely (its latest digest is unreadable or not signed
     by a trusted key); an operator must look at it."""
 
 
-def digest_starts(store: ObjectStore) -> dict[int, str]:
-    """Every digest in the lake, whatever its period: start (ms) → key (one key per start).
-    Other keys under digests/ are ignored. Raises StoreError."""
+def digest_starts(store: ObjectStore, prefix: str = f"{DIGESTS_DIR}/") -> dict[int, str]:
+    """Every digest in the lake (or under ``prefix``), whatever its period: start (ms) →
+    key (one key per start). Other keys under digests/ are ignored. Raises StoreError."""
     out: dict[int, str] = {}
-    for info in store.list(f"{DIGESTS_DIR}/"):
+    for info in store.list(prefix):
         start = start_of_digest_key(info.key)
         if start is not None:
             out[start] = info.key
     return out
+
+
+def _latest_starts(store: ObjectStore, before_ms: int) -> dict[int, str]:
+    """Digests starting before ``before_ms``: those of its day's folder, else of the day
+    before, else of the whole lake (so a running digester lists a day of keys, not every
+    digest ever written: over half a million a year at a 1-minute period)."""
+    for day_ms in (before_ms, before_ms - DAY_MS):
+        folder = datetime.fromtimestamp(day_ms / 1000, tz=UTC).strftime("%Y/%m/%d")
+        found = {s: k for s, k in digest_starts(store, f"{DIGESTS_DIR}/{folder}/").items()
+                 if s < before_ms}
+        if found:
+            return found
+    return {s: k for s, k in digest_starts(store).items() if s < before_ms}
 
 
 def read_digest(store: ObjectStore, key: str) -> SignedDigest:
@@ -47,7 +63,7 @@ def find_head(store: ObjectStore, before_ms: int,
     """The latest digest that starts before ``before_ms`` (digests claiming a later start
     are ignored), whatever its period, verified against ``keys``; None when the lake has
     none. Raises ChainError when it is unreadable or not validly signed, StoreError on I/O."""
-    starts = {s: k for s, k in digest_starts(store).items() if s < before_ms}
+    starts = _latest_starts(store, before_ms)
     if not starts:
         return None
     key = starts[max(starts)]

@@ -38,7 +38,8 @@ class DigestConfig(BaseModel):
         "notices were read and the backlog drained (time to join the group and catch up)")
     dedupe_lookback_hours: int = Field(
         default=48, ge=1, description="re-delivered notices already listed in a digest this "
-        "recent are not listed again")
+        "recent are not listed again; each (re)start reads every digest of this span, one "
+        "read each (2,880 at a 1-minute period): lower it with short periods")
     max_digests_per_tick: int = Field(default=100, ge=1, le=10_000)
 
     @field_validator("period_ms")
