@@ -15,6 +15,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,8 @@ def query(lake: str, sql: str, tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def rows(lake: str, sql: str) -> list[dict[str, Any]]:
-    return run_query(lake, sql).to_pylist()
+    result: list[dict[str, Any]] = run_query(lake, sql).to_pylist()
+    return result
 
 
 def identity(r: dict[str, Any]) -> dict[str, Any]:
@@ -161,3 +163,166 @@ def test_no_sql_or_two_sources_or_an_unreadable_file_is_a_usage_error(
     (tmp_path / "q.sql").write_text("SELECT 1")
     result = cli(lake, *args, stdin="  \n")  # "-": stdin holds only blanks
     assert result.exit_code == 2, result.output
+
+
+def first_set(*values: Any) -> Any:
+    """SQL's coalesce."""
+    return next((v for v in values if v is not None), None)
+
+
+def issuer_name(r: dict[str, Any]) -> str | None:
+    return ((identity(r).get("sessionContext") or {}).get("sessionIssuer") or {}).get("userName")
+
+
+def event_time(r: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(r["eventTime"].replace("Z", "+00:00"))
+
+
+def test_console_sign_ins_without_mfa(lake: str, tmp_path: Path) -> None:
+    sql = """-- Console sign-ins where MFA was not used
+SELECT eventid, useridentity.arn AS arn, sourceipaddress AS ip
+FROM cloudtrail
+WHERE eventsource = 'signin.amazonaws.com'
+  AND eventname = 'ConsoleLogin'
+  AND json_extract_scalar(additionaleventdata, '$.MFAUsed') = 'No'
+ORDER BY eventtime DESC;
+"""
+    got = Counter((r["eventid"], r["arn"], r["ip"]) for r in query(lake, sql, tmp_path))
+    assert got == non_empty(
+        (r.get("eventID"), identity(r).get("arn"), r.get("sourceIPAddress")) for r in RECORDS
+        if r.get("eventSource") == "signin.amazonaws.com" and r.get("eventName") == "ConsoleLogin"
+        and json_member(r.get("additionalEventData"), "MFAUsed") == "No")
+
+
+def test_access_denied_by_user(lake: str, tmp_path: Path) -> None:
+    sql = """-- Who is being refused, and how often
+SELECT coalesce(useridentity.username, useridentity.sessioncontext.sessionissuer.username,
+                useridentity.arn) AS who,
+       count(*) AS denied
+FROM cloudtrail
+WHERE regexp_like(errorcode, 'AccessDenied|UnauthorizedOperation')
+GROUP BY 1
+ORDER BY denied DESC
+"""
+    got = {r["who"]: r["denied"] for r in query(lake, sql, tmp_path)}
+    assert got == non_empty(
+        first_set(identity(r).get("userName"), issuer_name(r), identity(r).get("arn"))
+        for r in RECORDS
+        if re.search("AccessDenied|UnauthorizedOperation", r.get("errorCode") or ""))
+
+
+def test_who_deleted_a_bucket(lake: str, tmp_path: Path) -> None:
+    sql = """-- Which principal deleted which bucket, and when
+SELECT useridentity.arn AS arn,
+       json_extract_scalar(requestparameters, '$.bucketName') AS bucket, eventtime
+FROM cloudtrail
+WHERE eventsource = 's3.amazonaws.com' AND eventname = 'DeleteBucket'
+"""
+    got = Counter((r["arn"], r["bucket"], r["eventtime"]) for r in query(lake, sql, tmp_path))
+    assert got == non_empty(
+        (identity(r).get("arn"), json_member(r.get("requestParameters"), "bucketName"),
+         r["eventTime"]) for r in RECORDS
+        if r.get("eventSource") == "s3.amazonaws.com" and r.get("eventName") == "DeleteBucket")
+
+
+def test_calls_made_with_one_access_key(lake: str, tmp_path: Path) -> None:
+    keys = Counter(identity(r).get("accessKeyId") for r in RECORDS)
+    key = next(k for k, _ in keys.most_common() if k)
+    sql = f"""-- Everything one (possibly leaked) access key did
+SELECT eventname, count(*) AS calls
+FROM cloudtrail
+WHERE useridentity.accesskeyid = '{key}'
+GROUP BY eventname
+"""
+    got = {r["eventname"]: r["calls"] for r in query(lake, sql, tmp_path)}
+    assert got == non_empty(r.get("eventName") for r in RECORDS
+                            if identity(r).get("accessKeyId") == key)
+
+
+def test_calls_per_caller_per_hour(lake: str, tmp_path: Path) -> None:
+    sql = """-- Busiest callers, hour by hour
+SELECT to_iso8601(date_trunc('hour', from_iso8601_timestamp(eventtime))) AS hour_start,
+       useridentity.arn AS caller, count(*) AS calls
+FROM cloudtrail
+WHERE useridentity.arn IS NOT NULL
+GROUP BY 1, 2
+ORDER BY calls DESC
+"""
+    got = {(r["hour_start"], r["caller"]): r["calls"] for r in query(lake, sql, tmp_path)}
+    assert got == non_empty((f"{r['eventTime'][:13]}:00:00.000Z", identity(r)["arn"])
+                            for r in RECORDS if identity(r).get("arn") is not None)
+
+
+CHANGE = re.compile(r"^(Create|Delete|Put|Attach|Detach|Update|Add|Remove)")
+
+
+def test_iam_changes_in_a_date_range(lake: str, tmp_path: Path) -> None:
+    days = sorted({r["eventTime"][:10] for r in RECORDS
+                   if r.get("eventSource") == "iam.amazonaws.com"})
+    assert len(days) >= 3, days
+    first, last = days[1], days[-2]  # a range that leaves some IAM changes out on each side
+    sql = f"""-- IAM changes (not reads) between two days, both included
+SELECT eventname, useridentity.arn AS arn, eventtime
+FROM cloudtrail
+WHERE eventsource = 'iam.amazonaws.com'
+  AND regexp_like(eventname, '{CHANGE.pattern}')
+  AND from_iso8601_timestamp(eventtime) >= date_parse('{first}', '%Y-%m-%d')
+  AND from_iso8601_timestamp(eventtime) < date_add('day', 1, date_parse('{last}', '%Y-%m-%d'))
+"""
+    start = datetime.fromisoformat(first).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1)
+    got = Counter((r["eventname"], r["arn"], r["eventtime"]) for r in query(lake, sql, tmp_path))
+    want = non_empty((r["eventName"], identity(r).get("arn"), r["eventTime"]) for r in RECORDS
+                     if r.get("eventSource") == "iam.amazonaws.com"
+                     and CHANGE.match(r.get("eventName") or "")
+                     and start <= event_time(r) < end)
+    assert got == want
+    assert sum(want.values()) < sum(1 for r in RECORDS if r.get("eventSource") ==
+                                    "iam.amazonaws.com" and CHANGE.match(r.get("eventName", "")))
+
+
+def test_services_called_in_one_partition_of_region_and_day(lake: str, tmp_path: Path) -> None:
+    region, day = Counter((r.get("awsRegion"), r["eventTime"][:10]) for r in RECORDS
+                          if r.get("awsRegion")).most_common(1)[0][0]
+    y, m, d = day.split("-")
+    sql = f"""-- Which services were called in one region on one day (partition filters only)
+SELECT replace(eventsource, '.amazonaws.com') AS service, count(*) AS calls
+FROM cloudtrail
+WHERE region = '{region}' AND year = '{y}' AND month = '{m}' AND day = '{d}'
+GROUP BY 1
+"""
+    got = {r["service"]: r["calls"] for r in query(lake, sql, tmp_path)}
+    assert got == non_empty((r.get("eventSource") or "").replace(".amazonaws.com", "")
+                            for r in RECORDS
+                            if r.get("awsRegion") == region and r["eventTime"][:10] == day)
+
+
+RESOURCE_MEMBERS = {"ARN", "accountId", "type", "ARNPrefix"}
+
+
+def documented(resources: list[dict[str, Any]] | None) -> bool:
+    """Whether ``resources`` uses only CloudTrail's member names: the lake keeps other
+    spellings (``arn``, ``accountid`` in some corpus sources) losslessly in ``_unmodelled``,
+    not in the ``resources`` column."""
+    return all(set(res) <= RESOURCE_MEMBERS for res in resources or [])
+
+
+def test_resources_touched_and_principal_names_from_arns(lake: str, tmp_path: Path) -> None:
+    sql = """-- Which resources appear in events, and how often
+SELECT res.arn AS arn, count(*) AS n
+FROM cloudtrail
+CROSS JOIN UNNEST(resources) AS t(res)
+WHERE cardinality(resources) > 0
+GROUP BY 1
+"""
+    got = {r["arn"]: r["n"] for r in query(lake, sql, tmp_path)}
+    assert got == non_empty(res.get("ARN") for r in RECORDS if documented(r.get("resources"))
+                            for res in r.get("resources") or [])
+    sql = """SELECT element_at(split(useridentity.arn, '/'), -1) AS principal, count(*) AS n
+FROM cloudtrail
+WHERE useridentity.arn LIKE 'arn:aws:iam::%'
+GROUP BY 1
+"""
+    got = {r["principal"]: r["n"] for r in query(lake, sql, tmp_path)}
+    assert got == non_empty(identity(r)["arn"].split("/")[-1] for r in RECORDS
+                            if (identity(r).get("arn") or "").startswith("arn:aws:iam::"))
