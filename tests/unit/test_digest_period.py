@@ -250,6 +250,9 @@ def test_a_digest_whose_span_disagrees_with_its_period_is_invalid():
     with pytest.raises(ValueError, match="dividing an hour"):
         build_digest(H0, period_ms=7 * MIN, lake="l", previous=None, objects=[],
                      compactions=[], signer=KEY, signed_at_ms=H0)
+    with pytest.raises(ValueError, match="whole minute"):
+        build_digest(H0 + 1_000, period_ms=MIN, lake="l", previous=None, objects=[],
+                     compactions=[], signer=KEY, signed_at_ms=H0)
 
 
 @pytest.mark.parametrize("period_ms, message", [

@@ -48,7 +48,12 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pipeline.lake.digest.period import period_end, period_problem, start_of_digest_key
+from pipeline.lake.digest.period import (
+    MINUTE_MS,
+    period_end,
+    period_problem,
+    start_of_digest_key,
+)
 from pipeline.lake.keys import fingerprint
 from pipeline.lake.layout import HOUR_MS, Delivery, digest_key
 
@@ -221,8 +226,10 @@ def build_digest(start_ms: int, *, lake: str, previous: ChainLink | None,
     """Build and sign the digest starting at ``start_ms`` (a whole minute) under
     ``period_ms`` (an allowed period; it ends at ``period_end(start_ms, period_ms)``).
     Objects are sorted by key; compactions keep their order. Pure apart from the signature
-    (Ed25519 is deterministic). Raises ValueError on a bad period."""
-    problem = period_problem(period_ms)
+    (Ed25519 is deterministic). Raises ValueError on a bad period or start."""
+    problem = period_problem(period_ms) or (
+        f"a digest starts on a whole minute, not {iso_ms(start_ms)}" if start_ms % MINUTE_MS
+        else None)
     if problem is not None:
         raise ValueError(problem)
     end_ms = period_end(start_ms, period_ms)
@@ -244,8 +251,9 @@ def build_digest(start_ms: int, *, lake: str, previous: ChainLink | None,
 
 
 def parse_digest(key: str, body: bytes) -> SignedDigest:
-    """Parse a stored digest and check its shape and that its hour matches its key. Raises
-    DigestFormatError naming the first problem."""
+    """Parse a stored digest (version 1 or 2) and check its shape, and that its start, end
+    and period agree with its key and each other. Raises DigestFormatError naming the first
+    problem."""
     start = start_of_digest_key(key)
     if start is None:
         raise DigestFormatError(f"{key} is not a digest key")
