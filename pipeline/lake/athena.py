@@ -36,11 +36,16 @@ Checked against DuckDB 2.0:
     ``regexp_replace`` replaces every match and takes ``$1`` group references;
   - ``dow`` is ISO (Monday 1 .. Sunday 7), as Presto's ``day_of_week``.
 
+Lambdas: Presto's ``x -> expr`` syntax is enabled on the connection, so ``filter(array, x ->
+...)`` runs as is; ``transform(array, x -> ...)`` is renamed to DuckDB's ``list_transform`` by
+the rewrite below (a macro cannot pass a lambda on).
+
 Timestamps: ``from_iso8601_timestamp`` gives ``TIMESTAMP WITH TIME ZONE``; the connection's
 time zone is UTC (as Athena's session), so comparing it with ``timestamp '...'`` literals or
 ``date_parse`` results means UTC.
 
-``date_parse`` and ``date_format`` are the one place we rewrite SQL text (:func:`rewrite`):
+``date_parse`` and ``date_format`` are the one place we rewrite SQL text (:func:`rewrite`; besides
+the ``transform`` rename):
 DuckDB's strptime/strftime insist on a constant format, which a macro parameter is not. DuckDB's
 own parser (``json_serialize_sql``) locates each call and its format literal; the call becomes
 ``strptime``/``strftime`` and the literal's Presto (MySQL-style) specifiers become DuckDB's
@@ -63,7 +68,9 @@ _PRESTO_FORMAT = {"%i": "%M", "%M": "%B", "%s": "%S", "%T": "%H:%M:%S", "%r": "%
 the others (``%Y %m %d %H %S %f %p %a %b %j %y %I %%``) mean the same in both."""
 _SPECIFIER = re.compile(r"%.")
 _DATE_FUNCTIONS = {"date_parse": "strptime", "date_format": "strftime"}
-_DATE_CALL = re.compile(r"\b(date_parse|date_format)\s*\(", re.IGNORECASE)
+_RENAMED = {"transform": "list_transform"}
+"""Presto functions taking a lambda (a macro cannot pass one on) with a DuckDB twin."""
+_REWRITTEN_CALL = re.compile(r"\b(date_parse|date_format|transform)\s*\(", re.IGNORECASE)
 
 
 def duckdb_format(presto: str) -> str:
@@ -74,10 +81,11 @@ def duckdb_format(presto: str) -> str:
 
 def rewrite(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     """``sql`` with each ``date_parse(x, '<presto format>')`` / ``date_format(t, '...')`` call
-    turned into ``strptime``/``strftime`` with the translated format; everything else (comments
-    included) untouched. Calls whose format is not a string literal, and statements DuckDB's
-    parser cannot serialise (non-SELECT), are left as they are (DuckDB then reports them)."""
-    if not _DATE_CALL.search(sql):
+    turned into ``strptime``/``strftime`` with the translated format, and ``transform`` into
+    ``list_transform``; everything else (comments included) untouched. Calls whose format is
+    not a string literal, and statements DuckDB's parser cannot serialise (non-SELECT), are
+    left as they are (DuckDB then reports them)."""
+    if not _REWRITTEN_CALL.search(sql):
         return sql
     tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
     if tree.get("error"):
@@ -85,7 +93,7 @@ def rewrite(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     text = sql.encode()  # DuckDB's query locations are byte offsets
     edits: list[tuple[int, int, bytes]] = []
     for node in _nodes(tree):
-        edits += _date_edits(node, text)
+        edits += _call_edits(node, text)
     for start, length, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[start + length:]
     return text.decode()
@@ -102,16 +110,21 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(value)
 
 
-def _date_edits(node: dict[str, Any], text: bytes) -> list[tuple[int, int, bytes]]:
-    """(byte offset, length, replacement) edits for one date_parse/date_format call node."""
+def _call_edits(node: dict[str, Any], text: bytes) -> list[tuple[int, int, bytes]]:
+    """(byte offset, length, replacement) edits for one call node: a date_parse/date_format
+    with a literal format, or a renamed function; none for any other node."""
     name = str(node.get("function_name", "")).lower()
+    at = node.get("query_location")
+    if (node.get("class") != "FUNCTION" or at is None
+            or text[at:at + len(name)].decode(errors="replace").lower() != name):
+        return []
+    if name in _RENAMED:
+        return [(at, len(name), _RENAMED[name].encode())]
     args = node.get("arguments") or []
-    if node.get("class") != "FUNCTION" or name not in _DATE_FUNCTIONS or len(args) != 2:
+    if name not in _DATE_FUNCTIONS or len(args) != 2:
         return []
     fmt = args[1].get("expression", {})
-    at = node.get("query_location")
-    if (fmt.get("class") != "CONSTANT" or fmt.get("literal", {}).get("kind") != "STRING"
-            or at is None or text[at:at + len(name)].decode().lower() != name):
+    if fmt.get("class") != "CONSTANT" or fmt.get("literal", {}).get("kind") != "STRING":
         return []
     literal = "'" + duckdb_format(fmt["literal"]["text"]).replace("'", "''") + "'"
     return [(at, len(name), _DATE_FUNCTIONS[name].encode()),
@@ -179,5 +192,6 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
     Call once per connection, before any query; raises ``duckdb.Error`` if DuckDB rejects a
     definition (a DuckDB upgrade changed a built-in)."""
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")  # Presto's x -> f(x)
     for name, definition in MACROS.items():
         con.execute(f"CREATE OR REPLACE TEMP MACRO {name}{definition}")

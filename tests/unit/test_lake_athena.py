@@ -131,3 +131,10 @@ def test_the_view_has_athenas_lower_case_struct_fields_and_partition_columns() -
     issuer = identity.field("sessioncontext").type.field("sessionissuer").type
     assert {"arn", "username", "accesskeyid"} <= {f.name for f in identity}
     assert "username" in {f.name for f in issuer}
+
+
+def test_presto_lambdas_run(con: duckdb.DuckDBPyConnection) -> None:
+    assert one(con, "filter([1, 2, 3], x -> x > 1)") == [2, 3]
+    assert one(con, "transform(split('a/b', '/'), x -> upper(x))") == ["A", "B"]
+    assert rewrite(con, "SELECT transform(a, x -> x) AS transformed FROM t") == \
+        "SELECT list_transform(a, x -> x) AS transformed FROM t"
