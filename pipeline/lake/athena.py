@@ -34,7 +34,11 @@ Checked against DuckDB 2.0:
   - ``replace(s, search)`` with two arguments removes ``search``;
   - ``regexp_extract`` gives NULL when nothing matches (DuckDB: empty string);
     ``regexp_replace`` replaces every match and takes ``$1`` group references;
-  - ``dow`` is ISO (Monday 1 .. Sunday 7), as Presto's ``day_of_week``.
+  - ``dow`` is ISO (Monday 1 .. Sunday 7), as Presto's ``day_of_week`` (``extract(dow FROM
+    t)`` is DuckDB syntax, not a call, and keeps DuckDB's Sunday 0).
+
+  DuckDB's own ``json(x)`` macro calls ``json_extract``, so on this connection it too gives
+  NULL for text that is not JSON.
 
 Lambdas: Presto's ``x -> expr`` syntax is enabled on the connection, so ``filter(array, x ->
 ...)`` runs as is; ``transform(array, x -> ...)`` is renamed to DuckDB's ``list_transform`` by
