@@ -16,10 +16,10 @@ Checked against DuckDB 2.0:
   ``try_cast``, ``now``/``current_timestamp``, ``UNNEST`` in ``FROM`` (``CROSS JOIN
   UNNEST(resources) AS t(r)``), ``INTERVAL '1' DAY``, ``timestamp '...'`` literals.
 * **Missing, defined here**: ``json_extract_scalar``, ``json_parse``, ``json_format``,
-  ``from_iso8601_timestamp``, ``from_iso8601_date``, ``to_iso8601``, ``date_parse``,
-  ``date_format``, ``to_unixtime``, ``from_unixtime``, ``regexp_like``, ``approx_distinct``,
-  ``approx_percentile``, ``array_join``, ``date``, ``day_of_week``,
-  ``levenshtein_distance``.
+  ``from_iso8601_timestamp``, ``from_iso8601_date``, ``to_iso8601``, ``date_parse`` and
+  ``date_format`` (by the rewrite below), ``to_unixtime``, ``from_unixtime``,
+  ``regexp_like``, ``approx_distinct``, ``approx_percentile``, ``array_join``, ``date``,
+  ``day_of_week``, ``levenshtein_distance``.
 * **Present with different semantics, redefined with Presto's** (on this connection, Presto
   wins where the names collide):
 
@@ -48,13 +48,13 @@ Timestamps: ``from_iso8601_timestamp`` gives ``TIMESTAMP WITH TIME ZONE``; the c
 time zone is UTC (as Athena's session), so comparing it with ``timestamp '...'`` literals or
 ``date_parse`` results means UTC.
 
-``date_parse`` and ``date_format`` are the one place we rewrite SQL text (:func:`rewrite`; besides
-the ``transform`` rename):
-DuckDB's strptime/strftime insist on a constant format, which a macro parameter is not. DuckDB's
-own parser (``json_serialize_sql``) locates each call and its format literal; the call becomes
-``strptime``/``strftime`` and the literal's Presto (MySQL-style) specifiers become DuckDB's
-(``%i`` minutes, ``%s`` seconds, ``%M`` month name, ``%T``, ``%r``, ``%h``, ``%c``, ``%e``, ``%k``,
-``%l``, ``%W``); ``%D %U %u %V %v %X %x`` have no DuckDB equivalent (DuckDB reports them).
+``date_parse`` and ``date_format`` are the one place (with the ``transform`` rename) where we
+rewrite SQL text (:func:`rewrite`): DuckDB's strptime/strftime insist on a constant format,
+which a macro parameter is not. DuckDB's own parser (``json_serialize_sql``) locates each call
+and its format literal; the call becomes ``strptime``/``strftime`` and the literal's Presto
+(MySQL-style) specifiers become DuckDB's (``%i`` minutes, ``%s`` seconds, ``%M`` month name,
+``%T``, ``%r``, ``%h``, ``%c``, ``%e``, ``%k``, ``%l``, ``%W``); ``%D %U %u %V %v %X %x`` have no
+DuckDB equivalent (DuckDB reports them).
 """
 
 from __future__ import annotations
