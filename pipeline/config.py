@@ -37,6 +37,7 @@ from pipeline.lake.policy import LakePolicyConfig
 from pipeline.lake.store import StorageClass
 from pipeline.mirror.config import MirrorConfig
 from pipeline.notify.config import NotifierConfig
+from pipeline.replay.config import ReplayConfig
 from pipeline.rules.config import AlerterConfig
 from pipeline.shapes_config import ShapesConfig
 from pipeline.siem.config import SiemConfig
@@ -240,6 +241,7 @@ class Config(_Strict):
     siem: SiemConfig = Field(default_factory=SiemConfig)
     forward_syslog: ForwardSyslogConfig = Field(default_factory=ForwardSyslogConfig)
     forward_hec: ForwardHecConfig = Field(default_factory=ForwardHecConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)
