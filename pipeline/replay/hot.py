@@ -1,0 +1,172 @@
+"""The hot path: read a :class:`~pipeline.replay.plan.Plan` from Kafka, decode, filter.
+
+Contract. The consumer is only ever ``assign()``-ed: it never subscribes, so it never joins a
+consumer group, and it never commits or stores offsets (``enable.auto.commit=false``,
+``enable.auto.offset.store=false``; its ``group.id`` is a throwaway name librdkafka requires),
+so a replay principal needs topic READ only and no group's offsets move. It reads
+``read_committed``. Each partition is read from its plan start until its plan end (the high
+watermark captured at start, exclusive) or its end-of-partition event, whichever comes first;
+records appended after the run started are never returned. Values that do not decode are
+counted (``undecodable``) and skipped.
+
+Counters per partition: ``scanned`` (records read inside the plan's offsets), ``matched``
+(kept by the filters), ``undecodable``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from pipeline.kafka import consumer_config
+from pipeline.model import DecodedBatch
+from pipeline.replay.config import ReplayConfig
+from pipeline.replay.filters import Filters, mask
+from pipeline.replay.plan import Plan, build_plan, partitions_to_read, seek_ms
+
+PARTITION = "_partition"
+OFFSET = "_offset"
+"""Kafka coordinate columns added to the matched table (ignored by the JSON mapping)."""
+
+
+class ReplayError(Exception):
+    """The replay cannot go on (topic missing, broker silent past the idle timeout)."""
+
+
+@dataclass(slots=True)
+class Counts:
+    scanned: int = 0
+    matched: int = 0
+    undecodable: int = 0
+
+
+@dataclass(slots=True)
+class HotResult:
+    """The matched rows (decoded event columns plus ``_partition``/``_offset``, in read order)
+    and the counters per partition of the plan."""
+
+    table: pa.Table
+    counts: dict[int, Counts] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"scanned": sum(c.scanned for c in self.counts.values()),
+                "matched": sum(c.matched for c in self.counts.values()),
+                "undecodable": sum(c.undecodable for c in self.counts.values()),
+                "partitions": {str(p): {"scanned": c.scanned, "matched": c.matched,
+                                        "undecodable": c.undecodable}
+                               for p, c in sorted(self.counts.items())}}
+
+
+def replay_consumer(kafka_base: dict[str, Any], extra: dict[str, str]) -> Consumer:
+    """A consumer for :func:`read_plan`: throwaway group id, never commits, read_committed,
+    end-of-partition events on."""
+    conf = consumer_config(kafka_base, f"trailpipe-replay-{uuid.uuid4().hex}", extra,
+                           read_committed=True)
+    conf["enable.partition.eof"] = True
+    return Consumer(conf)
+
+
+def make_plan(consumer: Consumer, topic: str, filters: Filters, cfg: ReplayConfig) -> Plan:
+    """Fetch the metadata :func:`~pipeline.replay.plan.build_plan` needs (partition count,
+    watermarks, offsets_for_times) for the partitions the filters need. Raises ReplayError
+    when the topic does not exist; KafkaException when the broker cannot answer."""
+    timeout_s = cfg.metadata_timeout_ms / 1000
+    meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise ReplayError(f"topic {topic} does not exist")
+    count = len(meta.partitions)
+    wanted = partitions_to_read(filters, count)
+    marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s,
+                                               cached=False) for p in wanted}
+    at = seek_ms(filters, cfg.lateness_ms)
+    found = consumer.offsets_for_times([TopicPartition(topic, p, at) for p in wanted],
+                                       timeout=timeout_s)
+    return build_plan(topic, filters, cfg.lateness_ms, count, marks,
+                      {tp.partition: tp.offset for tp in found})
+
+
+def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
+              decode: Callable[[Sequence[bytes | None]], DecodedBatch], cfg: ReplayConfig,
+              clock: Callable[[], float] = time.monotonic) -> HotResult:
+    """Read every range of ``plan`` (see the module contract) and return the matched rows.
+    Raises ReplayError when nothing arrives for ``idle_timeout_ms``, KafkaException on a
+    fatal consumer error."""
+    result = HotResult(pa.table({}), {r.partition: Counts() for r in plan.ranges})
+    ends = {r.partition: r.end for r in plan.ranges if r.start < r.end}
+    consumer.assign([TopicPartition(plan.topic, r.partition, r.start) for r in plan.ranges
+                     if r.partition in ends])
+    tables: list[pa.Table] = []
+    last_s = clock()
+    while ends:
+        msgs = consumer.consume(cfg.batch_size, cfg.poll_timeout_ms / 1000)
+        if not msgs:
+            if clock() - last_s > cfg.idle_timeout_ms / 1000:
+                raise ReplayError(f"no records for {cfg.idle_timeout_ms} ms; partitions not "
+                                  f"finished: {sorted(ends)}")
+            continue
+        last_s = clock()
+        values, coords, finished = _take(msgs, ends)
+        if finished:
+            consumer.pause([TopicPartition(plan.topic, p) for p in finished])
+        if values:
+            tables.append(_filtered(values, coords, filters, decode, result.counts))
+    consumer.unassign()
+    if tables:
+        result.table = pa.concat_tables(tables)
+    return result
+
+
+def _take(msgs: list[Any], ends: dict[int, int]
+          ) -> tuple[list[bytes | None], list[tuple[int, int]], list[int]]:
+    """The values inside the plan's ranges with their (partition, offset), and the partitions
+    this batch finished (removed from ``ends``)."""
+    values: list[bytes | None] = []
+    coords: list[tuple[int, int]] = []
+    finished: list[int] = []
+    for m in msgs:
+        p = m.partition()
+        err = m.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(err)
+            if ends.pop(p, None) is not None:
+                finished.append(p)
+            continue
+        end = ends.get(p)
+        offset = m.offset()
+        if end is None or offset >= end:
+            if ends.pop(p, None) is not None:
+                finished.append(p)
+            continue
+        values.append(m.value())
+        coords.append((p, offset))
+        if offset >= end - 1:
+            del ends[p]
+            finished.append(p)
+    return values, coords, finished
+
+
+def _filtered(values: list[bytes | None], coords: list[tuple[int, int]], filters: Filters,
+              decode: Callable[[Sequence[bytes | None]], DecodedBatch],
+              counts: dict[int, Counts]) -> pa.Table:
+    """Decode, count and filter one batch; the kept rows with their coordinates."""
+    decoded = decode(values)
+    for p, n in Counter(p for p, _ in coords).items():
+        counts[p].scanned += n
+    for index, _err in decoded.errors:
+        counts[coords[index][0]].undecodable += 1
+    rows = list(decoded.rows)
+    table = decoded.table.append_column(PARTITION, pa.array([coords[i][0] for i in rows],
+                                                            pa.int32()))
+    table = table.append_column(OFFSET, pa.array([coords[i][1] for i in rows], pa.int64()))
+    kept = table.filter(mask(table, filters))
+    for p, n in Counter(kept.column(PARTITION).to_pylist()).items():
+        counts[p].matched += n
+    return kept

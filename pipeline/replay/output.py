@@ -1,0 +1,94 @@
+"""Deterministic replay output: sorted records as canonical JSON, in a file or on stdout.
+
+Contract. Records are sorted by (``eventTimeMs``, ``eventID``), ties (and null eventIDs, last)
+broken by Kafka (partition, offset), so the order depends only on the records read. Each record
+is its CloudTrail JSON (:func:`pipeline.mirror.json.cloudtrail_json`) re-dumped canonically:
+keys sorted at every level, no spaces, UTF-8. Formats, by the name of ``--out``:
+
+* ``.jsonl``: one record per line, each line ending in ``\\n``;
+* ``.jsonl.gz``: the same, gzip with mtime 0 and no file name in the header;
+* ``.json.gz``: CloudTrail's log file shape ``{"Records":[...]}``, gzip as above;
+* no ``--out``: JSON lines on stdout.
+
+So the same records give byte-identical output. ``.parquet`` and ``.avro`` are not supported
+yet (:func:`output_format` says so).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import orjson
+import pyarrow as pa
+
+from pipeline.mirror.json import cloudtrail_json
+from pipeline.replay.hot import OFFSET, PARTITION
+
+Format = Literal["jsonl", "jsonl.gz", "json.gz"]
+_SUFFIXES: dict[str, Format] = {".jsonl": "jsonl", ".jsonl.gz": "jsonl.gz", ".json.gz": "json.gz"}
+_GZIP_LEVEL = 6
+
+
+def output_format(path: Path | None) -> Format:
+    """The format ``--out PATH`` names (``jsonl`` for stdout). Raises ValueError otherwise."""
+    if path is None:
+        return "jsonl"
+    for suffix, fmt in _SUFFIXES.items():
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return fmt
+    raise ValueError(f"--out {path}: unsupported output; use a name ending in "
+                     f"{', '.join(_SUFFIXES)} (or no --out for stdout)")
+
+
+def canonical_records(table: pa.Table) -> list[bytes]:
+    """The rows of a matched table (event columns plus ``_partition``/``_offset``), sorted by
+    the module's order, as canonical JSON texts."""
+    if table.num_rows == 0:
+        return []
+    order = [("eventTimeMs", "ascending"), ("eventID", "ascending"),
+             (PARTITION, "ascending"), (OFFSET, "ascending")]
+    return [canonical(text) for text in cloudtrail_json(table.sort_by(order))]
+
+
+def canonical(text: bytes) -> bytes:
+    """One JSON text with sorted keys and no spaces. JSON orjson refuses (numbers beyond 64
+    bits, NaN, lone surrogates, kept as ingested) goes through the standard library."""
+    try:
+        return orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        value = json.loads(text)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def write_records(records: list[bytes], fmt: Format, stream: BinaryIO) -> None:
+    """Write ``records`` (canonical JSON texts) to ``stream`` in ``fmt``."""
+    if fmt == "jsonl":
+        _write_lines(records, stream)
+        return
+    with gzip.GzipFile(filename="", mode="wb", fileobj=stream, compresslevel=_GZIP_LEVEL,
+                       mtime=0) as gz:
+        if fmt == "jsonl.gz":
+            _write_lines(records, gz)
+        else:
+            gz.write(b'{"Records":[' + b",".join(records) + b"]}")
+
+
+def write_file(records: list[bytes], path: Path) -> None:
+    """Write ``records`` to ``path`` in the format its name gives (ValueError for others):
+    written to ``PATH.partial`` and renamed, so ``path`` only ever holds a whole output."""
+    fmt = output_format(path)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as fh:
+        write_records(records, fmt, fh)
+    partial.replace(path)
+
+
+def _write_lines(records: Iterable[bytes], stream: BinaryIO | gzip.GzipFile) -> None:
+    for record in records:
+        stream.write(record)
+        stream.write(b"\n")
