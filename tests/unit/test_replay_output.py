@@ -88,7 +88,7 @@ def test_formats_hold_the_same_records() -> None:
     outs = {}
     for fmt in ("jsonl", "jsonl.gz", "json.gz"):
         buf = io.BytesIO()
-        write_records(records, fmt, buf)  # type: ignore[arg-type]
+        write_records(records, fmt, buf)
         outs[fmt] = buf.getvalue()
     lines = [json.loads(line) for line in outs["jsonl"].splitlines()]
     assert lines == [json.loads(r) for r in records]
