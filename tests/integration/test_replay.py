@@ -1,0 +1,164 @@
+"""`trailpipe replay` against the real broker: the corpus produced keyed and timestamped like
+our producers, replayed with a window and filters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from pipeline.events import wire
+from pipeline.events.mapping import IngestMeta, from_avro, parse_event_time, to_avro
+from pipeline.events.partition import event_key, make_key, partition_for
+
+pytestmark = pytest.mark.integration
+TRAILPIPE = [sys.executable, "-m", "pipeline.cli.app"]
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "cloudtrail"
+INGEST = IngestMeta(1_764_000_000_000, "test", "replay", "records.jsonl")
+PARTITIONS = 3
+MINUTE_MS = 60_000
+
+
+def corpus() -> list[dict[str, Any]]:
+    return [json.loads(line) for path in sorted(CORPUS.glob("*/records.jsonl"))
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+def account_of(record: dict[str, Any]) -> str:
+    return event_key(record).decode().split("|")[0]
+
+
+def in_window(record: dict[str, Any], start_ms: int, end_ms: int) -> bool:
+    time_ms = parse_event_time(record)[0]
+    return time_ms is not None and start_ms <= time_ms < end_ms
+
+
+def trailpipe(*args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json"}
+    return subprocess.run([*TRAILPIPE, "replay", *args], capture_output=True, env=env,
+                          timeout=120, check=False)
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[dict[str, Any], int]]) -> None:
+    """Each record keyed by account|region (murmur2, as our producers), Kafka timestamp given."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "partitioner": "murmur2_random", "linger.ms": 5})
+    for record, timestamp_ms in records:
+        producer.produce(topic, wire.encode(to_avro(record, ingest=INGEST)),
+                         key=event_key(record), timestamp=timestamp_ms)
+    assert producer.flush(30) == 0
+
+
+@pytest.fixture
+def loaded(kafka: Any, make_topic: Callable[..., str]) -> dict[str, Any]:
+    """The corpus in file order (so event times go back and forth), each record timestamped
+    with its event time (ingest time when it has none), then one late record: event time in
+    the window, appended last with a timestamp past the window end."""
+    records = corpus()
+    times = sorted(t for t in (parse_event_time(r)[0] for r in records) if t is not None)
+    start_ms, end_ms = times[len(times) // 5], times[4 * len(times) // 5]
+    base = next(r for r in records if parse_event_time(r)[0] and not r.get("errorCode"))
+    late = {**base, "eventID": "late-0001", "eventTime": _iso_z(start_ms + 1000)}
+    topic = make_topic("replay", PARTITIONS)
+    rows = [(r, parse_event_time(r)[0] or INGEST.ingest_time_ms) for r in records]
+    produce(kafka.bootstrap, topic, [*rows, (late, end_ms + 10 * MINUTE_MS)])
+    return {"topic": topic, "records": [*records, late], "start_ms": start_ms,
+            "end_ms": end_ms, "bootstrap": kafka.bootstrap}
+
+
+def _iso_z(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window_args(data: dict[str, Any]) -> list[str]:
+    return ["--from", _iso_z(data["start_ms"]), "--to", _iso_z(data["end_ms"]),
+            "--topic", data["topic"], "--bootstrap", data["bootstrap"]]
+
+
+def expected(records: list[dict[str, Any]]) -> list[str]:
+    """What the file must hold, as canonical JSON texts in a stable order (for comparison)."""
+    return sorted(json.dumps(from_avro(to_avro(r, ingest=INGEST)), sort_keys=True)
+                  for r in records)
+
+
+def as_sorted_json(path: Path) -> list[str]:
+    return sorted(json.dumps(json.loads(line), sort_keys=True)
+                  for line in path.read_bytes().splitlines())
+
+
+def test_window_replay_equals_the_python_predicate_byte_identical_twice(
+        loaded: dict[str, Any], tmp_path: Path) -> None:
+    args = window_args(loaded)
+    first = trailpipe(*args, "--no-error", "--out", str(tmp_path / "a.jsonl"))
+    assert first.returncode == 0, first.stderr.decode()
+    second = trailpipe(*args, "--no-error", "--out", str(tmp_path / "b.jsonl"))
+    assert second.returncode == 0, second.stderr.decode()
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    want = [r for r in loaded["records"]
+            if in_window(r, loaded["start_ms"], loaded["end_ms"]) and not r.get("errorCode")]
+    assert any(r.get("eventID") == "late-0001" for r in want)
+    assert as_sorted_json(tmp_path / "a.jsonl") == expected(want)
+    lines = [json.loads(x) for x in (tmp_path / "a.jsonl").read_bytes().splitlines()]
+    ids = [r.get("eventID") if isinstance(r.get("eventID"), str) else None for r in lines]
+    keys = [(parse_event_time(r)[0], i is None, i or "") for r, i in zip(lines, ids, strict=True)]
+    assert keys == sorted(keys)  # by (eventTime, eventID), a record without eventID last
+    summary = json.loads(first.stderr.decode().strip().splitlines()[-1])
+    assert summary["matched"] == summary["written"] == len(want)
+    assert len(summary["partitions"]) == PARTITIONS
+
+
+def test_targeted_replay_reads_the_one_partition_of_account_and_region(
+        loaded: dict[str, Any], tmp_path: Path) -> None:
+    timed = [r for r in loaded["records"]
+             if in_window(r, loaded["start_ms"], loaded["end_ms"])]
+    account, region = max({(account_of(r), r["awsRegion"]) for r in timed
+                           if account_of(r) and isinstance(r.get("awsRegion"), str)},
+                          key=lambda k: sum((account_of(r), r.get("awsRegion")) == k
+                                            for r in timed))
+    out = tmp_path / "t.json.gz"
+    result = trailpipe(*window_args(loaded), "--account", account, "--region", region,
+                       "--out", str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads(result.stderr.decode().strip().splitlines()[-1])
+    partition = partition_for(make_key(account, region), PARTITIONS)
+    assert list(summary["partitions"]) == [str(partition)]
+    full = json.loads(trailpipe(*window_args(loaded), "--dry-run").stdout)
+    assert summary["scanned"] < sum(p["estimated_records"] for p in full["partitions"])
+    import gzip
+
+    got = json.loads(gzip.decompress(out.read_bytes()))["Records"]
+    want = [r for r in timed if (account_of(r), r.get("awsRegion")) == (account, region)]
+    assert sorted(json.dumps(r, sort_keys=True) for r in got) == expected(want)
+    assert summary["matched"] == len(want) > 0
+
+
+def test_dry_run_prints_the_plan_and_replay_joins_no_group(loaded: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    result = trailpipe(*window_args(loaded), "--dry-run")
+    assert result.returncode == 0, result.stderr.decode()
+    plan = json.loads(result.stdout)
+    assert [p["partition"] for p in plan["partitions"]] == list(range(PARTITIONS))
+    assert sum(p["end"] for p in plan["partitions"]) == len(loaded["records"])
+    assert trailpipe(*window_args(loaded), "--out", str(tmp_path / "r.jsonl")).returncode == 0
+    groups = AdminClient({"bootstrap.servers": loaded["bootstrap"]}).list_consumer_groups(
+        request_timeout=10).result()
+    assert not [g.group_id for g in groups.valid if g.group_id.startswith("trailpipe-replay")]
+
+
+def test_bad_arguments_exit_2_listing_every_error(tmp_path: Path) -> None:
+    result = trailpipe("--from", "yesterday", "--out", str(tmp_path / "x.parquet"))
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert "--from 'yesterday': not an ISO 8601 time" in err
+    assert "--to is required" in err
+    assert "x.parquet: unsupported output" in err
