@@ -162,3 +162,32 @@ def test_bad_arguments_exit_2_listing_every_error(tmp_path: Path) -> None:
     assert "--from 'yesterday': not an ISO 8601 time" in err
     assert "--to is required" in err
     assert "x.parquet: unsupported output" in err
+
+
+@pytest.mark.parametrize(("lateness_ms", "scanned", "found"),
+                         [(3_600_000, 2, ["skewed", "inside"]), (0, 1, ["inside"])])
+def test_each_partition_starts_at_the_window_start_less_the_lateness_margin(
+        kafka: Any, make_topic: Callable[..., str], tmp_path: Path,
+        lateness_ms: int, scanned: int, found: list[str]) -> None:
+    t1 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    base = next(r for r in corpus() if parse_event_time(r)[0] and not r.get("errorCode"))
+    rows = [({**base, "eventID": "before", "eventTime": _iso_z(t1 - 7_200_000)},
+             t1 - 7_200_000),
+            # appended 30 min before the window by its Kafka timestamp (a skewed producer
+            # clock), yet its event time is inside the window
+            ({**base, "eventID": "skewed", "eventTime": _iso_z(t1 + MINUTE_MS)},
+             t1 - 30 * MINUTE_MS),
+            ({**base, "eventID": "inside", "eventTime": _iso_z(t1 + 5 * MINUTE_MS)},
+             t1 + 5 * MINUTE_MS)]
+    topic = make_topic("replay-late", 1)
+    produce(kafka.bootstrap, topic, rows)
+    out = tmp_path / "late.jsonl"
+    result = subprocess.run(
+        [*TRAILPIPE, "replay", "--from", _iso_z(t1), "--to", _iso_z(t1 + 3_600_000),
+         "--topic", topic, "--bootstrap", kafka.bootstrap, "--out", str(out)],
+        capture_output=True, timeout=120, check=False,
+        env={**os.environ, "TRAILPIPE_REPLAY__LATENESS_MS": str(lateness_ms)})
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads(result.stderr.decode().strip().splitlines()[-1])
+    assert summary["scanned"] == scanned
+    assert [json.loads(line)["eventID"] for line in out.read_bytes().splitlines()] == found
