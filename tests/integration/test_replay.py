@@ -155,6 +155,14 @@ def test_dry_run_prints_the_plan_and_replay_joins_no_group(loaded: dict[str, Any
     assert not [g.group_id for g in groups.valid if g.group_id.startswith("trailpipe-replay")]
 
 
+def test_stdout_gets_the_bytes_of_a_jsonl_file(loaded: dict[str, Any], tmp_path: Path) -> None:
+    args = [*window_args(loaded), "--event-source", "s3.amazonaws.com"]
+    to_file = trailpipe(*args, "--out", str(tmp_path / "s.jsonl"))
+    to_stdout = trailpipe(*args)
+    assert to_file.returncode == to_stdout.returncode == 0, to_stdout.stderr.decode()
+    assert to_stdout.stdout == (tmp_path / "s.jsonl").read_bytes() != b""
+
+
 def test_bad_arguments_exit_2_listing_every_error(tmp_path: Path) -> None:
     result = trailpipe("--from", "yesterday", "--out", str(tmp_path / "x.parquet"))
     assert result.returncode == 2
