@@ -10,7 +10,13 @@ records appended after the run started are never returned. Values that do not de
 counted (``undecodable``) and skipped.
 
 Counters per partition: ``scanned`` (records read inside the plan's offsets), ``matched``
-(kept by the filters), ``undecodable``.
+(kept by the filters), ``undecodable``, and ``next_offset`` (where the read stopped: the plan
+end once the partition is done).
+
+Stopping early (Ctrl-C): ``read_plan`` checks ``stop()`` before each ``consume()`` (at most
+``poll_timeout_ms`` apart); when it is true the loop ends, the rows matched so far are
+returned with ``complete`` false, and each partition's ``next_offset`` says how far it got.
+The caller turns SIGINT into that flag, so a batch is never half counted.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class Counts:
     scanned: int = 0
     matched: int = 0
     undecodable: int = 0
+    next_offset: int = 0
 
 
 @dataclass(slots=True)
@@ -54,11 +61,14 @@ class HotResult:
 
     table: pa.Table
     counts: dict[int, Counts] = field(default_factory=dict)
+    complete: bool = True
+    partitions_done: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {"scanned": sum(c.scanned for c in self.counts.values()),
                 "matched": sum(c.matched for c in self.counts.values()),
                 "undecodable": sum(c.undecodable for c in self.counts.values()),
+                "complete": self.complete,
                 "partitions": {str(p): {"scanned": c.scanned, "matched": c.matched,
                                         "undecodable": c.undecodable}
                                for p, c in sorted(self.counts.items())}}
@@ -94,17 +104,25 @@ def make_plan(consumer: Consumer, topic: str, filters: Filters, cfg: ReplayConfi
 
 def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
               decode: Callable[[Sequence[bytes | None]], DecodedBatch], cfg: ReplayConfig,
-              clock: Callable[[], float] = time.monotonic) -> HotResult:
+              clock: Callable[[], float] = time.monotonic, *,
+              stop: Callable[[], bool] = lambda: False,
+              progress: Callable[[HotResult], None] = lambda _result: None) -> HotResult:
     """Read every range of ``plan`` (see the module contract) and return the matched rows.
-    Raises ReplayError when nothing arrives for ``idle_timeout_ms``, KafkaException on a
-    fatal consumer error."""
-    result = HotResult(pa.table({}), {r.partition: Counts() for r in plan.ranges})
+    ``progress(result)`` is called after each batch (counters and ``partitions_done`` so
+    far); ``stop()`` ends the read early (``complete`` false). Raises ReplayError when
+    nothing arrives for ``idle_timeout_ms``, KafkaException on a fatal consumer error."""
+    result = HotResult(pa.table({}), {r.partition: Counts(next_offset=r.start)
+                                      for r in plan.ranges})
     ends = {r.partition: r.end for r in plan.ranges if r.start < r.end}
+    result.partitions_done = len(plan.ranges) - len(ends)
     consumer.assign([TopicPartition(plan.topic, r.partition, r.start) for r in plan.ranges
                      if r.partition in ends])
     tables: list[pa.Table] = []
     last_s = clock()
     while ends:
+        if stop():
+            result.complete = False
+            break
         msgs = consumer.consume(cfg.batch_size, cfg.poll_timeout_ms / 1000)
         if not msgs:
             if clock() - last_s > cfg.idle_timeout_ms / 1000:
@@ -113,14 +131,23 @@ def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
             continue
         last_s = clock()
         values, coords, finished = _take(msgs, ends)
-        if finished:
-            consumer.pause([TopicPartition(plan.topic, p) for p in finished])
         if values:
             tables.append(_filtered(values, coords, filters, decode, result.counts))
+        if finished:
+            consumer.pause([TopicPartition(plan.topic, p) for p in finished])
+            for p in finished:
+                result.counts[p].next_offset = plan_end(plan, p)
+            result.partitions_done += len(finished)
+        progress(result)
     consumer.unassign()
     if tables:
         result.table = pa.concat_tables(tables)
     return result
+
+
+def plan_end(plan: Plan, partition: int) -> int:
+    """The end offset (exclusive) the plan gives ``partition``."""
+    return next(r.end for r in plan.ranges if r.partition == partition)
 
 
 def _take(msgs: list[Any], ends: dict[int, int]
@@ -160,6 +187,8 @@ def _filtered(values: list[bytes | None], coords: list[tuple[int, int]], filters
     decoded = decode(values)
     for p, n in Counter(p for p, _ in coords).items():
         counts[p].scanned += n
+    for p, offset in coords:
+        counts[p].next_offset = max(counts[p].next_offset, offset + 1)
     for index, _err in decoded.errors:
         counts[coords[index][0]].undecodable += 1
     rows = list(decoded.rows)

@@ -175,9 +175,10 @@ def describe_output(output: Path) -> OutputFile:
     return OutputFile(name=output.name, size_bytes=size, sha256=sha.hexdigest())
 
 
-def sign(manifest: Manifest, signing_key: Path) -> Manifest:
+def sign(manifest: Manifest, signing_key: Path | str) -> Manifest:
     """``manifest`` with ``public_key_fingerprint`` and ``signature`` set by the Ed25519
-    private key in the PEM file ``signing_key`` (the lake's digest key). Deterministic.
+    private key ``signing_key``, PEM text or a PEM file (the lake's digest key).
+    Deterministic.
     Raises SigningKeyError when the key cannot be loaded."""
     key = load_private_key(str(signing_key))
     doc = manifest.document()
@@ -186,7 +187,8 @@ def sign(manifest: Manifest, signing_key: Path) -> Manifest:
     return Manifest.model_validate(doc)
 
 
-def write_manifest(output: Path, manifest: Manifest, *, signing_key: Path | None) -> Path:
+def write_manifest(output: Path, manifest: Manifest, *, signing_key: Path | str | None
+                   ) -> Path:
     """Write ``<output>.manifest.json`` (signed when ``signing_key`` is given) and return its
     path. Call after ``output`` is closed; ``manifest.output`` must describe it
     (:func:`describe_output`, or what the writer hashed as it wrote). The file is replaced
@@ -205,7 +207,7 @@ def write_manifest(output: Path, manifest: Manifest, *, signing_key: Path | None
     return path
 
 
-def verify(output: Path, *, public_key: Path | None) -> list[str]:
+def verify(output: Path, *, public_key: Path | str | None) -> list[str]:
     """Check ``output`` against ``<output>.manifest.json``; return the problems, each
     ``"<kind>: <detail>"`` (empty list = valid). Kinds: ``manifest_missing``,
     ``manifest_invalid`` (not JSON or not a manifest), ``not_canonical`` (stored bytes are
@@ -213,7 +215,8 @@ def verify(output: Path, *, public_key: Path | None) -> list[str]:
     ``sha256_mismatch``, ``unsigned`` (a key was given but the manifest has no signature),
     ``untrusted_key`` (signed by another key), ``bad_signature`` (the manifest was edited),
     ``incomplete`` (the run was stopped; the file is a partial result). The signature is
-    checked only when ``public_key`` (a PEM file; a private key PEM works too) is given.
+    checked only when ``public_key`` (PEM text or a PEM file; a private key works too) is
+    given.
     Raises SigningKeyError when that key cannot be loaded."""
     key = load_public_key(str(public_key)) if public_key is not None else None
     path = manifest_path(output)

@@ -17,6 +17,7 @@ yet (:func:`output_format` says so).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from pipeline.mirror.json import cloudtrail_json
 from pipeline.replay.hot import OFFSET, PARTITION
+from pipeline.replay.manifest import OutputFile
 
 Format = Literal["jsonl", "jsonl.gz", "json.gz"]
 _SUFFIXES: dict[str, Format] = {".jsonl": "jsonl", ".jsonl.gz": "jsonl.gz", ".json.gz": "json.gz"}
@@ -65,7 +67,8 @@ def canonical(text: bytes) -> bytes:
                           ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def write_records(records: list[bytes], fmt: Format, stream: BinaryIO) -> None:
+def write_records(records: list[bytes], fmt: Format, stream: BinaryIO | HashingWriter
+                  ) -> None:
     """Write ``records`` (canonical JSON texts) to ``stream`` in ``fmt``."""
     if fmt == "jsonl":
         _write_lines(records, stream)
@@ -78,17 +81,40 @@ def write_records(records: list[bytes], fmt: Format, stream: BinaryIO) -> None:
             gz.write(b'{"Records":[' + b",".join(records) + b"]}")
 
 
-def write_file(records: list[bytes], path: Path) -> None:
-    """Write ``records`` to ``path`` in the format its name gives (ValueError for others):
-    written to ``PATH.partial`` and renamed, so ``path`` only ever holds a whole output."""
+def write_file(records: list[bytes], path: Path) -> OutputFile:
+    """Write ``records`` to ``path`` in the format its name gives (ValueError for others)
+    and return its size and SHA-256, hashed as the bytes were written (for the manifest).
+    Written to ``PATH.partial`` and renamed, so ``path`` only ever holds a whole output."""
     fmt = output_format(path)
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as fh:
-        write_records(records, fmt, fh)
+        hashing = HashingWriter(fh)
+        write_records(records, fmt, hashing)
     partial.replace(path)
+    return OutputFile(name=path.name, size_bytes=hashing.size_bytes,
+                      sha256=hashing.sha.hexdigest())
 
 
-def _write_lines(records: Iterable[bytes], stream: BinaryIO | gzip.GzipFile) -> None:
+class HashingWriter:
+    """A binary stream that writes through to ``inner`` and keeps the SHA-256 and size of
+    everything written (what a gzip writer on top of it emits, header and trailer included)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.sha = hashlib.sha256()
+        self.size_bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size_bytes += len(data)
+        return self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def _write_lines(records: Iterable[bytes],
+                 stream: BinaryIO | HashingWriter | gzip.GzipFile) -> None:
     for record in records:
         stream.write(record)
         stream.write(b"\n")
