@@ -130,7 +130,10 @@ def read_ranges(consumer: Consumer, topic: str, ranges: Mapping[int, tuple[int, 
     end-of-partition event. Raises ReplayError after ``idle_timeout_ms`` without any message,
     KafkaException on a consumer error."""
     ends = {p: end for p, (start, end) in ranges.items() if start < end}
-    consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in sorted(ends)])
+    assigned = [TopicPartition(topic, p, ranges[p][0]) for p in sorted(ends)]
+    consumer.assign(assigned)
+    if assigned:
+        consumer.resume(assigned)  # a partition a previous read paused stays paused otherwise
     last_s = clock()
     while ends:
         msgs: list[Any] = consumer.consume(cfg.batch_size, cfg.poll_timeout_ms / 1000)

@@ -93,6 +93,9 @@ class FakeConsumer:
         self.positions = {tp.partition: tp.offset for tp in tps}
         self.eof_sent = set()
 
+    def resume(self, tps: list[Any]) -> None:
+        pass
+
     def unassign(self) -> None:
         self.positions = {}
 
