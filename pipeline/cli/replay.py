@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pipeline.cli.common import BootstrapOpt, ConfigOpt, build_config, fail, resolve_bootstrap
+from pipeline.logs import get_logger
 from pipeline.replay.filters import Filters
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ app = typer.Typer(help="Replay audit events from the events topic (no group, no 
 
 Text = Annotated[str | None, typer.Option()]
 EXIT_INTERRUPTED = 130
+log = get_logger("pipeline.cli.replay")
 
 
 def parse_utc_ms(text: str) -> int:
@@ -136,6 +138,9 @@ def run(cfg: Any, bootstrap: str, filters: Filters, out: Path | None, *,
             typer.echo(json.dumps(plan.to_json(), indent=2))
             return
         with stop_on_sigint() as stop, progress_for(plan, sys.stderr) as bar:
+            # Logged once Ctrl-C is handled: from here it stops the read cleanly.
+            log.info("replay_reading", topic=plan.topic, partitions=len(plan.ranges),
+                     estimated_records=plan.estimated_records)
             result = read_plan(consumer, plan, filters, events_decoder(cfg), cfg.replay,
                                stop=stop, progress=bar.update)
     except (ReplayError, KafkaException) as exc:
