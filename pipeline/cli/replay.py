@@ -127,7 +127,7 @@ def run(cfg: Any, bootstrap: str, filters: Filters, out: Path | None, *,
     from pipeline.daemon import events_decoder
     from pipeline.kafka import base_client_config
     from pipeline.replay.hot import ReplayError, make_plan, read_plan, replay_consumer
-    from pipeline.replay.output import canonical_records, output_format, write_file, write_records
+    from pipeline.replay.output import canonical_records
     from pipeline.replay.progress import progress_for, stop_on_sigint
 
     signing_key = checked_signing_key(cfg) if out is not None else None
@@ -148,18 +148,26 @@ def run(cfg: Any, bootstrap: str, filters: Filters, out: Path | None, *,
     finally:
         consumer.close()
     records = canonical_records(result.table)
-    if out is None:
-        write_records(records, output_format(None), sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-    else:
-        described = write_file(records, out)
-        write_custody(out, described, plan, filters, result, len(records), signing_key)
+    write_output(records, out, plan, filters, result, signing_key)
     summary = {"topic": plan.topic, "from_ms": filters.from_ms, "to_ms": filters.to_ms,
                "plan": plan.to_json(), **result.summary(), "written": len(records),
                "out": str(out) if out is not None else "-"}
     typer.echo(json.dumps(summary), err=True)
     if not result.complete:
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def write_output(records: list[bytes], out: Path | None, plan: Plan, filters: Filters,
+                 result: HotResult, signing_key: str | None) -> None:
+    """``records`` as JSON lines on stdout, or into ``out`` with its manifest beside it."""
+    from pipeline.replay.output import output_format, write_file, write_records
+
+    if out is None:
+        write_records(records, output_format(None), sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    described = write_file(records, out)
+    write_custody(out, described, plan, filters, result, len(records), signing_key)
 
 
 def checked_signing_key(cfg: Any) -> str | None:
