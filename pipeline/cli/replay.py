@@ -126,8 +126,8 @@ def run(cfg: Any, bootstrap: str, filters: Filters, out: Path | None, *,
 
     from pipeline.daemon import events_decoder
     from pipeline.kafka import base_client_config
+    from pipeline.replay.canonical import canonical_records
     from pipeline.replay.hot import ReplayError, make_plan, read_plan, replay_consumer
-    from pipeline.replay.output import canonical_records
     from pipeline.replay.progress import progress_for, stop_on_sigint
 
     signing_key = checked_signing_key(cfg) if out is not None else None

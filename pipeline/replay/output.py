@@ -1,9 +1,5 @@
-"""Deterministic replay output: sorted records as canonical JSON, in a file or on stdout.
-
-Contract. Records are sorted by (``eventTimeMs``, ``eventID``), ties (and null eventIDs, last)
-broken by Kafka (partition, offset), so the order depends only on the records read. Each record
-is its CloudTrail JSON (:func:`pipeline.mirror.json.cloudtrail_json`) re-dumped canonically:
-keys sorted at every level, no spaces, UTF-8. Formats, by the name of ``--out``:
+"""Deterministic replay output: canonical records (:mod:`pipeline.replay.canonical`) in a file
+or on stdout. Formats, by the name of ``--out``:
 
 * ``.jsonl``: one record per line, each line ending in ``\\n``;
 * ``.jsonl.gz``: the same, gzip with mtime 0 and no file name in the header;
@@ -18,16 +14,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import orjson
-import pyarrow as pa
-
-from pipeline.mirror.json import cloudtrail_json
-from pipeline.replay.hot import OFFSET, PARTITION
 from pipeline.replay.manifest import OutputFile
 
 Format = Literal["jsonl", "jsonl.gz", "json.gz"]
@@ -44,27 +34,6 @@ def output_format(path: Path | None) -> Format:
             return fmt
     raise ValueError(f"--out {path}: unsupported output; use a name ending in "
                      f"{', '.join(_SUFFIXES)} (or no --out for stdout)")
-
-
-def canonical_records(table: pa.Table) -> list[bytes]:
-    """The rows of a matched table (event columns plus ``_partition``/``_offset``), sorted by
-    the module's order, as canonical JSON texts."""
-    if table.num_rows == 0:
-        return []
-    order = [("eventTimeMs", "ascending"), ("eventID", "ascending"),
-             (PARTITION, "ascending"), (OFFSET, "ascending")]
-    return [canonical(text) for text in cloudtrail_json(table.sort_by(order))]
-
-
-def canonical(text: bytes) -> bytes:
-    """One JSON text with sorted keys and no spaces. JSON orjson refuses (numbers beyond 64
-    bits, NaN, lone surrogates, kept as ingested) goes through the standard library."""
-    try:
-        return orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONDecodeError:
-        value = json.loads(text)
-        return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def write_records(records: list[bytes], fmt: Format, stream: BinaryIO | HashingWriter

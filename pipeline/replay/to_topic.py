@@ -35,10 +35,10 @@ from typing import Any
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from pipeline.config import TopicsConfig
 from pipeline.producer import QUEUE_FULL_POLL_S, DeliveryError, DeliveryTracker
 from pipeline.replay.config import ReplayConfig
 from pipeline.replay.hot import OFFSET, PARTITION, ReplayError
+from pipeline.topics_config import TopicsConfig
 
 REPLAY_ID = "x-replay-id"
 SOURCE_TOPIC = "x-replay-source-topic"

@@ -22,11 +22,12 @@ from pipeline.config import Config
 from pipeline.daemon import events_decoder
 from pipeline.events import wire
 from pipeline.events.mapping import IngestMeta, to_avro
+from pipeline.replay.canonical import canonical_records
 from pipeline.replay.config import ReplayConfig
 from pipeline.replay.filters import Filters
 from pipeline.replay.hot import HotResult, read_plan
 from pipeline.replay.manifest import describe_output, manifest_path, verify
-from pipeline.replay.output import canonical_records, write_file
+from pipeline.replay.output import write_file
 from pipeline.replay.plan import PartitionRange, Plan
 from pipeline.replay.progress import NoProgress, ReplayProgress, progress_for, stop_on_sigint
 

@@ -17,13 +17,9 @@ from pipeline.config import Config
 from pipeline.daemon import events_decoder
 from pipeline.events import wire
 from pipeline.events.mapping import IngestMeta, from_avro, to_avro
+from pipeline.replay.canonical import canonical_records
 from pipeline.replay.hot import OFFSET, PARTITION
-from pipeline.replay.output import (
-    canonical_records,
-    output_format,
-    write_file,
-    write_records,
-)
+from pipeline.replay.output import output_format, write_file, write_records
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "cloudtrail"
 INGEST = IngestMeta(1_764_201_600_000, "test", "unit-1", "records.jsonl:1")
