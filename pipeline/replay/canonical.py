@@ -16,15 +16,26 @@ import pyarrow as pa
 from pipeline.mirror.json import cloudtrail_json
 from pipeline.replay.hot import OFFSET, PARTITION
 
+ORDER = [("eventTimeMs", "ascending"), ("eventID", "ascending"), (PARTITION, "ascending"),
+         (OFFSET, "ascending")]
+
+
+def sorted_rows(table: pa.Table) -> pa.Table:
+    """The rows of a matched table (event columns plus ``_partition``/``_offset``) in the
+    module's order."""
+    return table.sort_by(ORDER) if table.num_rows else table
+
 
 def canonical_records(table: pa.Table) -> list[bytes]:
-    """The rows of a matched table (event columns plus ``_partition``/``_offset``), sorted by
-    the module's order, as canonical JSON texts."""
-    if table.num_rows == 0:
+    """The rows of a matched table, sorted by the module's order, as canonical JSON texts."""
+    return json_records(sorted_rows(table))
+
+
+def json_records(ordered: pa.Table) -> list[bytes]:
+    """The rows of an already sorted table as canonical JSON texts, in its order."""
+    if ordered.num_rows == 0:
         return []
-    order = [("eventTimeMs", "ascending"), ("eventID", "ascending"),
-             (PARTITION, "ascending"), (OFFSET, "ascending")]
-    return [canonical(text) for text in cloudtrail_json(table.sort_by(order))]
+    return [canonical(text) for text in cloudtrail_json(ordered)]
 
 
 def canonical(text: bytes) -> bytes:
