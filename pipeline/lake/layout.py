@@ -28,7 +28,8 @@ UNKNOWN = "unknown"
 HOUR_MS = 3_600_000
 
 
-def _part(value: str | None) -> str:
+def part_value(value: str | None) -> str:
+    """A Hive partition value as it appears in an object key (``account=<this>``)."""
     # Hive partition values must not contain '/' or '='; real account ids and regions don't.
     return quote(value, safe="") if value else UNKNOWN
 
@@ -38,7 +39,7 @@ def object_key(account: str | None, region: str | None, event_time_ms: int, topi
     """The key of the Parquet object holding rows of one Hive partition from one Kafka
     partition, starting at ``first_offset``."""
     t = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
-    return (f"{EVENTS_DIR}/account={_part(account)}/region={_part(region)}/"
+    return (f"{EVENTS_DIR}/account={part_value(account)}/region={part_value(region)}/"
             f"date={t:%Y-%m-%d}/hour={t:%H}/{topic}+{partition}+{first_offset:019d}.parquet")
 
 
