@@ -16,11 +16,19 @@ time zone): :mod:`pipeline.lake.athena`.
 
 Files are read through pyarrow's filesystems (local, or S3 with any endpoint), so no DuckDB
 extension has to be downloaded; DuckDB pushes filters and projections into the Arrow dataset.
+
+Before a query runs, only the Hive prefixes its ``WHERE`` allows are listed: equality or ``IN``
+on ``account``, ``region``, ``date``, ``hour`` (or ``year``/``month``/``day``) of every
+reference to ``cloudtrail`` (:mod:`pipeline.lake.prune` reads the SQL,
+:mod:`pipeline.lake.listing` walks the prefixes), so a query on one account, region and day
+of a lake of millions of objects lists and opens only that day's. A query pruned to nothing
+reads an empty ``cloudtrail`` view; the result is the same as without pruning.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -33,6 +41,9 @@ from pipeline.aggregates.table import AGGREGATES_DIR, ARROW_SCHEMA, PARTITIONING
 from pipeline.lake import athena
 from pipeline.lake.columns import LAKE_SCHEMA
 from pipeline.lake.layout import EVENTS_DIR
+from pipeline.lake.listing import Listing, PartitionFilter, list_events
+from pipeline.lake.prune import ANY, partition_filter
+from pipeline.logs import get_logger
 
 VIEW = "cloudtrail"
 AGGREGATES_VIEW = "aggregates"
@@ -47,8 +58,20 @@ EVENTS_SCHEMA = pa.schema([*LAKE_SCHEMA, *PARTITIONS, *ATHENA_PARTITIONS])
 """The columns of the ``cloudtrail`` view."""
 
 
+log = get_logger("pipeline.lake.query")
+
+
 class EmptyLake(Exception):
     """The lake holds no objects (of the kind asked for) yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """A query's rows, the partitions it was pruned to, and the listing work that took."""
+
+    table: pa.Table
+    partitions: PartitionFilter
+    listing: Listing
 
 
 def filesystem_for(url: str, s3_endpoint: str | None) -> tuple[pafs.FileSystem, str]:
@@ -108,20 +131,29 @@ def _partition_expression(values: dict[str, str]) -> ds.Expression:
     return expr
 
 
-def events_dataset(url: str, s3_endpoint: str | None = None) -> ds.Dataset:
-    """The events of the lake as one Arrow dataset of :data:`EVENTS_SCHEMA`: every object's
-    partition columns come from its key (:func:`partition_values`), and a filter on them
-    skips the objects it excludes without opening them. Raises EmptyLake when there are no
-    Parquet objects."""
+def events_dataset(url: str, s3_endpoint: str | None = None,
+                   partitions: PartitionFilter = ANY) -> ds.Dataset:
+    """The events of the lake as one Arrow dataset of :data:`EVENTS_SCHEMA`, from the objects
+    under the Hive prefixes ``partitions`` allows (:func:`pipeline.lake.listing.list_events`):
+    every object's partition columns come from its key (:func:`partition_values`), and a
+    filter on them skips the objects it excludes without opening them. Raises EmptyLake when
+    there are no such Parquet objects."""
+    return _events(url, s3_endpoint, partitions)[0]
+
+
+def _events(url: str, s3_endpoint: str | None,
+            partitions: PartitionFilter) -> tuple[ds.Dataset, Listing]:
     fs, base = filesystem_for(url, s3_endpoint)
     root = f"{base}/{EVENTS_DIR}"
-    files = _parquet_files(fs, root)
-    if not files:
+    listing = list_events(fs, root, partitions)
+    if not listing.files:
         raise EmptyLake(f"no objects under {url}/{EVENTS_DIR}")
-    partitions = [_partition_expression(partition_values(f[len(root) + 1:])) for f in files]
-    return ds.FileSystemDataset.from_paths(files, schema=EVENTS_SCHEMA,
-                                           format=ds.ParquetFileFormat(), filesystem=fs,
-                                           partitions=partitions)
+    files = listing.files
+    expressions = [_partition_expression(partition_values(f[len(root) + 1:])) for f in files]
+    dataset = ds.FileSystemDataset.from_paths(files, schema=EVENTS_SCHEMA,
+                                              format=ds.ParquetFileFormat(), filesystem=fs,
+                                              partitions=expressions)
+    return dataset, listing
 
 
 def aggregates_dataset(url: str, s3_endpoint: str | None = None) -> ds.Dataset:
@@ -136,23 +168,51 @@ def connect(url: str, s3_endpoint: str | None = None) -> duckdb.DuckDBPyConnecti
     EmptyLake when neither has objects."""
     con = duckdb.connect()
     athena.install(con)
-    empty: list[str] = []
-    for view, dataset, columns in (
-            (VIEW, events_dataset, EVENTS_SCHEMA),
-            (AGGREGATES_VIEW, aggregates_dataset, pa.schema([*ARROW_SCHEMA, DATE_FIELD]))):
-        try:
-            con.register(view, dataset(url, s3_endpoint))
-        except EmptyLake as exc:
-            empty.append(str(exc))
-            con.register(view, columns.empty_table())
-    if len(empty) == 2:
-        con.close()
-        raise EmptyLake("; ".join(empty))
+    _register(con, url, s3_endpoint, ANY)
     return con
 
 
-def run_query(url: str, sql: str, s3_endpoint: str | None = None) -> pa.Table:
+def _register(con: duckdb.DuckDBPyConnection, url: str, s3_endpoint: str | None,
+              partitions: PartitionFilter) -> Listing:
+    """Register both views on ``con``, ``cloudtrail`` over the objects ``partitions`` allows
+    (an empty table when it allows none); raises EmptyLake (closing ``con``) when neither view
+    has objects and nothing was pruned."""
+    empty: list[str] = []
+    listing = Listing()
+    try:
+        events, listing = _events(url, s3_endpoint, partitions)
+        con.register(VIEW, events)
+    except EmptyLake as exc:
+        if partitions == ANY:
+            empty.append(str(exc))
+        con.register(VIEW, EVENTS_SCHEMA.empty_table())
+    try:
+        con.register(AGGREGATES_VIEW, aggregates_dataset(url, s3_endpoint))
+    except EmptyLake as exc:
+        empty.append(str(exc))
+        con.register(AGGREGATES_VIEW, pa.schema([*ARROW_SCHEMA, DATE_FIELD]).empty_table())
+    if len(empty) == 2:
+        con.close()
+        raise EmptyLake("; ".join(empty))
+    return listing
+
+
+def query(url: str, sql: str, s3_endpoint: str | None = None,
+          prune: bool = True) -> QueryResult:
     """Run ``sql`` (DuckDB SQL, or Athena's Presto dialect: :mod:`pipeline.lake.athena`)
-    against the lake; returns an Arrow table. DuckDB errors propagate."""
-    con = connect(url, s3_endpoint)
-    return con.sql(athena.rewrite(con, sql)).to_arrow_table()
+    against the lake, listing only the partitions its predicates allow (all with
+    ``prune=False``); logs ``lake_query_listing`` with the listing counts. DuckDB errors
+    propagate."""
+    con = duckdb.connect()
+    athena.install(con)
+    text = athena.rewrite(con, sql)
+    partitions = partition_filter(con, text) if prune else ANY
+    listing = _register(con, url, s3_endpoint, partitions)
+    log.info("lake_query_listing", objects_listed=listing.listed, listing_calls=listing.calls,
+             objects=len(listing.files), pruned=partitions != ANY)
+    return QueryResult(con.sql(text).to_arrow_table(), partitions, listing)
+
+
+def run_query(url: str, sql: str, s3_endpoint: str | None = None) -> pa.Table:
+    """The rows of :func:`query`."""
+    return query(url, sql, s3_endpoint).table
