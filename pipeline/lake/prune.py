@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.lake.athena import _nodes  # the one walk of a serialized statement
 from pipeline.lake.listing import PartitionFilter
 
 VIEW = "cloudtrail"
@@ -55,17 +56,6 @@ def partition_filter(con: duckdb.DuckDBPyConnection, sql: str) -> PartitionFilte
     if not refs or len(owned) != len(refs):
         return ANY  # a reference outside any FROM we understand (an outer join, ...)
     return _union([_to_filter(c) for c in owned])
-
-
-def _nodes(tree: Any) -> Iterator[Node]:
-    """Every object of the serialized tree, depth first."""
-    if isinstance(tree, dict):
-        yield tree
-        for value in tree.values():
-            yield from _nodes(value)
-    elif isinstance(tree, list):
-        for value in tree:
-            yield from _nodes(value)
 
 
 def _is_view(node: Node) -> bool:
