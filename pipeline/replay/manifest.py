@@ -3,8 +3,10 @@
 A replay that writes ``FILE`` writes ``FILE.manifest.json`` (:func:`manifest_path`) once the
 file is closed, also after Ctrl-C (then ``complete`` is false). It records what was run
 (argv, filters, tool version, operator, run time), what was read (topic partitions with
-offset ranges and the high watermarks captured at start; lake objects with their SHA-256
-and whether a validated digest lists them), the counts, and the output's SHA-256 and size.
+offset ranges and the high watermarks captured at start; lake objects with their size,
+SHA-256 and whether a digest covers them), the counts (in total, per source, and the rows the
+seam dropped as read from both), and the output's SHA-256 and size. The source models are in
+:mod:`pipeline.replay.manifest_sources`.
 
 Stored form: exactly :func:`pipeline.lake.digest.model.canonical_json` of the manifest
 object (sorted keys, no whitespace, UTF-8, no floats, no trailing newline), so the same
@@ -38,8 +40,6 @@ from typing import Any, Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -50,6 +50,17 @@ from pydantic import (
 
 from pipeline.lake.digest.model import canonical_json, iso_ms, parse_iso_ms, signing_payload
 from pipeline.lake.keys import fingerprint, load_private_key, load_public_key
+from pipeline.replay.manifest_sources import (
+    Frozen,
+    LakeObject,
+    PartitionRange,
+    SourceCounts,
+    lake_objects,
+)
+
+__all__ = ["LakeObject", "Manifest", "OutputFile", "PartitionRange", "SourceCounts",
+           "describe_output", "lake_objects", "manifest_path", "sign", "verify",
+           "write_manifest"]
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT_VERSION: Literal[1] = 1
@@ -80,31 +91,7 @@ def operator() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PartitionRange(_Frozen):
-    """One topic partition read: offsets ``[start_offset, end_offset)``, and the high
-    watermark captured at the start of the run (the cap of the read)."""
-
-    topic: StrictStr
-    partition: StrictInt = Field(ge=0)
-    start_offset: StrictInt = Field(ge=0)
-    end_offset: StrictInt = Field(ge=0)
-    high_watermark: StrictInt = Field(ge=0)
-
-
-class LakeObject(_Frozen):
-    """One lake object read: its key, the SHA-256 of its bytes as read, and whether a
-    digest that verified (``lake validate``) lists it with that SHA-256."""
-
-    key: StrictStr
-    sha256: StrictStr
-    digest_validated: StrictBool
-
-
-class OutputFile(_Frozen):
+class OutputFile(Frozen):
     """The output file: its name (informational: it is not checked, so a file and its
     manifest may be renamed together), size and SHA-256 of its bytes."""
 
@@ -113,7 +100,7 @@ class OutputFile(_Frozen):
     sha256: StrictStr
 
 
-class Manifest(_Frozen):
+class Manifest(Frozen):
     """The custody record of one replay output; see the module docstring."""
 
     format_version: Literal[1] = MANIFEST_FORMAT_VERSION
@@ -126,6 +113,9 @@ class Manifest(_Frozen):
     lake_objects: tuple[LakeObject, ...] = ()
     records_in: StrictInt = Field(ge=0)
     records_out: StrictInt = Field(ge=0)
+    counts_by_source: dict[Literal["kafka", "lake"], SourceCounts] = Field(
+        default_factory=dict)
+    duplicates_dropped: StrictInt = Field(default=0, ge=0)
     complete: StrictBool
     output: OutputFile
     public_key_fingerprint: StrictStr | None = None

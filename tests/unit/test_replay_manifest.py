@@ -52,7 +52,7 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 def make_manifest(output: Path, *, complete: bool = True, objects_reversed: bool = False,
                   **filters: Any) -> Manifest:
     objects = [LakeObject(key=f"events/account=1/region=r/o{i}.parquet", sha256=f"{i:064x}",
-                          digest_validated=i % 2 == 0) for i in range(3)]
+                          size_bytes=100 + i, digest_covered=i % 2 == 0) for i in range(3)]
     return Manifest(
         command=["trailpipe", "replay", "--from", "2024-03-10T08:00:00Z", "--out", output.name],
         filters=filters or {"from": "2024-03-10T08:00:00Z", "account": ["111122223333"],
