@@ -99,3 +99,29 @@ def _drift(admin: AdminClient, spec: TopicSpec, meta: Any, timeout_s: float) -> 
         if have != want:
             out.append(f"{key}: has {have}, config wants {want}")
     return tuple(out)
+
+
+def ensure_topic_like(admin: AdminClient, source: str, topic: str,
+                      timeout_s: float = 30) -> bool:
+    """Create ``topic`` with ``source``'s partition count, replication and retention unless
+    it exists (so keys land in the same partitions); True when created. Raises ValueError
+    when ``source`` does not exist, KafkaException when the creation fails otherwise."""
+    topics = admin.list_topics(timeout=timeout_s).topics
+    if topic in topics and topics[topic].error is None:
+        return False
+    meta = topics.get(source)
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise ValueError(f"topic {source} does not exist (a new topic copies its partitions "
+                         "and retention): run `trailpipe topics create`")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, source)
+    configs = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
+    replicas = min(len(p.replicas) for p in meta.partitions.values())
+    new = NewTopic(topic, len(meta.partitions), replicas,
+                   config={"retention.ms": configs["retention.ms"].value})
+    try:
+        admin.create_topics([new], operation_timeout=timeout_s)[topic].result(timeout=timeout_s)
+    except KafkaException as exc:
+        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            raise
+        return False
+    return True

@@ -16,24 +16,16 @@ Exit codes: 0 done, 1 runtime failure (topic missing, broker silent), 2 bad argu
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from pipeline.cli.common import BootstrapOpt, ConfigOpt, build_config, fail, resolve_bootstrap
-from pipeline.logs import get_logger
 from pipeline.replay.filters import Filters
-
-if TYPE_CHECKING:
-    from pipeline.replay.hot import HotResult
-    from pipeline.replay.manifest import OutputFile
-    from pipeline.replay.plan import Plan
+from pipeline.replay.session import DEFAULT_TARGET, Request
 
 app = typer.Typer(help="Replay audit events from the events topic (no group, no commits), "
                   "filtered, sorted by (eventTime, eventID), as canonical JSON.",
@@ -41,7 +33,6 @@ app = typer.Typer(help="Replay audit events from the events topic (no group, no 
 
 Text = Annotated[str | None, typer.Option()]
 EXIT_INTERRUPTED = 130
-log = get_logger("pipeline.cli.replay")
 
 
 def parse_utc_ms(text: str) -> int:
@@ -77,6 +68,16 @@ def replay(
                                              "default: JSON lines on stdout.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (partitions, offset ranges, "
                                           "estimated records) and read nothing.")] = False,
+    to_topic: Annotated[str | None, typer.Option(
+        help=f"Copy the selected records into this topic (key, value bytes, timestamp and "
+             f"headers kept, x-replay-* headers added); '{DEFAULT_TARGET}' names "
+             f"replay.<replay-id>.events.v1. Pipeline and audit.* topics need --force.")
+                        ] = None,
+    force: Annotated[bool, typer.Option(help="Allow --to-topic into a pipeline or audit.* "
+                                        "topic.")] = False,
+    replay_id: Annotated[str | None, typer.Option(
+        help="Id of a --to-topic replay ([A-Za-z0-9_-]); default: derived from the topic and "
+             "filters, so re-running the same command writes nothing twice.")] = None,
     topic: Annotated[str | None, typer.Option(help="Events topic; default: config topics.events.")
                      ] = None,
     config: ConfigOpt = None,
@@ -85,15 +86,19 @@ def replay(
     """Replay the events of a time window that every given filter keeps."""
     if ctx.invoked_subcommand is not None:
         return
-    filters = checked_filters(start, end, out, account=account, region=region,
+    filters = checked_filters(start, end, out, to_topic, account=account, region=region,
                               event_source=event_source, event_name=event_name,
                               principal=principal, source_ip=source_ip, error=error)
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "topics.events": topic})
-    run(cfg, resolve_bootstrap(cfg), filters, out, dry_run=dry_run)
+    request = Request(filters, out=out, to_topic=to_topic, force=force, replay_id=replay_id,
+                      dry_run=dry_run,
+                      signing_key=checked_signing_key(cfg) if out is not None else None)
+    check_target(cfg, request)
+    run(cfg, resolve_bootstrap(cfg), request)
 
 
 def checked_filters(start: str | None, end: str | None, out: Path | None,
-                    **fields: Any) -> Filters:
+                    to_topic: str | None, **fields: Any) -> Filters:
     """The filters from the arguments; exit 2 listing every bad argument."""
     from pipeline.replay.output import output_format
 
@@ -113,61 +118,46 @@ def checked_filters(start: str | None, end: str | None, out: Path | None,
         output_format(out)
     except ValueError as exc:
         errors.append(str(exc))
+    if out is not None and to_topic is not None:
+        errors.append("--out and --to-topic exclude each other (one destination per run)")
     if errors:
         fail(2, ["trailpipe replay: bad arguments:", *(f"  - {e}" for e in errors)])
     return Filters(times[0], times[1], **fields)
 
 
-def run(cfg: Any, bootstrap: str, filters: Filters, out: Path | None, *,
-        dry_run: bool) -> None:
-    """Plan, read and write (and the manifest beside ``out``); the summary on stderr. Exit 1
-    on a runtime failure, 2 for an unusable signing key, 130 after Ctrl-C."""
+def run(cfg: Any, bootstrap: str, request: Request) -> None:
+    """Run ``request`` (:func:`pipeline.replay.session.execute`); the summary on stderr. Exit
+    1 on a runtime failure, 130 after Ctrl-C."""
     from confluent_kafka import KafkaException
 
-    from pipeline.daemon import events_decoder
-    from pipeline.kafka import base_client_config
-    from pipeline.replay.canonical import canonical_records
-    from pipeline.replay.hot import ReplayError, make_plan, read_plan, replay_consumer
-    from pipeline.replay.progress import progress_for, stop_on_sigint
+    from pipeline.producer import DeliveryError
+    from pipeline.replay.hot import ReplayError
+    from pipeline.replay.session import execute
 
-    signing_key = checked_signing_key(cfg) if out is not None else None
-    consumer = replay_consumer(base_client_config(cfg.kafka, bootstrap), dict(cfg.kafka.extra))
     try:
-        plan = make_plan(consumer, cfg.topics.events, filters, cfg.replay)
-        if dry_run:
-            typer.echo(json.dumps(plan.to_json(), indent=2))
-            return
-        with stop_on_sigint() as stop, progress_for(plan, sys.stderr) as bar:
-            # Logged once Ctrl-C is handled: from here it stops the read cleanly.
-            log.info("replay_reading", topic=plan.topic, partitions=len(plan.ranges),
-                     estimated_records=plan.estimated_records)
-            result = read_plan(consumer, plan, filters, events_decoder(cfg), cfg.replay,
-                               stop=stop, progress=bar.update)
-    except (ReplayError, KafkaException) as exc:
+        outcome = execute(cfg, bootstrap, request)
+    except (ReplayError, KafkaException, DeliveryError, ValueError) as exc:
         fail(1, [f"trailpipe replay: {exc}"])
-    finally:
-        consumer.close()
-    records = canonical_records(result.table)
-    write_output(records, out, plan, filters, result, signing_key)
-    summary = {"topic": plan.topic, "from_ms": filters.from_ms, "to_ms": filters.to_ms,
-               "plan": plan.to_json(), **result.summary(), "written": len(records),
-               "out": str(out) if out is not None else "-"}
-    typer.echo(json.dumps(summary), err=True)
-    if not result.complete:
+    if outcome is None:
+        return
+    typer.echo(json.dumps(outcome.summary), err=True)
+    if not outcome.complete:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def write_output(records: list[bytes], out: Path | None, plan: Plan, filters: Filters,
-                 result: HotResult, signing_key: str | None) -> None:
-    """``records`` as JSON lines on stdout, or into ``out`` with its manifest beside it."""
-    from pipeline.replay.output import output_format, write_file, write_records
+def check_target(cfg: Any, request: Request) -> None:
+    """Exit 2 when ``--to-topic`` names a refused target (a pipeline or audit.* topic
+    without ``--force``) or ``--replay-id`` cannot name a topic; before anything is read."""
+    from pipeline.replay.to_topic import ToTopicError, target_topic
 
-    if out is None:
-        write_records(records, output_format(None), sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+    if request.to_topic is None:
         return
-    described = write_file(records, out)
-    write_custody(out, described, plan, filters, result, len(records), signing_key)
+    try:
+        target_topic(request.the_replay_id(cfg.topics.events), cfg.topics,
+                     None if request.to_topic == DEFAULT_TARGET else request.to_topic,
+                     force=request.force)
+    except ToTopicError as exc:
+        fail(2, [f"trailpipe replay: {exc}"])
 
 
 def checked_signing_key(cfg: Any) -> str | None:
@@ -183,27 +173,6 @@ def checked_signing_key(cfg: Any) -> str | None:
     except SigningKeyError as exc:
         fail(2, [f"trailpipe replay: [digest] private_key: {exc}"])
     return value
-
-
-def write_custody(out: Path, described: OutputFile, plan: Plan, filters: Filters,
-                  result: HotResult, written: int, signing_key: str | None) -> Path:
-    """Write ``out``'s manifest: the command, filters, every partition read (offsets from the
-    plan start to where the read stopped, and the high watermark captured at start), the
-    counts, and ``described`` (size and SHA-256 of ``out`` as written)."""
-    from pipeline.lake.digest.model import iso_ms
-    from pipeline.replay.manifest import Manifest, PartitionRange, write_manifest
-
-    ranges = tuple(PartitionRange(topic=plan.topic, partition=r.partition,
-                                  start_offset=r.start,
-                                  end_offset=result.counts[r.partition].next_offset,
-                                  high_watermark=r.end) for r in plan.ranges)
-    manifest = Manifest(command=["trailpipe", *sys.argv[1:]],
-                        filters=dataclasses.asdict(filters),
-                        run_at=iso_ms(int(time.time() * 1000)), topic_partitions=ranges,
-                        records_in=sum(c.scanned for c in result.counts.values()),
-                        records_out=written, complete=result.complete,
-                        output=described)
-    return write_manifest(out, manifest, signing_key=signing_key)
 
 
 @app.command("verify")

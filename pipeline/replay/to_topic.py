@@ -85,8 +85,10 @@ def target_topic(replay_id: str, topics: TopicsConfig, requested: str | None = N
 
 def coordinates(table: pa.Table) -> dict[int, list[int]]:
     """The sorted source offsets per partition of a hot-path result table (its ``_partition``
-    and ``_offset`` columns)."""
+    and ``_offset`` columns); empty for a table without rows (it may have no columns)."""
     found: dict[int, list[int]] = {}
+    if table.num_rows == 0:
+        return found
     for p, o in zip(table.column(PARTITION).to_pylist(), table.column(OFFSET).to_pylist(),
                     strict=True):
         found.setdefault(int(p), []).append(int(o))

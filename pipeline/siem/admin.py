@@ -16,8 +16,6 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
-    ConfigResource,
-    NewTopic,
     ResourcePatternType,
     ResourceType,
     ScramCredentialInfo,
@@ -101,30 +99,6 @@ def delete_scram(admin: AdminClient, name: str) -> bool:
 def topic_exists(admin: AdminClient, topic: str) -> bool:
     meta = admin.list_topics(timeout=TIMEOUT_S).topics.get(topic)
     return meta is not None and meta.error is None
-
-
-def ensure_view_topic(admin: AdminClient, source: str, topic: str) -> bool:
-    """Create ``topic`` with ``source``'s partition count, replication and retention unless it
-    exists; True when created. Raises ValueError when ``source`` does not exist."""
-    topics = admin.list_topics(timeout=TIMEOUT_S).topics
-    if topic in topics and topics[topic].error is None:
-        return False
-    meta = topics.get(source)
-    if meta is None or meta.error is not None or not meta.partitions:
-        raise ValueError(f"the events topic {source} does not exist (a view copies its "
-                         "partitions and retention): run `trailpipe topics create`")
-    resource = ConfigResource(ConfigResource.Type.TOPIC, source)
-    configs = admin.describe_configs([resource])[resource].result(timeout=TIMEOUT_S)
-    replicas = min(len(p.replicas) for p in meta.partitions.values())
-    new = NewTopic(topic, len(meta.partitions), replicas,
-                   config={"retention.ms": configs["retention.ms"].value})
-    try:
-        admin.create_topics([new], operation_timeout=TIMEOUT_S)[topic].result(timeout=TIMEOUT_S)
-    except KafkaException as exc:
-        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-            raise
-        return False
-    return True
 
 
 def delete_topic(admin: AdminClient, topic: str) -> bool:

@@ -39,6 +39,7 @@ from pipeline.siem.credentials import (
 from pipeline.siem.model import Subscription, view_topic
 from pipeline.siem.plan import Auth, PlanError, SubscribeRequest, acl_bindings, build_subscription
 from pipeline.siem.registry import delete_subscription, load_subscriptions, put_subscription
+from pipeline.topics import ensure_topic_like
 
 log = get_logger("pipeline.siem")
 
@@ -166,8 +167,8 @@ class Siem:
 
     def _view(self, sub: Subscription, existing: Subscription | None) -> list[str]:
         if sub.view is not None:
-            created = kafka_admin.ensure_view_topic(self.admin, self.cfg.topics.events,
-                                                    sub.view.topic)
+            created = ensure_topic_like(self.admin, self.cfg.topics.events,
+                                        sub.view.topic)
             return [f"view topic {sub.view.topic} created"] if created else []
         old = existing.view if existing is not None else None
         if old is not None and kafka_admin.delete_topic(self.admin, old.topic):

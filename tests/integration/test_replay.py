@@ -105,7 +105,8 @@ def test_window_replay_equals_the_python_predicate_byte_identical_twice(
     assert first.returncode == 0, first.stderr.decode()
     second = trailpipe(*args, "--no-error", "--out", str(tmp_path / "b.jsonl"))
     assert second.returncode == 0, second.stderr.decode()
-    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes(), (
+        first.stderr.decode()[-3000:], second.stderr.decode()[-3000:])
     want = [r for r in loaded["records"]
             if in_window(r, loaded["start_ms"], loaded["end_ms"]) and not r.get("errorCode")]
     assert any(r.get("eventID") == "late-0001" for r in want)

@@ -5,6 +5,9 @@ and a re-run of the same replay id (after a run that stopped half-way) writes no
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,3 +102,41 @@ def test_rerun_of_a_replay_id_copies_each_selected_record_once_and_unchanged(
                  for m in read_all(kafka.bootstrap, source, 3)}
     assert all(essentials(m) == originals[replayed_from(m.headers(), "case-1")]  # type: ignore[index]
                for m in written)
+
+
+def trailpipe_replay(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli.app", "replay", *args],
+                          capture_output=True, timeout=120, check=False,
+                          env={**os.environ, "TRAILPIPE_LOG__FORMAT": "json"})
+
+
+def test_cli_to_topic_creates_the_replay_topic_and_a_rerun_writes_nothing_twice(
+        kafka: Any, make_topic: Callable[..., str]) -> None:
+    source = make_topic("replay-cli", 3)
+    records = load_source(kafka.bootstrap, source)
+    times = sorted(t for t in (parse_event_time(r)[0] for r in records) if t is not None)
+    window = ["--from", iso_z(times[len(times) // 3]), "--to", iso_z(times[2 * len(times) // 3]),
+              "--topic", source, "--bootstrap", kafka.bootstrap, "--to-topic", "replay"]
+    runs = [trailpipe_replay(*window) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr.decode()
+    first, second = (json.loads(r.stderr.decode().strip().splitlines()[-1]) for r in runs)
+    target = first["to_topic"]["target"]
+    assert target == f"replay.{first['to_topic']['replay_id']}.events.v1"
+    assert first["to_topic"]["created"] and not second["to_topic"]["created"]
+    assert first["to_topic"]["produced"] == first["matched"] > 0
+    assert (second["to_topic"]["produced"], second["to_topic"]["skipped"]) == (0, first["matched"])
+    assert len(read_all(kafka.bootstrap, target, 3)) == first["matched"]
+
+
+def test_cli_refuses_the_live_events_topic_without_force(kafka: Any) -> None:
+    result = trailpipe_replay("--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z",
+                              "--bootstrap", kafka.bootstrap, "--to-topic", "audit.events.v1")
+    assert result.returncode == 2
+    assert "refusing to write a replay into audit.events.v1 (the live events topic)" in (
+        result.stderr.decode())
+
+
+def iso_z(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

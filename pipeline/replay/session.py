@@ -1,0 +1,170 @@
+"""One ``trailpipe replay`` run, end to end: plan, read, select, order, deliver, account.
+
+The CLI (:mod:`pipeline.cli.replay`) checks the arguments into a :class:`Request`; this module
+runs it. Steps, in order:
+
+1. **plan** the hot read (:mod:`pipeline.replay.plan`); ``dry_run`` prints it and stops;
+2. **read** the topic (:func:`pipeline.replay.hot.read_plan`) with the progress bar and the
+   clean Ctrl-C (:mod:`pipeline.replay.progress`);
+3. **order** the matched rows (:func:`pipeline.replay.canonical.sorted_rows`);
+4. **deliver**: into a topic (:mod:`pipeline.replay.to_topic`), into ``out`` with its
+   manifest beside it (:mod:`pipeline.replay.output`, :mod:`pipeline.replay.manifest`), or
+   as JSON lines on stdout;
+5. **account**: the JSON summary (plan, counters, what was written) is returned for stderr.
+
+Raises ReplayError/KafkaException for a runtime failure (the CLI exits 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from confluent_kafka import Consumer
+
+from pipeline.config import Config
+from pipeline.kafka import base_client_config
+from pipeline.logs import get_logger
+from pipeline.replay.filters import Filters
+from pipeline.replay.hot import HotResult
+from pipeline.replay.plan import Plan
+
+log = get_logger("pipeline.replay.session")
+DEFAULT_TARGET = "replay"
+"""``--to-topic replay`` names the default target ``replay.<replay id>.events.v1``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A checked replay request: the filters, where the records go, and the run's options.
+    ``to_topic``: None (a file or stdout), :data:`DEFAULT_TARGET`, or a topic name."""
+
+    filters: Filters
+    out: Path | None = None
+    to_topic: str | None = None
+    force: bool = False
+    replay_id: str | None = None
+    dry_run: bool = False
+    signing_key: str | None = None
+
+    def the_replay_id(self, topic: str) -> str:
+        """``replay_id``, else one derived from the source topic and the filters: the same
+        command gives the same id, so running it again into a topic writes nothing twice."""
+        if self.replay_id is not None:
+            return self.replay_id
+        text = json.dumps([topic, dataclasses.asdict(self.filters)], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a run did: the summary for stderr and whether it read everything."""
+
+    summary: dict[str, Any]
+    complete: bool
+
+
+def execute(cfg: Config, bootstrap: str, request: Request) -> Outcome | None:
+    """Run ``request`` (see the module contract); None after a dry run (the plan printed)."""
+    from pipeline.replay.hot import make_plan, read_plan, replay_consumer
+    from pipeline.replay.progress import progress_for, stop_on_sigint
+
+    kafka_base = base_client_config(cfg.kafka, bootstrap)
+    consumer = replay_consumer(kafka_base, dict(cfg.kafka.extra))
+    try:
+        plan = make_plan(consumer, cfg.topics.events, request.filters, cfg.replay)
+        if request.dry_run:
+            print(json.dumps(plan.to_json(), indent=2))
+            return None
+        with stop_on_sigint() as stop, progress_for(plan, sys.stderr) as bar:
+            # Logged once Ctrl-C is handled: from here it stops the read cleanly.
+            log.info("replay_reading", topic=plan.topic, partitions=len(plan.ranges),
+                     estimated_records=plan.estimated_records)
+            result = read_plan(consumer, plan, request.filters, _decoder(cfg), cfg.replay,
+                               stop=stop, progress=bar.update)
+        from pipeline.replay.canonical import sorted_rows
+
+        ordered = sorted_rows(result.table)
+        delivered = _deliver(cfg, kafka_base, consumer, request, plan, result, ordered)
+    finally:
+        consumer.close()
+    summary = {"topic": plan.topic, "from_ms": request.filters.from_ms,
+               "to_ms": request.filters.to_ms, "plan": plan.to_json(), **result.summary(),
+               "written": ordered.num_rows, **delivered}
+    return Outcome(summary, result.complete)
+
+
+def _decoder(cfg: Config) -> Any:
+    from pipeline.daemon import events_decoder
+
+    return events_decoder(cfg)
+
+
+def _deliver(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, request: Request,
+             plan: Plan, result: HotResult, ordered: pa.Table) -> dict[str, Any]:
+    """Send ``ordered`` where the request says; the summary fields of that delivery."""
+    if request.to_topic is not None:
+        return {"to_topic": _to_topic(cfg, kafka_base, consumer, request, plan, ordered)}
+    from pipeline.replay.canonical import json_records
+
+    records = json_records(ordered)
+    if request.out is None:
+        from pipeline.replay.output import output_format, write_records
+
+        write_records(records, output_format(None), sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return {"out": "-"}
+    from pipeline.replay.output import write_file
+
+    described = write_file(records, request.out)
+    write_custody(request, described, plan, result, len(records))
+    return {"out": str(request.out)}
+
+
+def _to_topic(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, request: Request,
+              plan: Plan, ordered: pa.Table) -> dict[str, Any]:
+    """Copy the selected source records into the target topic (created like the source
+    when missing); the replay id, target and counts."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    from pipeline.kafka import producer_config
+    from pipeline.replay.to_topic import coordinates, replay_to_topic, target_topic
+    from pipeline.topics import ensure_topic_like
+
+    replay_id = request.the_replay_id(plan.topic)
+    wanted = None if request.to_topic == DEFAULT_TARGET else request.to_topic
+    target = target_topic(replay_id, cfg.topics, wanted, force=request.force)
+    created = ensure_topic_like(AdminClient(kafka_base), plan.topic, target)
+    producer = Producer(producer_config(kafka_base, dict(cfg.kafka.extra)))
+    done = replay_to_topic(consumer, producer, plan.topic, coordinates(ordered), target,
+                           replay_id, cfg.replay)
+    return {"replay_id": replay_id, "created": created, **done.to_json()}
+
+
+def write_custody(request: Request, described: Any, plan: Plan, result: HotResult,
+                  written: int) -> Path:
+    """Write the manifest of ``request.out``: the command, filters, every partition read
+    (offsets from the plan start to where the read stopped, and the high watermark captured
+    at start), the counts, and ``described`` (size and SHA-256 of the output as written)."""
+    from pipeline.lake.digest.model import iso_ms
+    from pipeline.replay.manifest import Manifest, PartitionRange, write_manifest
+
+    assert request.out is not None
+    ranges = tuple(PartitionRange(topic=plan.topic, partition=r.partition,
+                                  start_offset=r.start,
+                                  end_offset=result.counts[r.partition].next_offset,
+                                  high_watermark=r.end) for r in plan.ranges)
+    manifest = Manifest(command=["trailpipe", *sys.argv[1:]],
+                        filters=dataclasses.asdict(request.filters),
+                        run_at=iso_ms(int(time.time() * 1000)), topic_partitions=ranges,
+                        records_in=sum(c.scanned for c in result.counts.values()),
+                        records_out=written, complete=result.complete, output=described)
+    return write_manifest(request.out, manifest, signing_key=request.signing_key)
