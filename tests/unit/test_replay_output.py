@@ -100,7 +100,7 @@ def test_an_empty_table_writes_an_empty_output() -> None:
     assert json.loads(gzip.decompress(buf.getvalue())) == {"Records": []}
 
 
-@pytest.mark.parametrize("name", ["x.parquet", "x.avro", "x.json", ".jsonl", "x.txt"])
+@pytest.mark.parametrize("name", ["x.json", ".jsonl", ".parquet", "x.avro.gz", "x.txt"])
 def test_unsupported_output_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="unsupported output"):
         output_format(Path(name))
