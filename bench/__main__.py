@@ -23,6 +23,7 @@ from bench import (
     consume_bench,
     mirror_bench,
     produce_bench,
+    replay_bench,
     runner_bench,
 )
 from bench.common import BenchContext, BenchError, Scenario
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, Scenario] = {
     "alert": alert_bench.SCENARIO,
     "aggregate": aggregate_bench.SCENARIO,
     "mirror": mirror_bench.SCENARIO,
+    "replay": replay_bench.SCENARIO,
 }
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 CLUSTER_DIR = Path("var") / "bench-cluster"

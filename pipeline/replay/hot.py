@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipeline.kafka import consumer_config
@@ -130,9 +130,10 @@ def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
                                   f"finished: {sorted(ends)}")
             continue
         last_s = clock()
-        values, coords, finished = _take(msgs, ends)
+        values, partitions, offsets, finished = _take(msgs, ends)
         if values:
-            tables.append(_filtered(values, coords, filters, decode, result.counts))
+            tables.append(_filtered(values, partitions, offsets, filters, decode,
+                                    result.counts))
         if finished:
             consumer.pause([TopicPartition(plan.topic, p) for p in finished])
             for p in finished:
@@ -151,51 +152,77 @@ def plan_end(plan: Plan, partition: int) -> int:
 
 
 def _take(msgs: list[Any], ends: dict[int, int]
-          ) -> tuple[list[bytes | None], list[tuple[int, int]], list[int]]:
-    """The values inside the plan's ranges with their (partition, offset), and the partitions
-    this batch finished (removed from ``ends``)."""
+          ) -> tuple[list[bytes | None], pa.Array, pa.Array, list[int]]:
+    """The values inside the plan's ranges with their partitions (int32) and offsets (int64),
+    and the partitions this batch finished (removed from ``ends``). One pass per attribute:
+    a batch is almost always records only, all inside their ranges (the per-message loop is
+    only for batches with an event or a record past an end)."""
+    errors = [m.error() for m in msgs]
+    partitions = [m.partition() for m in msgs]
+    offsets = [m.offset() for m in msgs]
+    last: dict[int, int] = {}
+    for p, offset in zip(partitions, offsets, strict=True):
+        last[p] = offset  # offsets grow within a partition: the last one is the largest
+    if any(e is not None for e in errors) or any(p not in ends or last[p] >= ends[p] for p in last):
+        return _take_slowly(msgs, errors, partitions, offsets, ends)
+    finished = [p for p, offset in last.items() if offset >= ends[p] - 1]
+    for p in finished:
+        del ends[p]
+    return ([m.value() for m in msgs], pa.array(partitions, pa.int32()),
+            pa.array(offsets, pa.int64()), finished)
+
+
+def _take_slowly(msgs: list[Any], errors: list[Any], partitions: list[int],
+                 offsets: list[int], ends: dict[int, int]
+                 ) -> tuple[list[bytes | None], pa.Array, pa.Array, list[int]]:
+    """:func:`_take` message by message: end-of-partition events and records past an end."""
     values: list[bytes | None] = []
-    coords: list[tuple[int, int]] = []
+    kept: list[int] = []
     finished: list[int] = []
-    for m in msgs:
-        p = m.partition()
-        err = m.error()
-        if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
-                raise KafkaException(err)
-            if ends.pop(p, None) is not None:
-                finished.append(p)
-            continue
+    for i, (m, err, p, offset) in enumerate(zip(msgs, errors, partitions, offsets,
+                                                strict=True)):
+        if err is not None and err.code() != KafkaError._PARTITION_EOF:
+            raise KafkaException(err)
         end = ends.get(p)
-        offset = m.offset()
-        if end is None or offset >= end:
+        if err is not None or end is None or offset >= end:
             if ends.pop(p, None) is not None:
                 finished.append(p)
             continue
         values.append(m.value())
-        coords.append((p, offset))
+        kept.append(i)
         if offset >= end - 1:
             del ends[p]
             finished.append(p)
-    return values, coords, finished
+    return (values, pa.array([partitions[i] for i in kept], pa.int32()),
+            pa.array([offsets[i] for i in kept], pa.int64()), finished)
 
 
-def _filtered(values: list[bytes | None], coords: list[tuple[int, int]], filters: Filters,
-              decode: Callable[[Sequence[bytes | None]], DecodedBatch],
+def _filtered(values: list[bytes | None], partitions: pa.Array, offsets: pa.Array,
+              filters: Filters, decode: Callable[[Sequence[bytes | None]], DecodedBatch],
               counts: dict[int, Counts]) -> pa.Table:
     """Decode, count and filter one batch; the kept rows with their coordinates."""
     decoded = decode(values)
-    for p, n in Counter(p for p, _ in coords).items():
+    for p, n in _per_partition(partitions).items():
         counts[p].scanned += n
-    for p, offset in coords:
+    for p, offset in _per_partition(partitions, offsets, pc.max).items():
         counts[p].next_offset = max(counts[p].next_offset, offset + 1)
     for index, _err in decoded.errors:
-        counts[coords[index][0]].undecodable += 1
-    rows = list(decoded.rows)
-    table = decoded.table.append_column(PARTITION, pa.array([coords[i][0] for i in rows],
-                                                            pa.int32()))
-    table = table.append_column(OFFSET, pa.array([coords[i][1] for i in rows], pa.int64()))
+        counts[partitions[index].as_py()].undecodable += 1
+    rows = pa.array(decoded.rows, pa.int64())
+    table = decoded.table.append_column(PARTITION, partitions.take(rows))
+    table = table.append_column(OFFSET, offsets.take(rows))
     kept = table.filter(mask(table, filters))
-    for p, n in Counter(kept.column(PARTITION).to_pylist()).items():
+    for p, n in _per_partition(kept.column(PARTITION).combine_chunks()).items():
         counts[p].matched += n
     return kept
+
+
+def _per_partition(partitions: pa.Array, values: pa.Array | None = None,
+                   reduce: Callable[[pa.Array], pa.Scalar] = pc.count) -> dict[int, int]:
+    """``reduce(values)`` of each partition's rows (default: how many rows each has)."""
+    if values is None:
+        values = partitions
+    out = {}
+    for p in pc.unique(partitions).to_pylist():
+        out[p] = reduce(values.filter(pc.equal(partitions, p))).as_py()
+    return out
