@@ -130,6 +130,50 @@ def test_a_batch_spanning_more_than_the_grace_drops_nothing(tmp_path: Path) -> N
         ("ListRoles", 1), ("ListUsers", 2)]
 
 
+LOGIN = {"eventVersion": "1.08", "eventName": "ConsoleLogin",
+         "eventSource": "signin.amazonaws.com", "awsRegion": "us-east-1",
+         "recipientAccountId": "111122223333", "sourceIPAddress": "198.51.100.7",
+         "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/eve"}}
+
+
+def test_a_chained_correlation_fires_across_batches() -> None:
+    """The pack's burst-then-success: five refused sign-ins fire the inner event_count
+    correlation (which alerts not on its own), whose chained hit with the later success
+    fires the outer temporal_ordered one."""
+    rules = load_hunt_rules(Config(), None)
+    records = [{**LOGIN, "eventID": f"fail-{m}", "eventTime": f"2026-11-30T10:0{m}:00Z",
+                "responseElements": {"ConsoleLogin": "Failure"}} for m in range(5)]
+    records.append({**LOGIN, "eventID": "ok", "eventTime": "2026-11-30T10:07:00Z",
+                    "responseElements": {"ConsoleLogin": "Success"}})
+    result = hunt(replay_table(records, seed=6), rules, sample_size=10, batch_rows=2, **STATE)
+    fired = [(a["title"], a["sample_event_ids"]) for a in result.alerts
+             if a["kind"] == "correlation"]
+    assert fired == [("Console sign-in succeeded after a burst of failures from the same "
+                      "address", ["fail-4", "ok"])]  # the inner alert by its last event
+
+
+def test_the_end_of_the_replay_closes_windows_decided_at_their_close(tmp_path: Path) -> None:
+    (tmp_path / "rare.yml").write_text(SIGMA_RULE.format(
+        name="ListUsers", uuid="0f0c5e0a-0000-4000-8000-00000000000c") + """name: list_users
+---
+title: Rare ListUsers
+id: 0f0c5e0a-0000-4000-8000-00000000000d
+correlation:
+    type: event_count
+    rules: [list_users]
+    group-by: [sourceIPAddress]
+    timespan: 10m
+    condition: {lt: 2}
+level: low
+""")
+    rules = load_hunt_rules(Config(), tmp_path)
+    records = [{**LOGIN, "eventName": "ListUsers", "eventSource": "iam.amazonaws.com",
+                "eventID": "lu", "eventTime": "2026-11-30T10:00:00Z"}]
+    result = hunt(replay_table(records, seed=7), rules, sample_size=10, **STATE)
+    assert [(a["title"], a["sample_event_ids"]) for a in result.alerts
+            if a["kind"] == "correlation"] == [("Rare ListUsers", ["lu"])]
+
+
 def test_the_same_replay_gives_byte_identical_alerts(tmp_path: Path) -> None:
     cfg = Config(alerter=AlerterConfig(sigma_paths=[SIGMA]))
     rules = load_hunt_rules(cfg, None)
