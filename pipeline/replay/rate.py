@@ -8,12 +8,14 @@ are parameters, so the limiter is tested with a fake clock.
 
 :func:`paced` cuts a sequence into chunks of about a tenth of a second of records and waits
 for each before yielding it: the writer (stdout, a file, a producer) just writes what it gets.
+:func:`paced_each` does the same for a stream it yields item by item (records produced into
+a topic one at a time), waiting once per chunk, not per record.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -62,3 +64,16 @@ def paced(items: Sequence[T], limiter: RateLimiter | None) -> Iterator[Sequence[
         if limiter is not None:
             limiter.wait(len(chunk))
         yield chunk
+
+
+def paced_each(items: Iterable[T], limiter: RateLimiter | None) -> Iterator[T]:
+    """``items`` one by one; before the first of every chunk (:func:`chunk_size`) it waits
+    for the whole chunk's records. Without a limiter, ``items`` unchanged."""
+    if limiter is None:
+        yield from items
+        return
+    size = chunk_size(limiter)
+    for i, item in enumerate(items):
+        if i % size == 0:
+            limiter.wait(size)
+        yield item

@@ -78,6 +78,17 @@ def apply_where(table: pa.Table, sql: str) -> pa.Table:
     return table.take(rows.take(pc.sort_indices(rows)))
 
 
+def where_schema() -> pa.Schema:
+    """The columns a predicate sees, in order: those of ``lake query``'s ``cloudtrail`` view
+    but ``_timestamp_ms``."""
+    con = _connection(empty_events())
+    try:
+        schema = con.sql(f"SELECT * EXCLUDE ({_ROW}) FROM {VIEW}").to_arrow_table().schema
+    finally:
+        con.close()
+    return schema
+
+
 def _connection(table: pa.Table) -> duckdb.DuckDBPyConnection:
     """A connection with the view ``cloudtrail`` over ``table`` (lake columns, partition
     columns, and a row number) and Athena's functions; no file or network access."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.replay.rate import RateLimiter, chunk_size, paced
+from pipeline.replay.rate import RateLimiter, chunk_size, paced, paced_each
 
 
 class FakeClock:
@@ -83,3 +83,16 @@ def test_paced_without_a_limiter_does_not_wait() -> None:
     items = [b"x"] * 25_000
     assert [len(c) for c in paced(items, None)] == [10_000, 10_000, 5_000]
     assert list(paced([], None)) == []
+
+
+def test_paced_each_yields_a_stream_unchanged_waiting_once_per_chunk() -> None:
+    rl, clock = limiter(50)  # chunks of 5
+    seen = []
+    for item in paced_each(iter(range(120)), rl):
+        seen.append((item, clock.now_s))
+    assert [item for item, _ in seen] == list(range(120))
+    assert len(clock.sleeps) == (120 - 50) // 5
+    # Items of one chunk pass at one instant; the 11th chunk (items 50..54) waited 0.1 s.
+    assert [t for item, t in seen if 50 <= item < 55] == [pytest.approx(1000.1)] * 5
+    assert clock.now_s - 1000.0 == pytest.approx((120 - 50) / 50)
+    assert list(paced_each(iter("abc"), None)) == ["a", "b", "c"]

@@ -18,9 +18,9 @@ from pipeline.events import wire
 from pipeline.events.mapping import IngestMeta, effective_time_ms, to_avro
 from pipeline.lake.columns import lake_table
 from pipeline.lake.config import ArchiverConfig
-from pipeline.lake.query import run_query
+from pipeline.lake.query import EVENTS_SCHEMA, run_query
 from pipeline.replay.hot import OFFSET, PARTITION
-from pipeline.replay.where import apply_where, check_where
+from pipeline.replay.where import apply_where, check_where, where_schema
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "cloudtrail"
 INGEST = IngestMeta(1_764_201_600_000, "test", "unit-1", "records.jsonl:1")
@@ -107,6 +107,10 @@ def test_where_means_the_same_as_in_lake_query(tmp_path: Path) -> None:
     for i, (sql, _) in enumerate(PREDICATES):
         kept = [o for o, p in zip(offsets, queried.column(i + 1).to_pylist(), strict=True) if p]
         assert apply_where(TABLE, sql).column(OFFSET).to_pylist() == kept, sql
+
+
+def test_the_predicate_sees_the_lake_views_columns_but_the_kafka_timestamp() -> None:
+    assert where_schema() == pa.schema([f for f in EVENTS_SCHEMA if f.name != "_timestamp_ms"])
 
 
 def test_null_and_false_drop_the_row_and_no_match_keeps_the_columns() -> None:
