@@ -36,6 +36,7 @@ ORDER = [("eventTimeMs", "ascending"), ("eventID", "ascending"), (PARTITION, "as
          (OFFSET, "ascending")]
 _NAMES = sorted((*TYPED_FIELDS, *JSON_MEMBERS))
 """Every top-level CloudTrail member, in canonical (code point) order."""
+CHUNK_ROWS = 65_536
 
 
 def sorted_rows(table: pa.Table) -> pa.Table:
@@ -51,9 +52,16 @@ def canonical_records(table: pa.Table) -> list[bytes]:
 
 def json_records(ordered: pa.Table) -> list[bytes]:
     """The rows of an already sorted table as canonical JSON texts, in its order: for every
-    row, ``canonical(cloudtrail_json(row))``. Raises InvalidDatum as cloudtrail_json does."""
-    if ordered.num_rows == 0:
-        return []
+    row, ``canonical(cloudtrail_json(row))``. Raises InvalidDatum as cloudtrail_json does.
+    Works through :data:`CHUNK_ROWS` rows at a time, so the column copies it makes stay
+    small next to the table."""
+    out: list[bytes] = []
+    for start in range(0, ordered.num_rows, CHUNK_ROWS):
+        out += _chunk_records(ordered.slice(start, CHUNK_ROWS))
+    return out
+
+
+def _chunk_records(ordered: pa.Table) -> list[bytes]:
     table = ordered.select([*TYPED_FIELDS, *JSON_MEMBERS, "unmodelled"]).combine_chunks()
     slow = _slow_rows(table)
     pieces, typed_escapes = [], pl.repeat(False, table.num_rows, eager=True)

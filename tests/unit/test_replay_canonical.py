@@ -39,8 +39,11 @@ def _expected(table: pa.Table) -> list[bytes]:
     return [canonical(text) for text in cloudtrail_json(table)]
 
 
-@pytest.mark.parametrize("batch", [97, 10_000])
-def test_the_whole_corpus_gives_the_same_bytes_as_redumping(batch: int) -> None:
+@pytest.mark.parametrize(("batch", "chunk_rows"), [(97, 65_536), (10_000, 65_536),
+                                                  (10_000, 100)])
+def test_the_whole_corpus_gives_the_same_bytes_as_redumping(
+        batch: int, chunk_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(module, "CHUNK_ROWS", chunk_rows)
     records = _corpus()
     assert len(records) > 1_000
     for start in range(0, len(records), batch):
