@@ -97,15 +97,14 @@ def cold_needed(plan: Plan | None, source: Source = "auto") -> bool:
 @dataclass(frozen=True, slots=True)
 class ObjectRead:
     """One lake object read: key (relative to the lake, ``events/...``), size and SHA-256 of
-    its bytes as read, rows in it and rows kept by the filters, whether a digest covers it
-    (None: not checked, see :mod:`pipeline.replay.lake_digests`)."""
+    its bytes as read, rows in it and rows kept by the filters. Whether a digest covers it:
+    :func:`pipeline.replay.lake_digests.digest_coverage`."""
 
     key: str
     size_bytes: int
     sha256: str
     rows: int
     matched: int
-    digest_covered: bool | None = None
 
 
 @dataclass(slots=True)
