@@ -15,6 +15,7 @@ whose objects cannot hold a wanted row; the query's own predicates still filter 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,9 @@ LEVELS = ("account", "region", "date", "hour")
 MAX_PROBES = 64
 """A constrained level with more wanted values than this per directory is listed once and
 filtered by name instead: one delimiter listing is cheaper than dozens of prefix probes."""
+LISTING_THREADS = 16
+"""Listing calls in flight at once: on S3 each is a round trip, and a level takes one call per
+directory of the level above (pyarrow's filesystems are safe to share between threads)."""
 DAY_MS = 24 * HOUR_MS
 
 
@@ -60,13 +64,23 @@ class Listing:
     calls: int = 0
     """Listing calls made."""
 
-    def list_dir(self, fs: pafs.FileSystem, path: str, recursive: bool) -> list[pafs.FileInfo]:
-        """List ``path`` (empty when missing), counting the call and its entries."""
-        selector = pafs.FileSelector(path, recursive=recursive, allow_not_found=True)
-        infos: list[pafs.FileInfo] = fs.get_file_info(selector)
-        self.calls += 1
-        self.listed += len(infos)
-        return infos
+    def list_dirs(self, fs: pafs.FileSystem, paths: list[str],
+                  recursive: bool) -> list[pafs.FileInfo]:
+        """The entries of every directory of ``paths`` (none for a missing one), listed
+        concurrently, counting the calls and the entries."""
+        def one(path: str) -> list[pafs.FileInfo]:
+            selector = pafs.FileSelector(path, recursive=recursive, allow_not_found=True)
+            infos: list[pafs.FileInfo] = fs.get_file_info(selector)
+            return infos
+
+        if len(paths) <= 1:
+            results = [one(p) for p in paths]
+        else:
+            with ThreadPoolExecutor(min(LISTING_THREADS, len(paths))) as pool:
+                results = list(pool.map(one, paths))
+        self.calls += len(paths)
+        self.listed += sum(len(r) for r in results)
+        return [info for infos in results for info in infos]
 
 
 def list_events(fs: pafs.FileSystem, events_root: str, pf: PartitionFilter) -> Listing:
@@ -80,19 +94,19 @@ def list_events(fs: pafs.FileSystem, events_root: str, pf: PartitionFilter) -> L
     last = max((i for i, (_, values) in enumerate(levels) if values is not None), default=-1)
     dirs = [events_root.rstrip("/")]
     for name, values in levels[:last + 1]:
-        dirs = [child for d in dirs for child in _children(fs, listing, d, name, values)]
-    files = (i.path for d in dirs for i in listing.list_dir(fs, d, recursive=True)
+        dirs = _children(fs, listing, dirs, name, values)
+    files = (i.path for i in listing.list_dirs(fs, dirs, recursive=True)
              if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
     listing.files = sorted(files)
     return listing
 
 
-def _children(fs: pafs.FileSystem, listing: Listing, directory: str, name: str,
+def _children(fs: pafs.FileSystem, listing: Listing, dirs: list[str], name: str,
               values: frozenset[str] | None) -> list[str]:
-    """The subdirectories of ``directory`` at level ``name`` that may hold wanted objects."""
+    """The subdirectories of ``dirs`` at level ``name`` that may hold wanted objects."""
     if values is not None and len(values) <= MAX_PROBES:
-        return [f"{directory}/{name}={part_value(v)}" for v in sorted(values)]
-    subdirs = [i.path for i in listing.list_dir(fs, directory, recursive=False)
+        return [f"{d}/{name}={part_value(v)}" for d in dirs for v in sorted(values)]
+    subdirs = [i.path for i in listing.list_dirs(fs, dirs, recursive=False)
                if i.type == pafs.FileType.Directory]
     if values is None:
         # Every subdirectory, whatever its name: a key that strays from the layout still

@@ -6,9 +6,11 @@ on a partition column only by what provably removes rows: a conjunct (``AND``) o
 ``WHERE`` of the ``SELECT`` whose ``FROM`` holds the reference (directly, or through inner
 joins only), of the form ``column = 'text'`` or ``column IN ('text', ...)``, the column being
 ``account``, ``region``, ``date``, ``hour``, or ``year``/``month``/``day`` (which combine into
-dates). Anything else (``OR``, ``NOT``, a function of the column, a number, an outer join, a
-CTE named ``cloudtrail``, more than one statement, SQL the parser does not serialize) leaves
-the column unconstrained. Every reference must be constrained for the listing to be: the
+dates); and ``date BETWEEN 'd1' AND 'd2'`` or ``date >= 'd1' AND date < 'd2'`` (the days in
+between, as the archiver only writes ``YYYY-MM-DD`` dates). Anything else (``OR``, ``NOT``,
+a function of the column, a number, an outer join, a derived table, a CTE named
+``cloudtrail``, more than one statement, SQL the parser does not serialize) leaves the column
+unconstrained. Every reference must be constrained for the listing to be: the
 filter is the union over references, so pruning never drops a row any part of the query
 reads; the query's predicates still filter rows as before.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import calendar
 import json
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
@@ -30,6 +33,14 @@ COLUMNS = ("account", "region", "date", "hour", "year", "month", "day")
 INNER_JOINS = frozenset({"REGULAR", "CROSS", "NATURAL"})
 """``ref_type`` of an ``INNER`` join node whose sides both keep only matching rows."""
 ANY = PartitionFilter()
+RANGES = {"COMPARE_GREATERTHAN": (1, True), "COMPARE_GREATERTHANOREQUALTO": (0, True),
+          "COMPARE_LESSTHAN": (-1, False), "COMPARE_LESSTHANOREQUALTO": (0, False)}
+"""``col <op> 'd'``: (days from ``d`` to the bound, whether it is the first day or the last)."""
+FLIPPED = {"COMPARE_GREATERTHAN": "COMPARE_LESSTHAN", "COMPARE_LESSTHAN": "COMPARE_GREATERTHAN",
+           "COMPARE_GREATERTHANOREQUALTO": "COMPARE_LESSTHANOREQUALTO",
+           "COMPARE_LESSTHANOREQUALTO": "COMPARE_GREATERTHANOREQUALTO"}
+MAX_RANGE_DAYS = 3660
+"""A ``date`` range longer than this (ten years) is not enumerated: it prunes little."""
 
 Node = dict[str, Any]
 Constraints = dict[str, frozenset[str]]
@@ -95,15 +106,72 @@ def _constraints(conjuncts: Iterator[Node], alias: str, sole: bool) -> Constrain
     when it is the only reference of its ``FROM`` to the view (every reference has all the
     partition columns, so an unqualified one names it, or the query is ambiguous)."""
     out: Constraints = {}
+    firsts: list[date] = []
+    lasts: list[date] = []
     for expr in conjuncts:
         found = _column_values(expr)
-        if found is None:
-            continue
-        names, values = found
-        column = names[-1]
-        if column in COLUMNS and (names[:-1] == [alias] or (len(names) == 1 and sole)):
+        if found is not None and found[0][-1] in COLUMNS and _names(found[0], alias, sole):
+            column, values = found[0][-1], found[1]
             out[column] = out[column] & values if column in out else values
+        bounds = _date_bounds(expr)
+        if bounds is not None and _names(bounds[0], alias, sole):
+            firsts += bounds[1]
+            lasts += bounds[2]
+    span = _calendar(max(firsts), min(lasts)) if firsts and lasts else None
+    if span is not None:
+        out["date"] = out["date"] & span if "date" in out else span
     return out
+
+
+def _names(parts: list[str], alias: str, sole: bool) -> bool:
+    """Whether a column reference's name parts name a column of the reference ``alias``."""
+    return parts[:-1] == [alias] or (len(parts) == 1 and sole)
+
+
+def _date_bounds(expr: Node) -> tuple[list[str], list[date], list[date]] | None:
+    """``(column name parts, first days, last days)`` of ``col BETWEEN 'd1' AND 'd2'`` and
+    ``col >|>=|<|<= 'd'`` (either side) on ``date``, inclusive; a bound that is not a
+    ``YYYY-MM-DD`` date is left out (strings compare as text, and only dates are keys)."""
+    kind = expr.get("type")
+    column: Any
+    if kind == "COMPARE_BETWEEN":
+        column, first, last = expr.get("input"), _day(expr.get("lower")), _day(expr.get("upper"))
+    elif kind in RANGES:
+        column, other = expr.get("left"), expr.get("right")
+        if not _is_column(column):
+            column, other, kind = other, column, FLIPPED[kind]
+        step_days, is_first = RANGES[kind]
+        day = _day(other)
+        try:
+            bound = day + timedelta(days=step_days) if day else None
+        except OverflowError:
+            bound = None
+        first, last = (bound, None) if is_first else (None, bound)
+    else:
+        return None
+    if not _is_column(column) or str(column["column_names"][-1]).lower() != "date":
+        return None
+    names = [str(n).lower() for n in column["column_names"]]
+    return names, [first] if first else [], [last] if last else []
+
+
+def _day(node: Any) -> date | None:
+    text = _text(node)
+    if text is None or len(text) != 10 or text[4] != "-" or text[7] != "-":
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _calendar(first: date, last: date) -> frozenset[str] | None:
+    """The ``YYYY-MM-DD`` dates from ``first`` to ``last`` inclusive; None (any) past
+    :data:`MAX_RANGE_DAYS`."""
+    days = (last - first).days
+    if days > MAX_RANGE_DAYS:
+        return None
+    return frozenset((first + timedelta(days=i)).isoformat() for i in range(days + 1))
 
 
 def _column_values(expr: Node) -> tuple[list[str], frozenset[str]] | None:

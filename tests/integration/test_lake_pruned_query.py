@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ def busiest(url: str) -> dict[str, str]:
                    for k in keys(url))
     values = dict(max(days.items(), key=lambda item: (item[1], item[0]))[0])
     values.pop("hour")
+    values["next_date"] = (date.fromisoformat(values["date"]) + timedelta(days=1)).isoformat()
     return values
 
 
@@ -58,6 +60,8 @@ PRUNING = [
     "AND c.date = '{date}'",
     "SELECT a.eventid FROM cloudtrail a JOIN cloudtrail b ON a.eventid = b.eventid "
     "WHERE a.account = '{account}' AND b.account = '{account}' AND a.region = '{region}'",
+    "SELECT eventid, date FROM cloudtrail WHERE account = '{account}' AND date >= '{date}' "
+    "AND date < '{next_date}'",
     "SELECT eventname, count(*) AS n FROM cloudtrail WHERE account = '{account}' "
     "AND eventid IN (SELECT eventid FROM cloudtrail WHERE date = '{date}' "
     "AND account = '{account}') GROUP BY ALL",

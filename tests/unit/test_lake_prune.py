@@ -54,6 +54,25 @@ def test_conjunctive_equalities_constrain_the_listing(
     assert partition_filter(con, sql) == want
 
 
+@pytest.mark.parametrize(("where", "dates"), [
+    ("date BETWEEN '2024-02-27' AND '2024-03-01'",
+     s("2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01")),
+    ("date >= '2023-02-27' AND '2023-03-01' > date", s("2023-02-27", "2023-02-28")),
+    ("date > '2023-12-30' AND date <= '2024-01-01' AND account = '1'",
+     s("2023-12-31", "2024-01-01")),
+    ("date > '2024-02-27' AND date < '2024-03-01' AND date IN ('2024-02-28', '2024-05-01')",
+     s("2024-02-28")),
+    ("date >= '2024-03-02' AND date < '2024-03-01'", s()),
+    ("date > '2024-02-27'", None),
+    ("date >= '2024-02' AND date < '2024-03'", None),
+    ("date NOT BETWEEN '2024-03-02' AND '2024-03-05'", None),
+    ("date BETWEEN '2000-01-01' AND '2024-03-05'", None),
+])
+def test_a_date_range_with_both_ends_enumerates_its_days(
+        con: duckdb.DuckDBPyConnection, where: str, dates: frozenset[str] | None) -> None:
+    assert partition_filter(con, f"SELECT * FROM cloudtrail WHERE {where}").dates == dates
+
+
 def test_a_year_enumerates_its_calendar_days(con: duckdb.DuckDBPyConnection) -> None:
     dates = partition_filter(con, "SELECT * FROM cloudtrail WHERE year = '2024'").dates
     assert dates is not None and len(dates) == 366 and "2024-02-29" in dates
