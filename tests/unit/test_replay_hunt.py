@@ -5,6 +5,7 @@ and no pipeline topic is a hunt's target."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import Counter
@@ -21,7 +22,7 @@ from pipeline.events.mapping import IngestMeta, parse_event_time, to_avro
 from pipeline.replay.canonical import sorted_rows
 from pipeline.replay.hot import OFFSET, PARTITION
 from pipeline.replay.hunt import hunt, load_hunt_rules
-from pipeline.replay.hunt_out import alerts_topic, write_alerts
+from pipeline.replay.hunt_out import alerts_topic, run_hunt, write_alerts
 from pipeline.replay.to_topic import ToTopicError
 from pipeline.rules.config import AlerterConfig
 from pipeline.rules.evaluate import Evaluator
@@ -228,3 +229,14 @@ def test_no_pipeline_topic_takes_hunt_alerts() -> None:
         with pytest.raises(ToTopicError, match="refusing to write hunt alerts"):
             alerts_topic(topics, name)
     assert alerts_topic(topics, "replay.case-7.alerts") == "replay.case-7.alerts"
+
+
+def test_the_hunt_step_writes_the_file_it_summarises(sigma_rules: RuleSet, tmp_path: Path
+                                                     ) -> None:
+    out = tmp_path / "alerts.jsonl"
+    summary = run_hunt(Config(), {}, sigma_rules, replay_table(RECORDS, seed=8),
+                       alerts_out=out, alerts_to=None)["hunt"]
+    lines = out.read_bytes().splitlines()
+    assert summary["alerts_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert summary["alerts"] + summary["alert_updates"] == len(lines) > 0
+    assert summary["rules"] == len(sigma_rules.rules) and "alerts_topic" not in summary
