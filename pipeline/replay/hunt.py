@@ -80,8 +80,8 @@ def load_hunt_rules(cfg: Config, path: Path | None) -> RuleSet:
 
 @dataclass(frozen=True, slots=True)
 class HuntResult:
-    """``alerts``: Alert datums in emission order; ``stats``: the processor's counters plus
-    the rule and correlation counts (for the replay summary)."""
+    """``alerts``: Alert datums in emission order; ``stats``: the processor's counters (``hits``:
+    those stage 2 applied, chained ones included) plus the rule and correlation counts."""
 
     alerts: list[dict[str, Any]]
     stats: dict[str, Any]
@@ -89,8 +89,8 @@ class HuntResult:
     def summary(self) -> dict[str, Any]:
         s = self.stats
         return {"rules": s["rules"], "correlations": s["correlations"],
-                "alerts": s["alerts"], "alert_updates": s["updates"], "hits": s["hits"],
-                "late_dropped": s["state"].get("late_dropped", 0),
+                "events": s["events"], "hits": s["hits"], "alerts": s["alerts"],
+                "alert_updates": s["updates"], "late_dropped": s["state"].get("late_dropped", 0),
                 "rule_errors": s["rule_errors"]}
 
 
@@ -98,20 +98,21 @@ def hunt(table: pa.Table, rules: RuleSet, *, grace_ms: int, max_keys: int, sampl
          batch_rows: int = DEFAULT_BATCH_ROWS) -> HuntResult:
     """Every alert the alerter makes of ``table`` (a decoded events table in replay order,
     see the module contract). ``grace_ms``, ``max_keys``, ``sample_size``: ``[alerter]``'s."""
-    now_ms = [0]
+    newest_ms = 0
     processor = AlerterProcessor(rules, TOPICS, lambda _p: (), grace_ms=grace_ms,
                                  max_keys=max_keys, sample_size=sample_size,
                                  clock=lambda: 0)  # created_ms is set below
     alerts: list[dict[str, Any]] = []
     for batch in batches(table, batch_rows):
-        now_ms[0] = max(now_ms[0], _newest_ms(batch))
-        out = list(processor.process_batch(_events_input(batch, now_ms[0])))
+        newest_ms = max(newest_ms, _newest_ms(batch))
+        out = list(processor.process_batch(_events_input(batch, newest_ms)))
         alerts.extend(_stage_two(processor, [r for r in out if r.topic == TOPICS.hits]))
     end = Hit(kind="correlation", target="", key="", rule_id="",
               event_time_ms=_END_OF_INPUT_MS, event_id="")
     alerts.extend(_stage_two(processor, [hit_record(end, TOPICS.hits)]))
     stats = {"rules": len(rules.rules), "correlations": len(rules.correlations),
              **processor.stats()}
+    stats["hits"] -= 1  # the end-of-input hit
     return HuntResult(alerts, stats)
 
 

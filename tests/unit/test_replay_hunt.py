@@ -240,3 +240,4 @@ def test_the_hunt_step_writes_the_file_it_summarises(sigma_rules: RuleSet, tmp_p
     assert summary["alerts_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert summary["alerts"] + summary["alert_updates"] == len(lines) > 0
     assert summary["rules"] == len(sigma_rules.rules) and "alerts_topic" not in summary
+    assert summary["events"] == len(RECORDS) and summary["hits"] >= summary["alerts"]
