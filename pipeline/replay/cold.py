@@ -132,28 +132,60 @@ class ColdResult:
                 "complete": self.complete}
 
 
+@dataclass(frozen=True, slots=True)
+class ColdListing:
+    """The objects a cold read reads (full paths as the filesystem names them, sorted) and
+    the listing work done to find them (entries listed, listing calls)."""
+
+    paths: list[str]
+    listed: int
+    calls: int
+
+
+def list_cold(fs: pafs.FileSystem, events_root: str, topic: str, filters: Filters, *,
+              partitions: frozenset[int] | set[int] | None = None,
+              offsets_below: Mapping[int, int] | None = None) -> ColdListing:
+    """The objects of ``topic`` under ``events_root`` (the lake's ``events/`` directory as
+    ``fs`` names it) that can hold rows of ``filters`` in ``partitions`` below
+    ``offsets_below``: the listing pruned by the window's dates/hours and the account/region
+    filters, then objects kept by the coordinates their names give. Raises OSError."""
+    accounts = None if filters.account is None else frozenset({filters.account})
+    regions = None if filters.region is None else frozenset({filters.region})
+    listing = list_events(fs, events_root, window_filter(filters.from_ms, filters.to_ms,
+                                                         accounts, regions))
+    wanted = [path for path in listing.files
+              if _wanted(object_coordinates(path), topic, partitions, offsets_below)]
+    return ColdListing(wanted, listing.listed, listing.calls)
+
+
+def describe_cold(fs: pafs.FileSystem, events_root: str, listing: ColdListing
+                  ) -> dict[str, Any]:
+    """For ``--dry-run``: the objects a cold read would read (key relative to the lake,
+    size), their total bytes and the listing work. One metadata request per object; rows
+    are not estimated (that would open every footer)."""
+    root = events_root.rstrip("/")
+    infos = fs.get_file_info(listing.paths) if listing.paths else []
+    objects = [{"key": _relative_key(root, i.path), "size_bytes": i.size or 0} for i in infos]
+    return {"objects": objects, "estimated_bytes": sum(o["size_bytes"] for o in objects),
+            "objects_listed": listing.listed, "listing_calls": listing.calls}
+
+
 def read_cold(fs: pafs.FileSystem, events_root: str, topic: str, filters: Filters, *,
               partitions: frozenset[int] | set[int] | None = None,
               offsets_below: Mapping[int, int] | None = None,
               stop: Callable[[], bool] = lambda: False,
               progress: Callable[[ColdResult], None] = lambda _result: None) -> ColdResult:
-    """Read the lake objects of ``topic`` under ``events_root`` (the lake's ``events/``
-    directory as ``fs`` names it) that can hold rows of ``filters`` in ``partitions`` below
-    ``offsets_below`` (see the module contract) and return the matched rows, objects in key
-    order. ``progress(result)`` after each object; ``stop()`` (checked before each object)
-    ends the read early with ``complete`` false. Raises OSError/ArrowInvalid when an object
-    cannot be read or is not Parquet."""
-    accounts = None if filters.account is None else frozenset({filters.account})
-    regions = None if filters.region is None else frozenset({filters.region})
-    listing = list_events(fs, events_root, window_filter(filters.from_ms, filters.to_ms,
-                                                         accounts, regions))
+    """Read the objects :func:`list_cold` finds and return the matched rows, objects in key
+    order (see the module contract). ``progress(result)`` after each object; ``stop()``
+    (checked before each object) ends the read early with ``complete`` false. Raises
+    OSError/ArrowInvalid when an object cannot be read or is not Parquet."""
+    listing = list_cold(fs, events_root, topic, filters, partitions=partitions,
+                        offsets_below=offsets_below)
     root = events_root.rstrip("/")
-    wanted = [path for path in listing.files
-              if _wanted(object_coordinates(path), topic, partitions, offsets_below)]
-    result = ColdResult(empty_decoded(), listed=listing.listed,
-                        listing_calls=listing.calls, candidates=len(wanted))
+    result = ColdResult(empty_decoded(), listed=listing.listed, listing_calls=listing.calls,
+                        candidates=len(listing.paths))
     tables: list[pa.Table] = []
-    for path in wanted:
+    for path in listing.paths:
         if stop():
             result.complete = False
             break

@@ -22,7 +22,14 @@ from pipeline.lake.columns import lake_table
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.layout import HOUR_MS
 from pipeline.replay.canonical import canonical_records
-from pipeline.replay.cold import cold_needed, cold_scope, object_coordinates, read_cold
+from pipeline.replay.cold import (
+    cold_needed,
+    cold_scope,
+    describe_cold,
+    list_cold,
+    object_coordinates,
+    read_cold,
+)
 from pipeline.replay.filters import Filters, account_column, mask
 from pipeline.replay.lake_rows import decoded_table
 from pipeline.replay.plan import PartitionRange, Plan
@@ -134,6 +141,20 @@ def test_partitions_and_offset_bounds_prune_objects_and_rows(lake: Path) -> None
     assert canonical_records(got) == canonical_records(want)
     assert all(object_coordinates(o.key)[2] < 100 for o in result.objects  # type: ignore[index]
                if object_coordinates(o.key)[1] == 1)  # type: ignore[index]
+
+
+def test_dry_run_describes_the_objects_a_read_reads(lake: Path) -> None:
+    account, region, hour_ms = _busiest_hour()
+    targeted = Filters(hour_ms, hour_ms + HOUR_MS, account=account, region=region)
+    fs = pafs.LocalFileSystem()
+    listing = list_cold(fs, str(lake / "events"), TOPIC, targeted)
+    plan = describe_cold(fs, str(lake / "events"), listing)
+    result = read(lake, targeted)
+    assert [(o["key"], o["size_bytes"]) for o in plan["objects"]] == [
+        (o.key, o.size_bytes) for o in result.objects]
+    assert plan["estimated_bytes"] == sum(o.size_bytes for o in result.objects) > 0
+    assert (plan["objects_listed"], plan["listing_calls"]) == (result.listed,
+                                                               result.listing_calls)
 
 
 def test_stop_ends_the_read_early_and_says_so(lake: Path) -> None:
