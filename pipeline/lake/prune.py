@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import calendar
 import json
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -38,7 +39,17 @@ RANGES = {"COMPARE_GREATERTHAN": (1, True), "COMPARE_GREATERTHANOREQUALTO": (0, 
 """``col <op> 'd'``: (days from ``d`` to the bound, whether it is the first day or the last)."""
 FLIPPED = {"COMPARE_GREATERTHAN": "COMPARE_LESSTHAN", "COMPARE_LESSTHAN": "COMPARE_GREATERTHAN",
            "COMPARE_GREATERTHANOREQUALTO": "COMPARE_LESSTHANOREQUALTO",
-           "COMPARE_LESSTHANOREQUALTO": "COMPARE_GREATERTHANOREQUALTO"}
+           "COMPARE_LESSTHANOREQUALTO": "COMPARE_GREATERTHANOREQUALTO",
+           "COMPARE_NOTEQUAL": "COMPARE_NOTEQUAL"}
+"""``'d' <op> col`` is ``col <FLIPPED[op]> 'd'``."""
+COMPARE = {"COMPARE_GREATERTHAN": operator.gt, "COMPARE_GREATERTHANOREQUALTO": operator.ge,
+           "COMPARE_LESSTHAN": operator.lt, "COMPARE_LESSTHANOREQUALTO": operator.le,
+           "COMPARE_NOTEQUAL": operator.ne}
+DOMAINS = {"hour": frozenset(f"{h:02d}" for h in range(24)),
+           "month": frozenset(f"{m:02d}" for m in range(1, 13)),
+           "day": frozenset(f"{d:02d}" for d in range(1, 32))}
+"""Every value ``hour``, ``month`` and ``day`` can take (the archiver's ``%H`` and the ``%m``
+and ``%d`` of ``date``), so any text comparison on them is a finite set of values."""
 MAX_RANGE_DAYS = 3660
 """A ``date`` range longer than this (ten years) is not enumerated: it prunes little."""
 
@@ -109,7 +120,7 @@ def _constraints(conjuncts: Iterator[Node], alias: str, sole: bool) -> Constrain
     firsts: list[date] = []
     lasts: list[date] = []
     for expr in conjuncts:
-        found = _column_values(expr)
+        found = _column_values(expr) or _domain_values(expr)
         if found is not None and found[0][-1] in COLUMNS and _names(found[0], alias, sole):
             column, values = found[0][-1], found[1]
             out[column] = out[column] & values if column in out else values
@@ -126,6 +137,35 @@ def _constraints(conjuncts: Iterator[Node], alias: str, sole: bool) -> Constrain
 def _names(parts: list[str], alias: str, sole: bool) -> bool:
     """Whether a column reference's name parts name a column of the reference ``alias``."""
     return parts[:-1] == [alias] or (len(parts) == 1 and sole)
+
+
+def _domain_values(expr: Node) -> tuple[list[str], frozenset[str]] | None:
+    """``(column name parts, values)`` for ``<>``, ``NOT IN``, ``<``, ``<=``, ``>``, ``>=``,
+    ``BETWEEN`` with text on ``hour``, ``month`` or ``day``: the values of the column's few
+    possible ones (two digits each) that satisfy it, compared as text as DuckDB does."""
+    kind = expr.get("type")
+    column: Any
+    tests: list[tuple[Callable[[Any, Any], bool], str | None]]
+    if kind == "COMPARE_BETWEEN":
+        column, bounds = expr.get("input"), [_text(expr.get("lower")), _text(expr.get("upper"))]
+        tests = [(operator.ge, bounds[0]), (operator.le, bounds[1])]
+    elif kind in COMPARE:
+        column, other = expr.get("left"), expr.get("right")
+        if not _is_column(column):
+            column, other, kind = other, column, FLIPPED[kind]
+        tests = [(COMPARE[kind], _text(other))]
+    elif kind == "COMPARE_NOT_IN":
+        column, *others = expr.get("children", [None])
+        tests = [(operator.ne, _text(other)) for other in others]
+    else:
+        return None
+    if not _is_column(column) or any(text is None for _, text in tests):
+        return None
+    names = [str(n).lower() for n in column["column_names"]]
+    domain = DOMAINS.get(names[-1])
+    if domain is None:
+        return None
+    return names, frozenset(v for v in domain if all(test(v, text) for test, text in tests))
 
 
 def _date_bounds(expr: Node) -> tuple[list[str], list[date], list[date]] | None:

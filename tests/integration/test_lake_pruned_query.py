@@ -62,6 +62,8 @@ PRUNING = [
     "WHERE a.account = '{account}' AND b.account = '{account}' AND a.region = '{region}'",
     "SELECT eventid, date FROM cloudtrail WHERE account = '{account}' AND date >= '{date}' "
     "AND date < '{next_date}'",
+    "SELECT eventid, hour FROM cloudtrail WHERE region = '{region}' AND year = '{year}' "
+    "AND month = '{month}' AND day BETWEEN '{day}' AND '31' AND hour <> '99'",
     "SELECT eventname, count(*) AS n FROM cloudtrail WHERE account = '{account}' "
     "AND eventid IN (SELECT eventid FROM cloudtrail WHERE date = '{date}' "
     "AND account = '{account}') GROUP BY ALL",

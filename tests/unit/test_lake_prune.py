@@ -73,6 +73,27 @@ def test_a_date_range_with_both_ends_enumerates_its_days(
     assert partition_filter(con, f"SELECT * FROM cloudtrail WHERE {where}").dates == dates
 
 
+def hours(first: int, last: int) -> frozenset[str]:
+    return frozenset(f"{h:02d}" for h in range(first, last + 1))
+
+
+@pytest.mark.parametrize(("where", "want"), [
+    ("hour >= '02' AND '05' > hour", PartitionFilter(hours=hours(2, 4))),
+    ("hour NOT IN ('00', '01') AND hour <> '23' AND hour > '19'",
+     PartitionFilter(hours=hours(20, 22))),
+    ("hour BETWEEN '22' AND '99'", PartitionFilter(hours=hours(22, 23))),
+    ("hour < '1'", PartitionFilter(hours=hours(0, 9))),  # text order: '09' < '1'
+    ("year = '2024' AND month = '03' AND day BETWEEN '01' AND '03'",
+     PartitionFilter(dates=s("2024-03-01", "2024-03-02", "2024-03-03"))),
+    ("year = '2023' AND month > '11' AND day >= '30'",
+     PartitionFilter(dates=s("2023-12-30", "2023-12-31"))),
+    ("hour > 5 AND region <> 'r' AND day < '05'", ANY),
+])
+def test_text_comparisons_on_hour_month_and_day_keep_the_values_they_allow(
+        con: duckdb.DuckDBPyConnection, where: str, want: PartitionFilter) -> None:
+    assert partition_filter(con, f"SELECT * FROM cloudtrail WHERE {where}") == want
+
+
 def test_a_year_enumerates_its_calendar_days(con: duckdb.DuckDBPyConnection) -> None:
     dates = partition_filter(con, "SELECT * FROM cloudtrail WHERE year = '2024'").dates
     assert dates is not None and len(dates) == 366 and "2024-02-29" in dates
