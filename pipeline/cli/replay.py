@@ -16,6 +16,7 @@ Exit codes: 0 done, 1 runtime failure (topic missing, broker silent), 2 bad argu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ import typer
 
 from pipeline.cli.common import BootstrapOpt, ConfigOpt, build_config, fail, resolve_bootstrap
 from pipeline.replay.filters import Filters
-from pipeline.replay.session import DEFAULT_TARGET, Request
+from pipeline.replay.session import DEFAULT_TARGET, HuntRequest, Request
 
 app = typer.Typer(help="Replay audit events from the events topic (no group, no commits), "
                   "filtered, sorted by (eventTime, eventID), as canonical JSON.",
@@ -63,9 +64,16 @@ def replay(
     error: Annotated[bool | None, typer.Option("--error/--no-error", help="Only failed "
                                                "calls (errorCode set) / only successful ones.")
                      ] = None,
-    out: Annotated[Path | None, typer.Option(help="Output file: .jsonl, .jsonl.gz or "
-                                             "CloudTrail {\"Records\": [...]} .json.gz; "
-                                             "default: JSON lines on stdout.")] = None,
+    where: Annotated[str | None, typer.Option(
+        help="SQL predicate over lake query's cloudtrail columns (Athena names and "
+             "functions), e.g. \"useridentity.type = 'Root'\".")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output file: .jsonl, .jsonl.gz, CloudTrail "
+                                             "{\"Records\": [...]} .json.gz, .parquet (lake "
+                                             "columns) or .avro (ApiCallEvent); default: "
+                                             "JSON lines on stdout.")] = None,
+    rate: Annotated[float | None, typer.Option(help="At most this many records per second "
+                                               "to the output (file, stdout or topic).")
+                    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (partitions, offset ranges, "
                                           "estimated records) and read nothing.")] = False,
     to_topic: Annotated[str | None, typer.Option(
@@ -73,6 +81,14 @@ def replay(
              f"headers kept, x-replay-* headers added); '{DEFAULT_TARGET}' names "
              f"replay.<replay-id>.events.v1. Pipeline and audit.* topics need --force.")
                         ] = None,
+    rules: Annotated[Path | None, typer.Option(
+        help="Retro-hunt: run these rules (Sigma/native file or directory) over the replayed "
+             "records; without it, --alerts-out/--alerts-topic hunt with [alerter]'s rules.")
+                     ] = None,
+    alerts_out: Annotated[Path | None, typer.Option(help="Retro-hunt alerts as canonical "
+                                                    "JSON lines in this file.")] = None,
+    alerts_topic: Annotated[str | None, typer.Option(
+        help="Retro-hunt alerts into this topic (never the live alerts topic).")] = None,
     force: Annotated[bool, typer.Option(help="Allow --to-topic into a pipeline or audit.* "
                                         "topic.")] = False,
     replay_id: Annotated[str | None, typer.Option(
@@ -86,21 +102,24 @@ def replay(
     """Replay the events of a time window that every given filter keeps."""
     if ctx.invoked_subcommand is not None:
         return
-    filters = checked_filters(start, end, out, to_topic, account=account, region=region,
+    filters = checked_filters(start, end, out, to_topic, rate, account=account, region=region,
                               event_source=event_source, event_name=event_name,
-                              principal=principal, source_ip=source_ip, error=error)
+                              principal=principal, source_ip=source_ip, error=error,
+                              where=where)
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "topics.events": topic})
     request = Request(filters, out=out, to_topic=to_topic, force=force, replay_id=replay_id,
-                      dry_run=dry_run,
+                      dry_run=dry_run, rate_per_s=rate,
                       signing_key=checked_signing_key(cfg) if out is not None else None)
     check_target(cfg, request)
-    run(cfg, resolve_bootstrap(cfg), request)
+    hunt = checked_hunt(cfg, rules, alerts_out, alerts_topic)
+    run(cfg, resolve_bootstrap(cfg), dataclasses.replace(request, hunt=hunt))
 
 
 def checked_filters(start: str | None, end: str | None, out: Path | None,
-                    to_topic: str | None, **fields: Any) -> Filters:
+                    to_topic: str | None, rate: float | None, **fields: Any) -> Filters:
     """The filters from the arguments; exit 2 listing every bad argument."""
     from pipeline.replay.output import output_format
+    from pipeline.replay.where import check_where
 
     errors: list[str] = []
     times: list[int] = []
@@ -118,6 +137,13 @@ def checked_filters(start: str | None, end: str | None, out: Path | None,
         output_format(out)
     except ValueError as exc:
         errors.append(str(exc))
+    if fields.get("where") is not None:
+        try:
+            check_where(fields["where"])
+        except ValueError as exc:
+            errors.append(str(exc))
+    if rate is not None and not rate > 0:
+        errors.append(f"--rate {rate}: must be a positive number of records per second")
     if out is not None and to_topic is not None:
         errors.append("--out and --to-topic exclude each other (one destination per run)")
     if errors:
@@ -158,6 +184,34 @@ def check_target(cfg: Any, request: Request) -> None:
                      force=request.force)
     except ToTopicError as exc:
         fail(2, [f"trailpipe replay: {exc}"])
+
+
+def checked_hunt(cfg: Any, rules: Path | None, alerts_out: Path | None,
+                 alerts_topic: str | None) -> HuntRequest | None:
+    """The retro-hunt asked for (any of the three options), its rules loaded; exit 2 listing
+    every problem (no alerts destination, rules that do not load, a refused topic)."""
+    from pipeline.replay.hunt import load_hunt_rules
+    from pipeline.replay.hunt_out import alerts_topic as checked_topic
+    from pipeline.replay.to_topic import ToTopicError
+
+    if rules is None and alerts_out is None and alerts_topic is None:
+        return None
+    errors: list[str] = []
+    if alerts_out is None and alerts_topic is None:
+        errors.append("--rules needs --alerts-out FILE and/or --alerts-topic T (alerts never "
+                      "go to the live alerts topic)")
+    try:
+        loaded = load_hunt_rules(cfg, rules)
+    except ValueError as exc:
+        errors.append(f"--rules: {exc}")
+    if alerts_topic is not None:
+        try:
+            checked_topic(cfg.topics, alerts_topic)
+        except ToTopicError as exc:
+            errors.append(f"--alerts-topic: {exc}")
+    if errors:
+        fail(2, ["trailpipe replay: bad arguments:", *(f"  - {e}" for e in errors)])
+    return HuntRequest(loaded, alerts_out, alerts_topic)
 
 
 def checked_signing_key(cfg: Any) -> str | None:

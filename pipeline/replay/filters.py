@@ -12,6 +12,9 @@ structs kept). Every filter that is set must hold (AND); a null value never matc
 * ``principal``: ``userIdentity.arn`` or ``userIdentity.userName`` equals it;
 * ``source_ip``: ``sourceIPAddress``;
 * ``error``: True keeps records with a non-empty ``errorCode``, False those without.
+
+``where`` is not part of :func:`mask`: it needs SQL over all the rows a run kept
+(:func:`pipeline.replay.where.apply_where`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class Filters:
     principal: str | None = None
     source_ip: str | None = None
     error: bool | None = None
+    where: str | None = None
+    """A SQL predicate (:mod:`pipeline.replay.where`), applied after :func:`mask` on the
+    merged rows; part of the filters so the manifest and the replay id record it."""
 
     def __post_init__(self) -> None:
         if self.from_ms >= self.to_ms:

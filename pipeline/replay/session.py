@@ -6,11 +6,13 @@ runs it. Steps, in order:
 1. **plan** the hot read (:mod:`pipeline.replay.plan`); ``dry_run`` prints it and stops;
 2. **read** the topic (:func:`pipeline.replay.hot.read_plan`) with the progress bar and the
    clean Ctrl-C (:mod:`pipeline.replay.progress`);
-3. **order** the matched rows (:func:`pipeline.replay.canonical.sorted_rows`);
-4. **deliver**: into a topic (:mod:`pipeline.replay.to_topic`), into ``out`` with its
+4. **select and order**: ``--where`` (:mod:`pipeline.replay.where`), then the output order;
+5. **deliver**: into a topic (:mod:`pipeline.replay.to_topic`), into ``out`` with its
    manifest beside it (:mod:`pipeline.replay.output`, :mod:`pipeline.replay.manifest`), or
-   as JSON lines on stdout;
-5. **account**: the JSON summary (plan, counters, what was written) is returned for stderr.
+   as JSON lines on stdout, paced by ``--rate`` (:mod:`pipeline.replay.rate`); then the
+   retro-hunt over the same rows (:mod:`pipeline.replay.hunt_out`), alerts to a file or a
+   ``replay.*`` topic;
+6. **account**: the JSON summary (plan, counters, what was written) is returned for stderr.
 
 Raises ReplayError/KafkaException for a runtime failure (the CLI exits 1).
 """
@@ -35,10 +37,22 @@ from pipeline.logs import get_logger
 from pipeline.replay.filters import Filters
 from pipeline.replay.hot import HotResult
 from pipeline.replay.plan import Plan
+from pipeline.replay.rate import RateLimiter
+from pipeline.rules.ruleset import RuleSet
 
 log = get_logger("pipeline.replay.session")
 DEFAULT_TARGET = "replay"
 """``--to-topic replay`` names the default target ``replay.<replay id>.events.v1``."""
+
+
+@dataclass(frozen=True, slots=True)
+class HuntRequest:
+    """A retro-hunt (:mod:`pipeline.replay.hunt`): the loaded rules and where alerts go
+    (a file and/or a topic, never the live alerts topic)."""
+
+    rules: RuleSet
+    alerts_out: Path | None = None
+    alerts_topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,8 @@ class Request:
     replay_id: str | None = None
     dry_run: bool = False
     signing_key: str | None = None
+    rate_per_s: float | None = None
+    hunt: HuntRequest | None = None
 
     def the_replay_id(self, topic: str) -> str:
         """``replay_id``, else one derived from the source topic and the filters: the same
@@ -89,15 +105,14 @@ def execute(cfg: Config, bootstrap: str, request: Request) -> Outcome | None:
                      estimated_records=plan.estimated_records)
             result = read_plan(consumer, plan, request.filters, _decoder(cfg), cfg.replay,
                                stop=stop, progress=bar.update)
-        from pipeline.replay.canonical import sorted_rows
-
-        ordered = sorted_rows(result.table)
+        ordered = _selected(result.table, request.filters)
         delivered = _deliver(cfg, kafka_base, consumer, request, plan, result, ordered)
+        delivered.update(_hunted(cfg, kafka_base, request.hunt, ordered))
     finally:
         consumer.close()
     summary = {"topic": plan.topic, "from_ms": request.filters.from_ms,
                "to_ms": request.filters.to_ms, "plan": plan.to_json(), **result.summary(),
-               "written": ordered.num_rows, **delivered}
+               "where_kept": ordered.num_rows, "written": ordered.num_rows, **delivered}
     return Outcome(summary, result.complete)
 
 
@@ -107,29 +122,50 @@ def _decoder(cfg: Config) -> Any:
     return events_decoder(cfg)
 
 
+def _selected(table: pa.Table, filters: Filters) -> pa.Table:
+    """The matched rows ``--where`` keeps, in the output order."""
+    from pipeline.replay.canonical import sorted_rows
+    from pipeline.replay.where import apply_where
+
+    if filters.where is not None and table.num_rows:
+        table = apply_where(table, filters.where)
+    return sorted_rows(table)
+
+
+def _hunted(cfg: Config, kafka_base: dict[str, Any], hunt: HuntRequest | None,
+            ordered: pa.Table) -> dict[str, Any]:
+    """Run the retro-hunt over the delivered rows, when asked; its summary fields."""
+    if hunt is None:
+        return {}
+    from pipeline.replay.hunt_out import run_hunt
+
+    return run_hunt(cfg, kafka_base, hunt.rules, ordered, alerts_out=hunt.alerts_out,
+                    alerts_to=hunt.alerts_topic)
+
+
 def _deliver(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, request: Request,
              plan: Plan, result: HotResult, ordered: pa.Table) -> dict[str, Any]:
     """Send ``ordered`` where the request says; the summary fields of that delivery."""
+    limiter = RateLimiter(request.rate_per_s) if request.rate_per_s else None
     if request.to_topic is not None:
-        return {"to_topic": _to_topic(cfg, kafka_base, consumer, request, plan, ordered)}
-    from pipeline.replay.canonical import json_records
-
-    records = json_records(ordered)
+        return {"to_topic": _to_topic(cfg, kafka_base, consumer, request, plan, ordered,
+                                      limiter)}
     if request.out is None:
-        from pipeline.replay.output import output_format, write_records
+        from pipeline.replay.canonical import json_records
+        from pipeline.replay.output import write_records
 
-        write_records(records, output_format(None), sys.stdout.buffer)
+        write_records(json_records(ordered), "jsonl", sys.stdout.buffer, limiter)
         sys.stdout.buffer.flush()
         return {"out": "-"}
-    from pipeline.replay.output import write_file
+    from pipeline.replay.output import write_output
 
-    described = write_file(records, request.out)
-    write_custody(request, described, plan, result, len(records))
+    described = write_output(ordered, request.out, limiter=limiter)
+    write_custody(request, described, plan, result, ordered.num_rows)
     return {"out": str(request.out)}
 
 
 def _to_topic(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, request: Request,
-              plan: Plan, ordered: pa.Table) -> dict[str, Any]:
+              plan: Plan, ordered: pa.Table, limiter: RateLimiter | None) -> dict[str, Any]:
     """Copy the selected source records into the target topic (created like the source
     when missing); the replay id, target and counts."""
     from confluent_kafka import Producer
@@ -145,7 +181,7 @@ def _to_topic(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, reque
     created = ensure_topic_like(AdminClient(kafka_base), plan.topic, target)
     producer = Producer(producer_config(kafka_base, dict(cfg.kafka.extra)))
     done = replay_to_topic(consumer, producer, plan.topic, coordinates(ordered), target,
-                           replay_id, cfg.replay)
+                           replay_id, cfg.replay, limiter)
     return {"replay_id": replay_id, "created": created, **done.to_json()}
 
 

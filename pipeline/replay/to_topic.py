@@ -38,6 +38,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from pipeline.producer import QUEUE_FULL_POLL_S, DeliveryError, DeliveryTracker
 from pipeline.replay.config import ReplayConfig
 from pipeline.replay.hot import OFFSET, PARTITION, ReplayError
+from pipeline.replay.rate import RateLimiter, paced_each
 from pipeline.topics_config import TopicsConfig
 
 REPLAY_ID = "x-replay-id"
@@ -176,7 +177,8 @@ def written_before(consumer: Consumer, target: str, replay_id: str, cfg: ReplayC
 
 def copy_records(consumer: Consumer, producer: Producer, source_topic: str,
                  offsets: Mapping[int, list[int]], target: str, replay_id: str,
-                 cfg: ReplayConfig, skip: set[Coordinate]) -> ToTopicResult:
+                 cfg: ReplayConfig, skip: set[Coordinate],
+                 limiter: RateLimiter | None = None) -> ToTopicResult:
     """Re-read the source records at ``offsets`` (per partition) and produce the ones not in
     ``skip`` into ``target`` (see the module contract), then flush and check every delivery.
     Raises ReplayError when a wanted source offset is not found (retention removed it, or it
@@ -185,7 +187,7 @@ def copy_records(consumer: Consumer, producer: Producer, source_topic: str,
     ranges = {p: (min(o), max(o) + 1) for p, o in wanted.items()}
     tracker = DeliveryTracker()
     produced = skipped = 0
-    for m in read_ranges(consumer, source_topic, ranges, cfg):
+    for m in paced_each(read_ranges(consumer, source_topic, ranges, cfg), limiter):
         p, offset = m.partition(), m.offset()
         if offset not in wanted[p]:
             continue
@@ -224,7 +226,9 @@ def _produce(producer: Producer, tracker: DeliveryTracker, target: str, m: Any,
 
 def replay_to_topic(consumer: Consumer, producer: Producer, source_topic: str,
                     offsets: Mapping[int, list[int]], target: str, replay_id: str,
-                    cfg: ReplayConfig) -> ToTopicResult:
-    """The whole step: :func:`written_before`, then :func:`copy_records` skipping those."""
+                    cfg: ReplayConfig, limiter: RateLimiter | None = None) -> ToTopicResult:
+    """The whole step: :func:`written_before`, then :func:`copy_records` skipping those
+    (paced by ``limiter``, records read from the source per second, when given)."""
     skip = written_before(consumer, target, replay_id, cfg)
-    return copy_records(consumer, producer, source_topic, offsets, target, replay_id, cfg, skip)
+    return copy_records(consumer, producer, source_topic, offsets, target, replay_id, cfg, skip,
+                        limiter)

@@ -167,12 +167,14 @@ def test_stdout_gets_the_bytes_of_a_jsonl_file(loaded: dict[str, Any], tmp_path:
 
 
 def test_bad_arguments_exit_2_listing_every_error(tmp_path: Path) -> None:
-    result = trailpipe("--from", "yesterday", "--out", str(tmp_path / "x.parquet"))
+    result = trailpipe("--from", "yesterday", "--out", str(tmp_path / "x.csv"), "--where",
+                       "eventname = 'X'; DROP TABLE t", "--rate", "0")
     assert result.returncode == 2
     err = result.stderr.decode()
     assert "--from 'yesterday': not an ISO 8601 time" in err
     assert "--to is required" in err
-    assert "x.parquet: unsupported output" in err
+    assert "x.csv: unsupported output" in err
+    assert "--where: not a SQL expression" in err and "--rate 0.0: must be a positive number" in err
 
 
 @pytest.mark.parametrize(("lateness_ms", "scanned", "found"),

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from typer.testing import CliRunner
 
-from pipeline.cli.replay import app, write_custody
+from pipeline.cli.replay import app
 from pipeline.config import Config
 from pipeline.daemon import events_decoder
 from pipeline.events import wire
@@ -30,6 +30,7 @@ from pipeline.replay.manifest import describe_output, manifest_path, verify
 from pipeline.replay.output import write_file
 from pipeline.replay.plan import PartitionRange, Plan
 from pipeline.replay.progress import NoProgress, ReplayProgress, progress_for, stop_on_sigint
+from pipeline.replay.session import Request, write_custody
 
 INGEST = IngestMeta(1_764_201_600_000, "test", "unit-1", "records.jsonl:1")
 BATCH = 4
@@ -140,7 +141,8 @@ def custody(tmp_path: Path, **read_kwargs: Any) -> Path:
     out = tmp_path / "case.jsonl"
     records = canonical_records(result.table)
     described = write_file(records, out)
-    write_custody(out, described, PLAN, ALL, result, len(records), pem_text(KEY))
+    write_custody(Request(ALL, out=out, signing_key=pem_text(KEY)), described, PLAN, result,
+                  len(records))
     return out
 
 
