@@ -75,7 +75,7 @@ def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioR
             f"{target.region} hour {target.hour_ms}")
         window = hour_window(target)
         dry = replay(config, log_dir, "dry", window, "--account", target.account,
-                     "--region", target.region, "--dry-run")
+                     "--region", target.region, dry_run=True)
         targeted = replay(config, log_dir, "targeted", window, "--account", target.account,
                           "--region", target.region)
         load.append(os.getloadavg()[0])

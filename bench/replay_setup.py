@@ -76,12 +76,14 @@ def iso(ms: int) -> str:
 
 
 def replay(config: Path, log_dir: Path, name: str, window_ms: tuple[int, int],
-           *extra: str) -> Run:
+           *extra: str, dry_run: bool = False) -> Run:
     """Run ``trailpipe replay --from --to --out NAME.jsonl --config`` (plus ``extra``) as a
-    user does; BenchError unless it exits 0 with a JSON summary on stderr."""
+    user does; BenchError unless it exits 0 with a JSON summary on stderr (``dry_run``: with
+    ``--dry-run``, which prints the plan on stdout and no summary)."""
     trailpipe = Path(sys.executable).parent / "trailpipe"
     argv = [str(trailpipe), "replay", "--from", iso(window_ms[0]), "--to", iso(window_ms[1]),
-            "--out", str(log_dir / f"{name}.jsonl"), "--config", str(config), *extra]
+            "--out", str(log_dir / f"{name}.jsonl"), "--config", str(config), *extra,
+            *(["--dry-run"] if dry_run else [])]
     err_path = log_dir / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILPIPE_")}
     with open(err_path, "wb") as err:
@@ -93,7 +95,7 @@ def replay(config: Path, log_dir: Path, name: str, window_ms: tuple[int, int],
         seconds = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     summary = last_json(err_path.read_text(errors="replace"))
-    if proc.returncode != 0 or "scanned" not in summary:
+    if proc.returncode != 0 or ("scanned" not in summary and not dry_run):
         raise BenchError(f"{name}: trailpipe replay exited {proc.returncode}; see {err_path}")
     return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, summary)
 
