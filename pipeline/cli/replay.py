@@ -1,19 +1,21 @@
-"""``trailpipe replay``: re-read audit events from Kafka for forensics (hot path).
+"""``trailpipe replay``: re-read audit events for forensics, from Kafka and the lake.
 
-Thin: arguments are checked (every error listed, exit 2), the plan is made from the topic's
-metadata, read, filtered, sorted and written (:mod:`pipeline.replay`). The records go to
-``--out FILE`` (with ``FILE.manifest.json`` beside it, signed with ``[digest] private_key`` when
-one is configured) or stdout; a JSON summary (plan, counters per partition, records written)
-goes to stderr at the end. ``--dry-run`` prints the plan as JSON on stdout and reads nothing.
-On a terminal a progress bar is drawn on stderr. Ctrl-C stops the read cleanly: what matched
-so far is written, the manifest says ``complete: false``, exit 130.
+Thin: the arguments are checked into a :class:`~pipeline.replay.session.Request` (every error
+listed, exit 2, before anything is read) and run by :mod:`pipeline.replay.session`: the topic
+is read from ``offsets_for_times(from - L)`` to the high watermark captured at start, the lake
+for what retention removed (``--source``), merged on (partition, offset), filtered
+(``--where``), sorted by (eventTime, eventID) and written as canonical JSON (or Parquet/Avro)
+to ``--out FILE`` (with ``FILE.manifest.json`` beside it, signed with ``[digest] private_key``
+when one is configured), stdout, or ``--to-topic``; ``--rules`` hunts the same rows. A JSON
+summary goes to stderr at the end; ``--dry-run`` prints the plan (partitions, offset ranges,
+lake objects) and reads nothing. On a terminal a progress bar is drawn on stderr. Ctrl-C stops
+the read cleanly: what matched so far is written, the manifest says ``complete: false``.
 Exit codes: 0 done, 1 runtime failure (topic missing, broker silent), 2 bad arguments/config,
 130 stopped by Ctrl-C.
 
 ``trailpipe replay verify FILE`` checks a file against its manifest (and the signature, with
 ``--public-key`` or the configured digest key): exit 0 valid, 1 invalid, 2 bad arguments.
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -25,6 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.cli.common import BootstrapOpt, ConfigOpt, build_config, fail, resolve_bootstrap
+from pipeline.replay.cold import SOURCES, Source
 from pipeline.replay.filters import Filters
 from pipeline.replay.session import DEFAULT_TARGET, HuntRequest, Request
 
@@ -74,6 +77,9 @@ def replay(
     rate: Annotated[float | None, typer.Option(help="At most this many records per second "
                                                "to the output (file, stdout or topic).")
                     ] = None,
+    source: Annotated[str, typer.Option(
+        help="auto: the topic, and the lake for what retention removed (merged on "
+             "partition and offset); kafka: the topic only; lake: the lake only.")] = "auto",
     dry_run: Annotated[bool, typer.Option(help="Print the plan (partitions, offset ranges, "
                                           "estimated records) and read nothing.")] = False,
     to_topic: Annotated[str | None, typer.Option(
@@ -108,7 +114,7 @@ def replay(
                               where=where)
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "topics.events": topic})
     request = Request(filters, out=out, to_topic=to_topic, force=force, replay_id=replay_id,
-                      dry_run=dry_run, rate_per_s=rate,
+                      dry_run=dry_run, rate_per_s=rate, source=checked_source(source),
                       signing_key=checked_signing_key(cfg) if out is not None else None)
     check_target(cfg, request)
     hunt = checked_hunt(cfg, rules, alerts_out, alerts_topic)
@@ -169,6 +175,14 @@ def run(cfg: Any, bootstrap: str, request: Request) -> None:
     typer.echo(json.dumps(outcome.summary), err=True)
     if not outcome.complete:
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def checked_source(source: str) -> Source:
+    """``--source`` as a :data:`~pipeline.replay.cold.Source`; exit 2 for anything else."""
+    for known in SOURCES:
+        if source == known:
+            return known
+    fail(2, [f"trailpipe replay: --source {source!r}: one of {', '.join(SOURCES)}"])
 
 
 def check_target(cfg: Any, request: Request) -> None:

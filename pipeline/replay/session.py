@@ -3,9 +3,11 @@
 The CLI (:mod:`pipeline.cli.replay`) checks the arguments into a :class:`Request`; this module
 runs it. Steps, in order:
 
-1. **plan** the hot read (:mod:`pipeline.replay.plan`); ``dry_run`` prints it and stops;
+1. **plan** the hot read (:mod:`pipeline.replay.plan`) and the lake read
+   (:mod:`pipeline.replay.sources`); ``dry_run`` prints both and stops;
 2. **read** the topic (:func:`pipeline.replay.hot.read_plan`) with the progress bar and the
-   clean Ctrl-C (:mod:`pipeline.replay.progress`);
+   clean Ctrl-C (:mod:`pipeline.replay.progress`), and the lake (:mod:`pipeline.replay.cold`);
+3. **merge** them on (partition, offset) (:mod:`pipeline.replay.seam`);
 4. **select and order**: ``--where`` (:mod:`pipeline.replay.where`), then the output order;
 5. **deliver**: into a topic (:mod:`pipeline.replay.to_topic`), into ``out`` with its
    manifest beside it (:mod:`pipeline.replay.output`, :mod:`pipeline.replay.manifest`), or
@@ -23,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,11 @@ from confluent_kafka import Consumer
 from pipeline.config import Config
 from pipeline.kafka import base_client_config
 from pipeline.logs import get_logger
+from pipeline.replay.cold import Source
+from pipeline.replay.custody import write_custody
 from pipeline.replay.filters import Filters
-from pipeline.replay.hot import HotResult
-from pipeline.replay.plan import Plan
 from pipeline.replay.rate import RateLimiter
+from pipeline.replay.sources import Read, Sources
 from pipeline.rules.ruleset import RuleSet
 
 log = get_logger("pipeline.replay.session")
@@ -68,6 +70,7 @@ class Request:
     dry_run: bool = False
     signing_key: str | None = None
     rate_per_s: float | None = None
+    source: Source = "auto"
     hunt: HuntRequest | None = None
 
     def the_replay_id(self, topic: str) -> str:
@@ -89,31 +92,34 @@ class Outcome:
 
 def execute(cfg: Config, bootstrap: str, request: Request) -> Outcome | None:
     """Run ``request`` (see the module contract); None after a dry run (the plan printed)."""
-    from pipeline.replay.hot import make_plan, read_plan, replay_consumer
-    from pipeline.replay.progress import progress_for, stop_on_sigint
+    from pipeline.replay.hot import replay_consumer
+    from pipeline.replay.progress import NoProgress, progress_for, stop_on_sigint
+    from pipeline.replay.sources import dry_run_json, plan_sources, read_sources
 
     kafka_base = base_client_config(cfg.kafka, bootstrap)
     consumer = replay_consumer(kafka_base, dict(cfg.kafka.extra))
     try:
-        plan = make_plan(consumer, cfg.topics.events, request.filters, cfg.replay)
+        sources = plan_sources(consumer, cfg, request.filters, request.source)
         if request.dry_run:
-            print(json.dumps(plan.to_json(), indent=2))
+            print(json.dumps(dry_run_json(cfg, sources, request.filters), indent=2))
             return None
-        with stop_on_sigint() as stop, progress_for(plan, sys.stderr) as bar:
+        bar = progress_for(sources.plan, sys.stderr) if sources.plan else NoProgress()
+        with stop_on_sigint() as stop, bar:
             # Logged once Ctrl-C is handled: from here it stops the read cleanly.
-            log.info("replay_reading", topic=plan.topic, partitions=len(plan.ranges),
-                     estimated_records=plan.estimated_records)
-            result = read_plan(consumer, plan, request.filters, _decoder(cfg), cfg.replay,
-                               stop=stop, progress=bar.update)
-        ordered = _selected(result.table, request.filters)
-        delivered = _deliver(cfg, kafka_base, consumer, request, plan, result, ordered)
+            log.info("replay_reading", topic=sources.topic, kafka=sources.reads_hot,
+                     lake=sources.scope is not None)
+            read = read_sources(consumer, cfg, sources, request.filters, _decoder(cfg),
+                                stop=stop, progress=bar.update)
+        ordered = _selected(read.table, request.filters)
+        delivered = _deliver(cfg, kafka_base, consumer, request, sources, read, ordered)
         delivered.update(_hunted(cfg, kafka_base, request.hunt, ordered))
     finally:
         consumer.close()
-    summary = {"topic": plan.topic, "from_ms": request.filters.from_ms,
-               "to_ms": request.filters.to_ms, "plan": plan.to_json(), **result.summary(),
+    summary = {"topic": sources.topic, "from_ms": request.filters.from_ms,
+               "to_ms": request.filters.to_ms,
+               "plan": sources.plan.to_json() if sources.plan else None, **read.summary(),
                "where_kept": ordered.num_rows, "written": ordered.num_rows, **delivered}
-    return Outcome(summary, result.complete)
+    return Outcome(summary, read.complete)
 
 
 def _decoder(cfg: Config) -> Any:
@@ -144,12 +150,13 @@ def _hunted(cfg: Config, kafka_base: dict[str, Any], hunt: HuntRequest | None,
 
 
 def _deliver(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, request: Request,
-             plan: Plan, result: HotResult, ordered: pa.Table) -> dict[str, Any]:
+             sources: Sources, read: Read, ordered: pa.Table) -> dict[str, Any]:
     """Send ``ordered`` where the request says; the summary fields of that delivery."""
     limiter = RateLimiter(request.rate_per_s) if request.rate_per_s else None
     if request.to_topic is not None:
-        return {"to_topic": _to_topic(cfg, kafka_base, consumer, request, plan, ordered,
-                                      limiter)}
+        _only_kafka_rows(read)
+        return {"to_topic": _to_topic(cfg, kafka_base, consumer, request, sources.topic,
+                                      ordered, limiter)}
     if request.out is None:
         from pipeline.replay.canonical import json_records
         from pipeline.replay.output import write_records
@@ -160,12 +167,26 @@ def _deliver(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, reques
     from pipeline.replay.output import write_output
 
     described = write_output(ordered, request.out, limiter=limiter)
-    write_custody(request, described, plan, result, ordered.num_rows)
+    write_custody(cfg, request, described, sources, read, ordered.num_rows)
     return {"out": str(request.out)}
 
 
+def _only_kafka_rows(read: Read) -> None:
+    """Raise ReplayError, before anything is produced, when some selected records came from
+    the lake only: ``--to-topic`` copies Kafka records (key, value bytes, timestamp and
+    headers), which the lake does not keep whole."""
+    from pipeline.replay.hot import ReplayError
+
+    hot_rows = read.hot.table.num_rows if read.hot is not None else 0
+    if read.table.num_rows > hot_rows:
+        raise ReplayError(f"{read.table.num_rows - hot_rows} selected records are only in the "
+                          "lake (retention removed them from the topic); --to-topic copies "
+                          "Kafka records whole: replay them into a file with --out, or use "
+                          "--source kafka for the records the topic still holds")
+
+
 def _to_topic(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, request: Request,
-              plan: Plan, ordered: pa.Table, limiter: RateLimiter | None) -> dict[str, Any]:
+              topic: str, ordered: pa.Table, limiter: RateLimiter | None) -> dict[str, Any]:
     """Copy the selected source records into the target topic (created like the source
     when missing); the replay id, target and counts."""
     from confluent_kafka import Producer
@@ -175,32 +196,11 @@ def _to_topic(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, reque
     from pipeline.replay.to_topic import coordinates, replay_to_topic, target_topic
     from pipeline.topics import ensure_topic_like
 
-    replay_id = request.the_replay_id(plan.topic)
+    replay_id = request.the_replay_id(topic)
     wanted = None if request.to_topic == DEFAULT_TARGET else request.to_topic
     target = target_topic(replay_id, cfg.topics, wanted, force=request.force)
-    created = ensure_topic_like(AdminClient(kafka_base), plan.topic, target)
+    created = ensure_topic_like(AdminClient(kafka_base), topic, target)
     producer = Producer(producer_config(kafka_base, dict(cfg.kafka.extra)))
-    done = replay_to_topic(consumer, producer, plan.topic, coordinates(ordered), target,
+    done = replay_to_topic(consumer, producer, topic, coordinates(ordered), target,
                            replay_id, cfg.replay, limiter)
     return {"replay_id": replay_id, "created": created, **done.to_json()}
-
-
-def write_custody(request: Request, described: Any, plan: Plan, result: HotResult,
-                  written: int) -> Path:
-    """Write the manifest of ``request.out``: the command, filters, every partition read
-    (offsets from the plan start to where the read stopped, and the high watermark captured
-    at start), the counts, and ``described`` (size and SHA-256 of the output as written)."""
-    from pipeline.lake.digest.model import iso_ms
-    from pipeline.replay.manifest import Manifest, PartitionRange, write_manifest
-
-    assert request.out is not None
-    ranges = tuple(PartitionRange(topic=plan.topic, partition=r.partition,
-                                  start_offset=r.start,
-                                  end_offset=result.counts[r.partition].next_offset,
-                                  high_watermark=r.end) for r in plan.ranges)
-    manifest = Manifest(command=["trailpipe", *sys.argv[1:]],
-                        filters=dataclasses.asdict(request.filters),
-                        run_at=iso_ms(int(time.time() * 1000)), topic_partitions=ranges,
-                        records_in=sum(c.scanned for c in result.counts.values()),
-                        records_out=written, complete=result.complete, output=described)
-    return write_manifest(request.out, manifest, signing_key=request.signing_key)

@@ -207,7 +207,9 @@ def copy_records(consumer: Consumer, producer: Producer, source_topic: str,
                             tuple(failures))
     if missing:
         raise ReplayError(f"{source_topic}: source offsets not found (first per partition): "
-                          f"{missing}")
+                          f"{missing}; records retention removed are only in the lake, and "
+                          "--to-topic copies Kafka records (key, value, timestamp, headers): "
+                          "replay those into a file with --out")
     return ToTopicResult(target, produced, skipped)
 
 

@@ -24,13 +24,15 @@ from pipeline.events import wire
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.replay.canonical import canonical_records
 from pipeline.replay.config import ReplayConfig
+from pipeline.replay.custody import write_custody
 from pipeline.replay.filters import Filters
 from pipeline.replay.hot import HotResult, read_plan
 from pipeline.replay.manifest import describe_output, manifest_path, verify
 from pipeline.replay.output import write_file
 from pipeline.replay.plan import PartitionRange, Plan
 from pipeline.replay.progress import NoProgress, ReplayProgress, progress_for, stop_on_sigint
-from pipeline.replay.session import Request, write_custody
+from pipeline.replay.session import Request
+from pipeline.replay.sources import Read, Sources
 
 INGEST = IngestMeta(1_764_201_600_000, "test", "unit-1", "records.jsonl:1")
 BATCH = 4
@@ -141,8 +143,8 @@ def custody(tmp_path: Path, **read_kwargs: Any) -> Path:
     out = tmp_path / "case.jsonl"
     records = canonical_records(result.table)
     described = write_file(records, out)
-    write_custody(Request(ALL, out=out, signing_key=pem_text(KEY)), described, PLAN, result,
-                  len(records))
+    write_custody(Config(), Request(ALL, out=out, signing_key=pem_text(KEY)), described,
+                  Sources(PLAN.topic, PLAN, None), Read(result.table, result, None), len(records))
     return out
 
 
