@@ -64,21 +64,23 @@ def json_records(ordered: pa.Table) -> list[bytes]:
 def _chunk_records(ordered: pa.Table) -> list[bytes]:
     table = ordered.select([*TYPED_FIELDS, *JSON_MEMBERS, "unmodelled"]).combine_chunks()
     slow = _slow_rows(table)
-    pieces, typed_escapes = [], pl.repeat(False, table.num_rows, eager=True)
-    for run in _runs():
+    present = {name for name in JSON_MEMBERS
+               if table.column(name).null_count < table.num_rows}
+    pieces: list[pl.Series] = []
+    for run in _runs(present):
         if run[0] in JSON_MEMBERS:
-            column, refused = _canonical_member(table.column(run[0]))
+            member, refused = _canonical_member(run[0], table.column(run[0]))
             slow = pc.or_(slow, refused)
-            pieces.append(pl.concat_str([pl.lit(f'"{run[0]}":'), pl.lit(column)]))
+            pieces.append(member)
             continue
         members = json_members(_sorted_columns(table, run), run)
-        typed_escapes |= members.str.contains("\\", literal=True)
-        pieces.append(pl.when(pl.lit(members) != "").then(pl.lit(members)))
-    slow = pc.or_(slow, pa.array(typed_escapes.to_arrow()))
-    texts = pl.select(pl.concat_str([pl.lit("{"), pl.concat_str(pieces, separator=",",
-                                                                ignore_nulls=True),
-                                     pl.lit("}")]).cast(pl.Binary)).to_series()
-    out: list[bytes] = texts.to_list()
+        slow = pc.or_(slow, members.str.contains("\\", literal=True).to_arrow())
+        pieces.append(members)
+    frame = pl.DataFrame({str(i): piece for i, piece in enumerate(pieces)})
+    joined = pl.concat_str([pl.when(pl.col(c) != "").then(pl.col(c)) for c in frame.columns],
+                           separator=",", ignore_nulls=True)
+    texts = frame.select(pl.concat_str([pl.lit("{"), joined, pl.lit("}")]).cast(pl.Binary))
+    out: list[bytes] = texts.to_series().to_list()
     rows = pc.indices_nonzero(slow).to_pylist()
     if rows:
         for row, text in zip(rows, cloudtrail_json(ordered.take(rows)), strict=True):
@@ -97,11 +99,14 @@ def canonical(text: bytes) -> bytes:
                           ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def _runs() -> Iterator[list[str]]:
-    """The top-level names in order, as runs: each JSON member alone, typed fields together
-    (one polars encode per run)."""
+def _runs(present: set[str]) -> Iterator[list[str]]:
+    """The top-level names in order, as runs: each JSON member of ``present`` alone, the
+    typed fields between them together (one polars encode per run); JSON members absent
+    from the chunk left out."""
     run: list[str] = []
     for name in _NAMES:
+        if name in JSON_MEMBERS and name not in present:
+            continue
         if name in JSON_MEMBERS:
             if run:
                 yield run
@@ -113,15 +118,18 @@ def _runs() -> Iterator[list[str]]:
         yield run
 
 
-def _canonical_member(column: pa.ChunkedArray) -> tuple[pl.Series, pa.Array]:
-    """Each value of a JSON-text column re-dumped canonically (null stays null, so the member
-    is absent), and which rows hold a value orjson refuses (left null here: the slow way)."""
+def _canonical_member(name: str, column: pa.ChunkedArray) -> tuple[pl.Series, pa.Array]:
+    """Each value of JSON-text column ``name`` as its member ``"name":<canonical JSON>``
+    (a null value gives null: no member), and which rows hold a value orjson refuses (left
+    null here: the slow way)."""
+    prefix = f'"{name}":'.encode()
     array = column.combine_chunks()
     values = pc.unique(array.drop_null())
     texts: list[bytes | None] = []
     for value in values.to_pylist():
         try:
-            texts.append(orjson.dumps(orjson.loads(value), option=orjson.OPT_SORT_KEYS))
+            texts.append(prefix + orjson.dumps(orjson.loads(value),
+                                               option=orjson.OPT_SORT_KEYS))
         except orjson.JSONDecodeError:
             texts.append(None)
     canon = pa.array(texts, pa.binary()).cast(pa.string())
