@@ -118,7 +118,7 @@ def to_table(datums: Sequence[Mapping[str, Any]], *, partition: int,
     root = pa.array(datums, type=_AVRO_TYPE)
     by_name = {lake_name(f.name, top=True): child
                for f, child in zip(_AVRO_TYPE, root.flatten(), strict=True)}
-    columns = [_convert(by_name.get(f.name), f.type, len(datums))
+    columns = [convert_column(by_name.get(f.name), f.type, len(datums))
                for f in (*CLOUDTRAIL_SCHEMA, *META_SCHEMA)]
     columns += [pa.array([partition] * len(datums), pa.int32()),
                 pa.array(offsets, pa.int64()), pa.array(timestamps_ms, pa.int64())]
@@ -143,7 +143,7 @@ def _lake_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     by_name = {lake_name(name, top=True): column
                for name, column in zip(batch.schema.names, batch.columns, strict=True)
                if not name.startswith("_")}
-    columns = [_convert(by_name.get(f.name), f.type, n)
+    columns = [convert_column(by_name.get(f.name), f.type, n)
                for f in (*CLOUDTRAIL_SCHEMA, *META_SCHEMA)]
     for f in KAFKA_SCHEMA:
         column = batch.column(f.name)
@@ -151,22 +151,26 @@ def _lake_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=LAKE_SCHEMA)
 
 
-def _convert(src: pa.Array | None, target: pa.DataType, length: int) -> pa.Array:
-    """``src`` (Avro-shaped) as ``target``: struct fields matched by lower-cased name (absent
-    ones are all-null), lists converted element-wise, other types cast (boolean → "true")."""
+def convert_column(src: pa.Array | None, target: pa.DataType, length: int) -> pa.Array:
+    """``src`` as ``target``, either way between the Avro shape and the lake's: struct fields
+    matched by lower-cased name (absent ones are all-null), lists converted element-wise, a
+    string as a boolean is ``== "true"``, other types cast (boolean → "true"/"false")."""
     if src is None:
         return pa.nulls(length, target)
     if pa.types.is_struct(target):
         children = {f.name.lower(): c for f, c in zip(src.type, src.flatten(), strict=True)}
-        arrays = [_convert(children.get(f.name), f.type, len(src)) for f in target]
+        arrays = [convert_column(children.get(f.name.lower()), f.type, len(src))
+                  for f in target]
         return pa.StructArray.from_arrays(arrays, fields=list(target), mask=src.is_null())
     if pa.types.is_list(target) and src.type != target:
         offsets = src.offsets  # of a slice: into the parent's values, starting anywhere
         start = offsets[0].as_py()
         values = src.values.slice(start, offsets[-1].as_py() - start)
-        values = _convert(values, target.value_type, len(values))
+        values = convert_column(values, target.value_type, len(values))
         return pa.ListArray.from_arrays(pc.subtract(offsets, pa.scalar(start, offsets.type)),
-                                        values, mask=src.is_null())
+                                        values, type=target, mask=src.is_null())
+    if pa.types.is_boolean(target) and pa.types.is_string(src.type):
+        return pc.equal(src, "true")
     return src if src.type == target else pc.cast(src, target)
 
 

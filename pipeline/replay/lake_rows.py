@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from pipeline.events.batch_arrow import avro_arrow_type
 from pipeline.events.schemas import default_registry
-from pipeline.lake.columns import lake_name
+from pipeline.lake.columns import convert_column, lake_name
 from pipeline.replay.hot import OFFSET, PARTITION
 
 EVENT_TYPE: pa.StructType = avro_arrow_type(default_registry().newest().raw)
@@ -45,7 +45,7 @@ def decoded_table(lake: pa.Table) -> pa.Table:
     for f in EVENT_TYPE:
         name = lake_name(f.name, top=True)
         src = _single(lake.column(name)) if name in present else None
-        columns.append(_convert(src, f.type, n))
+        columns.append(convert_column(src, f.type, n))
     for f in COORDINATES:
         columns.append(pc.cast(_single(lake.column(f.name)), f.type))
     return pa.Table.from_arrays(columns, schema=DECODED_SCHEMA)
@@ -53,23 +53,3 @@ def decoded_table(lake: pa.Table) -> pa.Table:
 
 def _single(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
-def _convert(src: pa.Array | None, target: pa.DataType, length: int) -> pa.Array:
-    """``src`` (lake-shaped) as ``target`` (Avro-shaped)."""
-    if src is None:
-        return pa.nulls(length, target)
-    if pa.types.is_struct(target):
-        children = {f.name: c for f, c in zip(src.type, src.flatten(), strict=True)}
-        arrays = [_convert(children.get(f.name.lower()), f.type, len(src)) for f in target]
-        return pa.StructArray.from_arrays(arrays, fields=list(target), mask=src.is_null())
-    if pa.types.is_list(target) and src.type != target:
-        offsets = src.offsets  # of a slice: into the parent's values, starting anywhere
-        start = offsets[0].as_py()
-        values = src.values.slice(start, offsets[-1].as_py() - start)
-        values = _convert(values, target.value_type, len(values))
-        return pa.ListArray.from_arrays(pc.subtract(offsets, pa.scalar(start, offsets.type)),
-                                        values, type=target, mask=src.is_null())
-    if pa.types.is_boolean(target) and pa.types.is_string(src.type):
-        return pc.equal(src, "true")
-    return src if src.type == target else pc.cast(src, target)
