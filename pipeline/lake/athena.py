@@ -96,22 +96,22 @@ def rewrite(con: duckdb.DuckDBPyConnection, sql: str) -> str:
         return sql
     text = sql.encode()  # DuckDB's query locations are byte offsets
     edits: list[tuple[int, int, bytes]] = []
-    for node in _nodes(tree):
+    for node in statement_nodes(tree):
         edits += _call_edits(node, text)
     for start, length, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[start + length:]
     return text.decode()
 
 
-def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+def statement_nodes(tree: Any) -> Iterator[dict[str, Any]]:
     """Every JSON object in a serialised statement, depth first."""
     if isinstance(tree, dict):
         yield tree
         for value in tree.values():
-            yield from _nodes(value)
+            yield from statement_nodes(value)
     elif isinstance(tree, list):
         for value in tree:
-            yield from _nodes(value)
+            yield from statement_nodes(value)
 
 
 def _call_edits(node: dict[str, Any], text: bytes) -> list[tuple[int, int, bytes]]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline.lake.athena import _nodes  # the one walk of a serialized statement
+from pipeline.lake.athena import statement_nodes
 from pipeline.lake.listing import PartitionFilter
 
 VIEW = "cloudtrail"
@@ -66,11 +66,11 @@ def partition_filter(con: duckdb.DuckDBPyConnection, sql: str) -> PartitionFilte
     if tree.get("error") or len(statements) != 1:
         return ANY
     root = statements[0]
-    if any(_is_cloudtrail_cte(n) for n in _nodes(root)):
+    if any(_is_cloudtrail_cte(n) for n in statement_nodes(root)):
         return ANY
-    refs = [n for n in _nodes(root) if _is_view(n)]
+    refs = [n for n in statement_nodes(root) if _is_view(n)]
     owned: list[Constraints] = []
-    for select in (n for n in _nodes(root) if n.get("type") == "SELECT_NODE"):
+    for select in (n for n in statement_nodes(root) if n.get("type") == "SELECT_NODE"):
         aliases = _owned_aliases(select.get("from_table"))
         for alias in aliases:
             owned.append(_constraints(_conjuncts(select.get("where_clause")), alias,

@@ -140,21 +140,8 @@ def _check_shape(tree: dict[str, Any]) -> None:
     if tree.get("error") or extra:
         raise ValueError("--where: one boolean expression expected (no UNION, ORDER BY, "
                          "LIMIT, GROUP BY, ... after it)")
-    if any(n.get("class") == "SUBQUERY" for n in _nodes(node.get("where_clause"))):
+    if any(n.get("class") == "SUBQUERY" for n in athena.statement_nodes(node.get("where_clause"))):
         raise ValueError("--where: subqueries are not allowed; the predicate sees one event")
-
-
-def _nodes(tree: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            found.append(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
 
 
 def _first_line(exc: Exception) -> str:
