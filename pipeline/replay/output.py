@@ -32,11 +32,10 @@ import fastavro
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.events.batch_arrow import avro_arrow_type
 from pipeline.events.schemas import default_registry
 from pipeline.lake.columns import lake_table
 from pipeline.replay.canonical import json_records
-from pipeline.replay.hot import OFFSET, PARTITION
+from pipeline.replay.lake_rows import empty_decoded
 from pipeline.replay.manifest import OutputFile
 from pipeline.replay.rate import RateLimiter, chunk_size, paced
 
@@ -72,7 +71,7 @@ def write_output(ordered: pa.Table, path: Path, records: list[bytes] | None = No
     output: it is written as ``PATH.partial`` and renamed."""
     fmt = output_format(path)
     if ordered.num_columns == 0:  # no rows matched and none decoded: no columns either
-        ordered = empty_events()
+        ordered = empty_decoded()
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as fh:
         hashing = HashingWriter(fh)
@@ -197,10 +196,3 @@ def _write_avro(ordered: pa.Table, stream: HashingWriter, limiter: RateLimiter |
     fastavro.writer(cast(BinaryIO, stream), avro_schema(), avro_datums(ordered, limiter),
                     codec="deflate", sync_interval=_AVRO_BLOCK_BYTES,
                     sync_marker=AVRO_SYNC_MARKER)
-
-
-def empty_events() -> pa.Table:
-    """An empty matched table: the decoded events columns (the decoder's reader schema, the
-    newest ApiCallEvent) plus ``_partition``/``_offset``."""
-    avro_type = avro_arrow_type(avro_schema())
-    return pa.schema([*avro_type, (PARTITION, pa.int32()), (OFFSET, pa.int64())]).empty_table()

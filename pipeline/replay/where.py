@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from pipeline.lake import athena
 from pipeline.lake.columns import lake_table
 from pipeline.lake.query import VIEW
-from pipeline.replay.output import empty_events
+from pipeline.replay.lake_rows import empty_decoded
 
 _ROW = "__where_row"
 _SOURCE = "__where_events"
@@ -55,7 +55,7 @@ def check_where(sql: str) -> None:
     """Raise ValueError (a message naming the problem) unless ``sql`` is one boolean SQL
     expression over the view's columns. Needs no data: it binds against an empty table of
     the decoded events shape."""
-    con = _connection(empty_events())
+    con = _connection(empty_decoded())
     try:
         _checked_query(con, sql)
     finally:
@@ -81,7 +81,7 @@ def apply_where(table: pa.Table, sql: str) -> pa.Table:
 def where_schema() -> pa.Schema:
     """The columns a predicate sees, in order: those of ``lake query``'s ``cloudtrail`` view
     but ``_timestamp_ms``."""
-    con = _connection(empty_events())
+    con = _connection(empty_decoded())
     try:
         schema = con.sql(f"SELECT * EXCLUDE ({_ROW}) FROM {VIEW}").to_arrow_table().schema
     finally:
