@@ -211,7 +211,9 @@ def _filtered(values: list[bytes | None], partitions: pa.Array, offsets: pa.Arra
     rows = pa.array(decoded.rows, pa.int64())
     table = decoded.table.append_column(PARTITION, partitions.take(rows))
     table = table.append_column(OFFSET, offsets.take(rows))
-    kept = table.filter(mask(table, filters))
+    keep = mask(table, filters)
+    # A window over everything keeps every row: no copy of the batch then.
+    kept = table if keep.true_count == len(keep) else table.filter(keep)
     for p, n in _per_partition(kept.column(PARTITION).combine_chunks()).items():
         counts[p].matched += n
     return kept
