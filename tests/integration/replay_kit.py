@@ -30,6 +30,9 @@ from pipeline.events.partition import event_key
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "cloudtrail"
 INGEST = IngestMeta(1_764_000_000_000, "test", "replay-acceptance", "records.jsonl")
 CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+KEEP = {"retention.ms": "-1"}
+"""Topic config for records timestamped in the past: with the default 7-day retention the
+broker's periodic retention check (every 5 min) deletes them in the middle of a test."""
 Row = tuple[dict[str, Any], int]
 """A CloudTrail record and the Kafka timestamp (epoch ms) it is produced with."""
 
@@ -67,10 +70,11 @@ def produce_rows(client_conf: dict[str, Any], topic: str, rows: list[Row]) -> No
 @contextlib.contextmanager
 def topic_for_module(client_conf: dict[str, Any], prefix: str, partitions: int
                      ) -> Iterator[str]:
-    """A uniquely named topic for one test module, deleted afterwards."""
+    """A uniquely named topic for one test module, deleted afterwards. Kept forever
+    (:data:`KEEP`): the records carry their event times as Kafka timestamps."""
     admin = AdminClient(client_conf)
     name = f"test.{prefix}.{uuid.uuid4().hex[:10]}"
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+    admin.create_topics([NewTopic(name, partitions, 1, config=KEEP)])[name].result(timeout=30)
     try:
         yield name
     finally:

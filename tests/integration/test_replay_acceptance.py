@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 from replay_kit import (
+    KEEP,
     Row,
     describe_group,
     event_ids,
@@ -113,7 +114,7 @@ def test_late_records_are_replayed_where_kcat_end_time_rule_drops_them(
             row("hours-later", t2 + 2 * LATENESS_MS, t2 + 2 * LATENESS_MS),
             # in the window, redelivered hours later: past T2 + L too
             row("redelivered", t1 + 5 * MINUTE_MS, t2 + 2 * LATENESS_MS + MINUTE_MS)]
-    topic = make_topic("replay-late", 1)
+    topic = make_topic("replay-late", 1, **KEEP)
     produce_rows(kafka.client_config(), topic, rows)
     out = tmp_path / "late.jsonl"
     data = {"topic": topic, "bootstrap": kafka.bootstrap}
@@ -131,10 +132,9 @@ def test_late_records_are_replayed_where_kcat_end_time_rule_drops_them(
     assert kcat_ids(t2 + LATENESS_MS) == ([0, 1, 2], ["early", "late"])
 
 
-def test_a_replay_leaves_committed_group_offsets_and_the_group_list_unchanged(
-        window: dict[str, Any], tmp_path: Path) -> None:
-    bootstrap, topic = window["bootstrap"], window["topic"]
-    group = f"acceptance-analytics-{uuid.uuid4().hex[:8]}"
+def commit_half_way(bootstrap: str, topic: str, group: str) -> dict[int, int]:
+    """Commit, for ``group``, half of each partition's high watermark (as a consumer that has
+    read half the topic would); returns the committed offsets."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False})
     highs = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
@@ -143,6 +143,30 @@ def test_a_replay_leaves_committed_group_offsets_and_the_group_list_unchanged(
     consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in committed.items()],
                     asynchronous=False)
     consumer.close()
+    return committed
+
+
+@pytest.fixture(params=["file", "topic"])
+def destination(request: pytest.FixtureRequest, kafka: Any, tmp_path: Path
+                ) -> Iterator[list[str]]:
+    """Where the replay writes: a file, or a replay.* topic (deleted afterwards)."""
+    if request.param == "file":
+        yield ["--out", str(tmp_path / "all.jsonl")]
+        return
+    replay_id = f"acceptance-{uuid.uuid4().hex[:8]}"
+    target, admin = f"replay.{replay_id}.events.v1", AdminClient(kafka.client_config())
+    # created here, well before the replay: right after a create the broker may not lead the
+    # new partitions yet (the replay's own create races its first watermark request)
+    admin.create_topics([NewTopic(target, PARTITIONS, 1, config=KEEP)])[target].result(30)
+    yield ["--to-topic", "replay", "--replay-id", replay_id]
+    admin.delete_topics([target], operation_timeout=30)[target].result(timeout=30)
+
+
+def test_a_replay_leaves_committed_group_offsets_and_the_group_list_unchanged(
+        window: dict[str, Any], destination: list[str]) -> None:
+    bootstrap, topic = window["bootstrap"], window["topic"]
+    group = f"acceptance-analytics-{uuid.uuid4().hex[:8]}"
+    committed = commit_half_way(bootstrap, topic, group)
     admin = AdminClient({"bootstrap.servers": bootstrap})
 
     def groups() -> set[str]:
@@ -151,11 +175,8 @@ def test_a_replay_leaves_committed_group_offsets_and_the_group_list_unchanged(
     before, groups_before = describe_group(bootstrap, group), groups()
     assert [(row[1], int(row[2]), int(row[3])) for row in before] == [
         (topic, p, o) for p, o in sorted(committed.items())]
-
-    summary = summary_of(trailpipe(*replay_args(window, 0, 4_102_444_800_000),
-                                   "--out", str(tmp_path / "all.jsonl")))
+    summary = summary_of(trailpipe(*replay_args(window, 0, 4_102_444_800_000), *destination))
     assert summary["scanned"] == window["count"]  # every partition read past the commits
-
     assert describe_group(bootstrap, group) == before
     assert groups() == groups_before
     assert not [g for g in groups_before if g.startswith("trailpipe-replay")]

@@ -24,7 +24,16 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
-from replay_kit import event_ids, event_ms, iso_z, produce_rows, summary_of, timed_corpus, trailpipe
+from replay_kit import (
+    KEEP,
+    event_ids,
+    event_ms,
+    iso_z,
+    produce_rows,
+    summary_of,
+    timed_corpus,
+    trailpipe,
+)
 from siem_clients import wait_until
 
 from pipeline.dev import ClusterInfo
@@ -43,7 +52,7 @@ def site(siem_cluster: ClusterInfo) -> Iterator[dict[str, Any]]:
     topic, user, password = f"test.replay-sasl.{unique}", f"replayer-{unique}", f"pw-{unique}"
     admin_conf: dict[str, Any] = {**siem_cluster.client_config(), "logger": LOG}
     admin = AdminClient(admin_conf)
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1, config=KEEP)])[topic].result(timeout=30)
     try:
         records = timed_corpus()
         produce_rows(admin_conf, topic, [(r, event_ms(r)) for r in records])
@@ -137,7 +146,7 @@ def test_to_topic_into_the_live_or_an_audit_topic_is_refused_without_force(
 def test_force_lets_the_super_user_replay_into_an_audit_topic(site: dict[str, Any]) -> None:
     target = f"audit.replay-check.{uuid.uuid4().hex[:8]}"
     admin = AdminClient(site["admin"])
-    admin.create_topics([NewTopic(target, 1, 1)])[target].result(timeout=30)
+    admin.create_topics([NewTopic(target, 1, 1, config=KEEP)])[target].result(timeout=30)
     try:
         refused = trailpipe(*window_args(site), "--to-topic", target, env=site["admin_env"])
         assert refused.returncode == 2, refused.stderr.decode()
