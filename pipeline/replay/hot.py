@@ -7,7 +7,8 @@ so a replay principal needs topic READ only and no group's offsets move. It read
 ``read_committed``. Each partition is read from its plan start until its plan end (the high
 watermark captured at start, exclusive) or its end-of-partition event, whichever comes first;
 records appended after the run started are never returned. Values that do not decode are
-counted (``undecodable``) and skipped.
+counted (``undecodable``) and skipped. A ``consume()`` never asks for more records than the
+ranges still hold, so the last one does not wait out ``poll_timeout_ms``.
 
 Counters per partition: ``scanned`` (records read inside the plan's offsets), ``matched``
 (kept by the filters), ``undecodable``, and ``next_offset`` (where the read stopped: the plan
@@ -123,7 +124,10 @@ def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
         if stop():
             result.complete = False
             break
-        msgs = consumer.consume(cfg.batch_size, cfg.poll_timeout_ms / 1000)
+        # consume() returns when it has that many or the timeout passed: never ask for more
+        # than the ranges still hold, or the last batch of a run waits out the timeout.
+        left = sum(end - result.counts[p].next_offset for p, end in ends.items())
+        msgs = consumer.consume(max(1, min(cfg.batch_size, left)), cfg.poll_timeout_ms / 1000)
         if not msgs:
             if clock() - last_s > cfg.idle_timeout_ms / 1000:
                 raise ReplayError(f"no records for {cfg.idle_timeout_ms} ms; partitions not "
@@ -149,6 +153,14 @@ def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
 def plan_end(plan: Plan, partition: int) -> int:
     """The end offset (exclusive) the plan gives ``partition``."""
     return next(r.end for r in plan.ranges if r.partition == partition)
+
+
+def is_fatal(err: KafkaError) -> bool:
+    """Whether a consumer event ends the read. Not fatal: end of partition, and the group
+    authorization error of the throwaway ``group.id`` (librdkafka looks up its coordinator
+    although an ``assign()``-only consumer never uses it; a replay principal has topic READ
+    only, no group ACL)."""
+    return err.code() not in (KafkaError._PARTITION_EOF, KafkaError.GROUP_AUTHORIZATION_FAILED)
 
 
 def _take(msgs: list[Any], ends: dict[int, int]
@@ -181,8 +193,10 @@ def _take_slowly(msgs: list[Any], errors: list[Any], partitions: list[int],
     finished: list[int] = []
     for i, (m, err, p, offset) in enumerate(zip(msgs, errors, partitions, offsets,
                                                 strict=True)):
-        if err is not None and err.code() != KafkaError._PARTITION_EOF:
+        if err is not None and is_fatal(err):
             raise KafkaException(err)
+        if err is not None and err.code() != KafkaError._PARTITION_EOF:
+            continue
         end = ends.get(p)
         if err is not None or end is None or offset >= end:
             if ends.pop(p, None) is not None:

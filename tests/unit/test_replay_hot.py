@@ -129,3 +129,22 @@ def test_a_silent_broker_ends_the_run_with_an_error() -> None:
     with pytest.raises(ReplayError, match="partitions not finished: \\[0\\]"):
         read_plan(consumer, plan, ALL, events_decoder(Config()),  # type: ignore[arg-type]
                   CFG, clock=lambda: float(next(ticks)))
+
+
+def test_no_consume_asks_for_more_records_than_the_ranges_still_hold() -> None:
+    # librdkafka's consume(n, timeout) returns early only once it has n messages: asking for
+    # more than is left makes the last call of every run wait out the timeout.
+    half = len(VALUES) // 2
+    consumer = ScriptedConsumer({0: half, 1: half})
+    asked: list[int] = []
+    serve = consumer.consume
+
+    def consume(n: int, timeout: float) -> list[Msg]:
+        asked.append(n)
+        return serve(n, timeout)
+
+    consumer.consume = consume  # type: ignore[method-assign]
+    plan = Plan("t", 2, 0, (PartitionRange(0, 10, 50, 0), PartitionRange(1, 0, 3, 0)))
+    got = read_plan(consumer, plan, ALL, events_decoder(Config()), CFG)  # type: ignore[arg-type]
+    assert got.complete and sum(asked) == 40 + 3
+    assert max(asked) == CFG.batch_size
