@@ -124,10 +124,8 @@ def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
         if stop():
             result.complete = False
             break
-        # consume() returns when it has that many or the timeout passed: never ask for more
-        # than the ranges still hold, or the last batch of a run waits out the timeout.
-        left = sum(end - result.counts[p].next_offset for p, end in ends.items())
-        msgs = consumer.consume(max(1, min(cfg.batch_size, left)), cfg.poll_timeout_ms / 1000)
+        msgs = consumer.consume(_wanted(ends, result.counts, cfg.batch_size),
+                                cfg.poll_timeout_ms / 1000)
         if not msgs:
             if clock() - last_s > cfg.idle_timeout_ms / 1000:
                 raise ReplayError(f"no records for {cfg.idle_timeout_ms} ms; partitions not "
@@ -148,6 +146,14 @@ def read_plan(consumer: Consumer, plan: Plan, filters: Filters,
     if tables:
         result.table = pa.concat_tables(tables)
     return result
+
+
+def _wanted(ends: dict[int, int], counts: dict[int, Counts], batch_size: int) -> int:
+    """Records to ask consume() for: a batch, but never more than the unfinished ranges still
+    hold (consume() returns early only once it has that many; asking for more makes the last
+    call of a run wait out the poll timeout)."""
+    left = sum(end - counts[p].next_offset for p, end in ends.items())
+    return max(1, min(batch_size, left))
 
 
 def plan_end(plan: Plan, partition: int) -> int:

@@ -202,5 +202,5 @@ def _to_topic(cfg: Config, kafka_base: dict[str, Any], consumer: Consumer, reque
     created = ensure_topic_like(AdminClient(kafka_base), topic, target)
     producer = Producer(producer_config(kafka_base, dict(cfg.kafka.extra)))
     done = replay_to_topic(consumer, producer, topic, coordinates(ordered), target,
-                           replay_id, cfg.replay, limiter)
+                           replay_id, cfg.replay, limiter, fresh=created)
     return {"replay_id": replay_id, "created": created, **done.to_json()}

@@ -37,7 +37,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from pipeline.producer import QUEUE_FULL_POLL_S, DeliveryError, DeliveryTracker
 from pipeline.replay.config import ReplayConfig
-from pipeline.replay.hot import OFFSET, PARTITION, ReplayError
+from pipeline.replay.hot import OFFSET, PARTITION, ReplayError, is_fatal
 from pipeline.replay.rate import RateLimiter, paced_each
 from pipeline.topics_config import TopicsConfig
 
@@ -149,8 +149,10 @@ def read_ranges(consumer: Consumer, topic: str, ranges: Mapping[int, tuple[int, 
         for m in msgs:
             p, err = m.partition(), m.error()
             end = ends.get(p)
-            if err is not None and err.code() != KafkaError._PARTITION_EOF:
+            if err is not None and is_fatal(err):
                 raise KafkaException(err)
+            if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                continue
             if end is None or err is not None or m.offset() >= end:
                 ends.pop(p, None)
                 continue
@@ -228,9 +230,12 @@ def _produce(producer: Producer, tracker: DeliveryTracker, target: str, m: Any,
 
 def replay_to_topic(consumer: Consumer, producer: Producer, source_topic: str,
                     offsets: Mapping[int, list[int]], target: str, replay_id: str,
-                    cfg: ReplayConfig, limiter: RateLimiter | None = None) -> ToTopicResult:
+                    cfg: ReplayConfig, limiter: RateLimiter | None = None, *,
+                    fresh: bool = False) -> ToTopicResult:
     """The whole step: :func:`written_before`, then :func:`copy_records` skipping those
-    (paced by ``limiter``, records read from the source per second, when given)."""
-    skip = written_before(consumer, target, replay_id, cfg)
+    (paced by ``limiter``, records read from the source per second, when given). ``fresh``:
+    the target was just created, so it holds nothing yet (and its partitions may not have
+    leaders for a moment, which is why it is not read)."""
+    skip = set() if fresh else written_before(consumer, target, replay_id, cfg)
     return copy_records(consumer, producer, source_topic, offsets, target, replay_id, cfg, skip,
                         limiter)

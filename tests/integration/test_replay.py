@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from replay_kit import KEEP  # timestamps are event times, years old: keep them
 
 from pipeline.events import wire
 from pipeline.events.mapping import IngestMeta, from_avro, parse_event_time, to_avro
@@ -69,7 +70,7 @@ def loaded(kafka: Any, make_topic: Callable[..., str]) -> dict[str, Any]:
     start_ms, end_ms = times[len(times) // 5], times[4 * len(times) // 5]
     base = next(r for r in records if parse_event_time(r)[0] and not r.get("errorCode"))
     late = {**base, "eventID": "late-0001", "eventTime": _iso_z(start_ms + 1000)}
-    topic = make_topic("replay", PARTITIONS)
+    topic = make_topic("replay", PARTITIONS, **KEEP)
     rows = [(r, parse_event_time(r)[0] or INGEST.ingest_time_ms) for r in records]
     produce(kafka.bootstrap, topic, [*rows, (late, end_ms + 10 * MINUTE_MS)])
     return {"topic": topic, "records": [*records, late], "start_ms": start_ms,
@@ -192,7 +193,7 @@ def test_each_partition_starts_at_the_window_start_less_the_lateness_margin(
              t1 - 30 * MINUTE_MS),
             ({**base, "eventID": "inside", "eventTime": _iso_z(t1 + 5 * MINUTE_MS)},
              t1 + 5 * MINUTE_MS)]
-    topic = make_topic("replay-late", 1)
+    topic = make_topic("replay-late", 1, **KEEP)
     produce(kafka.bootstrap, topic, rows)
     out = tmp_path / "late.jsonl"
     result = subprocess.run(
@@ -265,7 +266,7 @@ def test_ctrl_c_mid_run_keeps_a_valid_partial_file_marked_incomplete(
     timed = [r for r in corpus() if parse_event_time(r)[0] is not None]
     copies = [({**r, "eventID": f"{r.get('eventID')}-{k}"}, parse_event_time(r)[0] or 0)
               for k in range(20) for r in timed]
-    topic = make_topic("replay-sigint", 1)
+    topic = make_topic("replay-sigint", 1, **KEEP)
     produce(kafka.bootstrap, topic, copies)
     out = tmp_path / "partial.jsonl"
     env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", "TRAILPIPE_REPLAY__BATCH_SIZE": "1"}

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka.admin import AdminClient
 from kit import delete_topics, end_offsets, read_all
+from replay_kit import KEEP  # alert timestamps are event times, years old: keep them
 
 from pipeline.config import Config
 from pipeline.daemon import events_decoder
@@ -51,7 +52,7 @@ def corpus_table() -> pa.Table:
 
 def test_hunt_alerts_land_in_a_replay_topic_and_never_in_the_live_one(
         kafka: Any, make_topic: Callable[..., str], replay_topic: str, tmp_path: Path) -> None:
-    live = make_topic("alerts", partitions=2)
+    live = make_topic("alerts", partitions=2, **KEEP)
     cfg = Config(topics=TopicsConfig(alerts=live))
     rules = load_hunt_rules(cfg, SHARED / "sigma" / "aws_cloudtrail")
     base = {"bootstrap.servers": kafka.bootstrap}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from replay_kit import KEEP  # timestamps are event times, years old: keep them
 
 from pipeline.config import Config
 from pipeline.daemon import events_decoder
@@ -73,7 +74,7 @@ def essentials(m: Any) -> Key:
 
 def test_rerun_of_a_replay_id_copies_each_selected_record_once_and_unchanged(
         kafka: Any, make_topic: Callable[..., str]) -> None:
-    source, target = make_topic("replay-src", 3), make_topic("replay-dst", 3)
+    source, target = make_topic("replay-src", 3, **KEEP), make_topic("replay-dst", 3, **KEEP)
     records = load_source(kafka.bootstrap, source)
     times = sorted(t for t in (parse_event_time(r)[0] for r in records) if t is not None)
     filters = Filters(times[len(times) // 4], times[3 * len(times) // 4])
@@ -112,7 +113,7 @@ def trailpipe_replay(*args: str) -> subprocess.CompletedProcess[bytes]:
 
 def test_cli_to_topic_creates_the_replay_topic_and_a_rerun_writes_nothing_twice(
         kafka: Any, make_topic: Callable[..., str]) -> None:
-    source = make_topic("replay-cli", 3)
+    source = make_topic("replay-cli", 3, **KEEP)
     records = load_source(kafka.bootstrap, source)
     times = sorted(t for t in (parse_event_time(r)[0] for r in records) if t is not None)
     window = ["--from", iso_z(times[len(times) // 3]), "--to", iso_z(times[2 * len(times) // 3]),

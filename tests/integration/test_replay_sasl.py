@@ -108,11 +108,6 @@ def high_watermarks(conf: dict[str, Any], topic: str) -> list[int]:
         consumer.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "librdkafka looks up the coordinator of the replay consumer's throwaway group.id; without "
-    "a group ACL that FindCoordinator fails with GROUP_AUTHORIZATION_FAILED, which "
-    "pipeline/replay/hot.py raises as fatal. Fix: skip that (non-fatal, consumer-level) error "
-    "in the read loop, then drop this marker"))
 def test_a_read_only_principal_replays_every_record_of_the_window(
         site: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "case.jsonl"
