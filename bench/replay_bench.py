@@ -27,8 +27,8 @@ from pathlib import Path
 from bench.aggregate_bench import _rate
 from bench.alert_setup import EVENTS, PARTITIONS, delete_topics, fill_checked
 from bench.archive_drain import _r
-from bench.common import BenchContext, Scenario
-from bench.java_perf import consumer_perf
+from bench.common import BenchContext, BenchError, Scenario
+from bench.java_perf import JavaPerfResult, consumer_perf
 from bench.replay_setup import (
     RUN_DIR,
     Run,
@@ -68,6 +68,8 @@ def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioR
         fill_s, ends = fill_checked(ctx.bootstrap, topic, events)
         say(f"  filled in {fill_s:.1f}s; full replay to a .jsonl file")
         full = replay(config, log_dir, "full", ALL_TIME_MS)
+        if full.written != events:
+            raise BenchError(f"the full replay wrote {full.written:,} of {events:,} records")
         load.append(os.getloadavg()[0])
         target = pick_target(log_dir / "full.jsonl", ends)
         (log_dir / "full.jsonl").unlink()
@@ -87,23 +89,27 @@ def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioR
         lake = lake_parts(ctx, log_dir, target)
     finally:
         delete_topics(ctx.bootstrap, [topic], [group])
-    result = {"events": events, "partitions": PARTITIONS, "fill_events_per_s": _r(events / fill_s),
-              **_full(full, events), **_targeted(target, dry, targeted, hour),
-              "consumer_perf_events_per_s": _r(java.records_per_s),
-              "consumer_perf_error": java.error,
-              "ratio_vs_consumer_perf": _r(events / full.seconds / java.records_per_s, 3)
-              if java.records_per_s else None,
-              "load_avg_1m": " ".join(f"{value:.2f}" for value in load), **lake}
-    return result
+    return {"events": events, "partitions": PARTITIONS, "fill_events_per_s": _r(events / fill_s),
+            **_full(full), **_targeted(target, dry, targeted, hour), **_peer(java, full),
+            "load_avg_1m": " ".join(f"{value:.2f}" for value in load), **lake}
 
 
-def _full(full: Run, events: int) -> ScenarioResult:
+def _peer(java: JavaPerfResult, full: Run) -> ScenarioResult:
+    rate = full.written / full.seconds
+    return {"consumer_perf_events_per_s": _r(java.records_per_s),
+            "consumer_perf_error": java.error,
+            "ratio_vs_consumer_perf": _r(rate / java.records_per_s, 3)
+            if java.records_per_s else None}
+
+
+def _full(full: Run) -> ScenarioResult:
+    rate = full.written / full.seconds
     return {"full_seconds": _r(full.seconds, 2), "full_scanned": full.scanned,
-            "full_written": full.summary.get("written"),
-            "events_per_s": _r(events / full.seconds), "full_peak_rss_mb": _r(full.peak_rss_mb),
+            "full_written": full.written, "events_per_s": _r(rate),
+            "full_peak_rss_mb": _r(full.peak_rss_mb),
             "full_cpu_s": _r(full.cpu_s, 2),
             "target_events_per_s": TARGET_EVENTS_PER_S,
-            "met_events_per_s": events / full.seconds >= TARGET_EVENTS_PER_S}
+            "met_events_per_s": rate >= TARGET_EVENTS_PER_S}
 
 
 def _targeted(target: Target, dry: Run, targeted: Run, hour: Run) -> ScenarioResult:

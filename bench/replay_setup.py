@@ -67,6 +67,10 @@ class Run:
         return int(self.summary.get("scanned", 0))
 
     @property
+    def written(self) -> int:
+        return int(self.summary.get("written", 0))
+
+    @property
     def partitions_read(self) -> int:
         return sum(1 for c in self.summary.get("partitions", {}).values() if c["scanned"])
 
