@@ -11,7 +11,8 @@ subprocess, its JSON summary read from stderr.
   Targets: scanned(targeted) <= scanned(hour) / 5 and seconds(hour) / seconds(targeted) >= 10.
   ``dry_run_s`` (start-up and plan only) says how much of a short run is fixed cost.
 * **peer**: Kafka's ConsumerPerformance reads the same topic (no decoding, no output).
-* :func:`lake_parts`: the hook for the lake-only targeted replay and the 100k-object listing.
+* **lake**: the same targeted replay from the lake only, and the 100k-object ``lake query``
+  listing (:mod:`bench.replay_lake`).
 
 Peak RSS and CPU come from wait4 on the child (its threads included). ``load_avg_1m`` is the
 host's around each step: the box is shared, so read the numbers with it.
@@ -29,6 +30,7 @@ from bench.alert_setup import EVENTS, PARTITIONS, delete_topics, fill_checked
 from bench.archive_drain import _r
 from bench.common import BenchContext, BenchError, Scenario
 from bench.java_perf import JavaPerfResult, consumer_perf
+from bench.replay_lake import lake_listing, lake_targeted
 from bench.replay_setup import (
     RUN_DIR,
     Run,
@@ -44,14 +46,8 @@ from bench.results import ScenarioResult
 TARGET_EVENTS_PER_S = 150_000
 TARGET_SCAN_SHARE = 0.2
 TARGET_SPEEDUP = 10.0
+TARGET_LISTING_SHARE = 0.01
 ALL_TIME_MS = (0, 4_102_444_800_000)  # 1970 .. 2100: every record of the topic
-
-
-def lake_parts(ctx: BenchContext, log_dir: Path, target: Target) -> ScenarioResult:
-    """The lake-only targeted replay (after retention removed the topic's records) and the
-    100k-object ``lake query`` listing; ``{}`` until the lake replay exists. The lead adds
-    them here (keys prefixed ``lake_``)."""
-    return {}
 
 
 def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioResult:
@@ -86,7 +82,10 @@ def measure(ctx: BenchContext, log_dir: Path, events: int = EVENTS) -> ScenarioR
         say("  ConsumerPerformance over the same topic")
         java = consumer_perf(ctx.repo_root, ctx.bootstrap, topic, group, events)
         load.append(os.getloadavg()[0])
-        lake = lake_parts(ctx, log_dir, target)
+        say("  archiving the topic; the targeted replay from the lake only")
+        lake = lake_targeted(ctx, log_dir, config, target, topic, tag)
+        say("  lake query listing on a synthetic lake of 100,000 objects")
+        lake.update(lake_listing(ctx))
     finally:
         delete_topics(ctx.bootstrap, [topic], [group])
     return {"events": events, "partitions": PARTITIONS, "fill_events_per_s": _r(events / fill_s),
@@ -137,8 +136,12 @@ def run(ctx: BenchContext) -> ScenarioResult:
     shutil.rmtree(log_dir, ignore_errors=True)
     log_dir.mkdir(parents=True)
     result = measure(ctx, log_dir)
+    ratio = result["lake_listing_listed_ratio"]
+    result["met_listing_share"] = isinstance(ratio, float) and ratio <= TARGET_LISTING_SHARE
     result["meets_targets"] = bool(result["met_events_per_s"] and result["met_scan_share"]
-                                   and result["met_speedup"])
+                                   and result["met_speedup"]
+                                   and result["met_lake_only_its_objects"]
+                                   and result["met_listing_share"])
     return result
 
 
@@ -151,6 +154,11 @@ def summary(r: ScenarioResult) -> str:
         f"{r['targeted_scanned']:,} of the hour's {r['hour_scanned']:,} ({r['scan_share']}), "
         f"{r['targeted_seconds']}s vs {r['hour_seconds']}s ({r['speedup_vs_hour']}x)",
         f"ConsumerPerformance {_rate(r['consumer_perf_events_per_s'])}",
+        f"lake-only targeted: read {r.get('lake_targeted_objects_read')} of "
+        f"{r.get('lake_objects_total')} objects, same bytes "
+        f"{r.get('lake_targeted_same_bytes_as_kafka')}",
+        f"listing: {r.get('lake_listing_pruned_objects_listed')} of "
+        f"{r.get('lake_listing_objects_total')} objects listed",
         f"meets targets: {r['meets_targets']}",
     ])
 

@@ -80,16 +80,18 @@ def iso(ms: int) -> str:
 
 
 def replay(config: Path, log_dir: Path, name: str, window_ms: tuple[int, int],
-           *extra: str, dry_run: bool = False) -> Run:
+           *extra: str, dry_run: bool = False, env: dict[str, str] | None = None) -> Run:
     """Run ``trailpipe replay --from --to --out NAME.jsonl --config`` (plus ``extra``) as a
     user does; BenchError unless it exits 0 with a JSON summary on stderr (``dry_run``: with
-    ``--dry-run``, which prints the plan on stdout and no summary)."""
+    ``--dry-run``, which prints the plan on stdout and no summary). ``env``: extra
+    environment (config overrides such as ``TRAILPIPE_STORAGE__LAKE``)."""
     trailpipe = Path(sys.executable).parent / "trailpipe"
     argv = [str(trailpipe), "replay", "--from", iso(window_ms[0]), "--to", iso(window_ms[1]),
             "--out", str(log_dir / f"{name}.jsonl"), "--config", str(config), *extra,
             *(["--dry-run"] if dry_run else [])]
     err_path = log_dir / f"{name}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILPIPE_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRAILPIPE_")},
+           **(env or {})}
     with open(err_path, "wb") as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -56,9 +56,15 @@ class Read:
         return all(r.complete for r in (self.hot, self.cold) if r is not None)
 
     def summary(self) -> dict[str, Any]:
-        hot = self.hot.summary() if self.hot is not None else {}
-        cold = {"lake": self.cold.summary()} if self.cold is not None else {}
-        return {**hot, **cold, "duplicates_dropped": self.duplicates_dropped,
+        """``scanned``/``matched``: both sources together; ``partitions``: Kafka's per
+        partition; ``lake``: the lake's counters (when it was read)."""
+        doc: dict[str, Any] = self.hot.summary() if self.hot is not None else {
+            "scanned": 0, "matched": 0, "undecodable": 0, "partitions": {}}
+        if self.cold is not None:
+            doc["lake"] = self.cold.summary()
+            doc["scanned"] += self.cold.rows_scanned
+            doc["matched"] += self.cold.rows_matched
+        return {**doc, "duplicates_dropped": self.duplicates_dropped,
                 "merged": self.table.num_rows, "complete": self.complete}
 
 
