@@ -1,4 +1,9 @@
-"""The Avro schemas in ``schemas/``, loaded once and addressed by name+version or fingerprint.
+"""The Avro schemas, loaded once and addressed by name+version or fingerprint.
+
+The ``.avsc`` files live in ``pipeline/events/avsc/`` (the repository's one copy; ``schemas/``
+points there) and ship in the wheel as package data: they are read through
+:mod:`importlib.resources`, never from a source-tree path, so an installed ``trailpipe`` finds
+them wherever (and however) the package is installed.
 
 Every ``<Name>.v<major>[_<minor>].avsc`` file is one complete, self-contained schema. Its
 fingerprint is the Avro spec's CRC-64-AVRO of the Parsing Canonical Form, kept as the 8 bytes
@@ -12,14 +17,15 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-"""The repository's ``schemas/`` (a sibling of the ``pipeline`` package; not inside the wheel)."""
+SCHEMA_DIR: Traversable = files("pipeline.events") / "avsc"
+"""The packaged ``.avsc`` files (package data of :mod:`pipeline.events`, in the wheel too)."""
 
 API_CALL_EVENT = "io.trailpipe.audit.ApiCallEvent"
 CURRENT_VERSION = "1"
@@ -36,7 +42,7 @@ class SchemaEntry:
 
     name: str
     version: str
-    path: Path
+    path: Traversable
     fingerprint: bytes
     canonical: str
     raw: dict[str, Any]
@@ -54,7 +60,7 @@ def fingerprint_of(canonical: str) -> bytes:
     return bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
 
 
-def load_entry(path: Path) -> SchemaEntry:
+def load_entry(path: Traversable) -> SchemaEntry:
     """Parse one ``.avsc``; raise ValueError if the file name or the schema is malformed."""
     m = _FILE_NAME.match(path.name)
     if m is None:
@@ -84,9 +90,11 @@ class SchemaRegistry:
             self._by_version[(e.name, e.version)] = e
 
     @classmethod
-    def from_dir(cls, directory: Path = SCHEMA_DIR) -> SchemaRegistry:
-        """Load every ``*.avsc`` in ``directory`` (sorted, so errors are reproducible)."""
-        return cls([load_entry(p) for p in sorted(directory.glob("*.avsc"))])
+    def from_dir(cls, directory: Traversable = SCHEMA_DIR) -> SchemaRegistry:
+        """Load every ``*.avsc`` in ``directory`` (a Path, or any importlib.resources
+        Traversable such as a zip member), sorted by name so errors are reproducible."""
+        found = [p for p in directory.iterdir() if p.name.endswith(".avsc") and p.is_file()]
+        return cls([load_entry(p) for p in sorted(found, key=lambda p: p.name)])
 
     def by_fingerprint(self, fp: bytes) -> SchemaEntry:
         """The schema whose 8-byte wire fingerprint is ``fp``."""
@@ -115,5 +123,6 @@ class SchemaRegistry:
 
 @lru_cache(maxsize=1)
 def default_registry() -> SchemaRegistry:
-    """The registry of the repository's ``schemas/``, loaded on first use and then shared."""
+    """The registry of the packaged schemas (:data:`SCHEMA_DIR`), loaded on first use and
+    then shared."""
     return SchemaRegistry.from_dir(SCHEMA_DIR)

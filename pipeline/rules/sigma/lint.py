@@ -1,6 +1,6 @@
 """``rules lint`` for Sigma: what loads but cannot work as written.
 
-Known fields are the CloudTrail record fields modelled in ``schemas/ApiCallEvent.v1_1.avsc``
+Known fields are the CloudTrail record fields modelled in ``ApiCallEvent.v1_1.avsc``
 (our own additions ``ingest``, ``labels``, ``eventTimeMs``, ``eventTimeStatus`` and
 ``unmodelled`` are not CloudTrail's); everything under the JSON members (``requestParameters``
 ...), maps and ``userIdentity`` is open-ended. A path into a scalar can never match.
