@@ -33,7 +33,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from pipeline.config import RunnerConfig
 from pipeline.deadletter import dead_letter_for
@@ -58,13 +58,34 @@ class FatalRunnerError(Exception):
     """The loop cannot go on (a fatal client error); the daemon exits 1."""
 
 
+# Errors librdkafka reports as non-fatal that no retry cures: the cluster refuses this
+# principal, or a subscribed topic is gone. Retrying them only logs warnings while nothing is
+# read (a silent lock-out), so they stop the daemon with the reason and what to do.
+_REFUSALS = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the cluster denies this principal the topic; "
+    "grant READ and DESCRIBE on it (ACLs) or fix the credentials in [kafka]",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "the cluster denies this principal the consumer "
+    "group; grant READ on the group (ACLs) or fix the credentials in [kafka]",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "the cluster denies this principal; grant the "
+    "cluster ACLs it needs or fix the credentials in [kafka]",
+    KafkaError._UNKNOWN_TOPIC: "a subscribed topic does not exist; create the documented "
+    "topics with `trailpipe topics create`",
+    KafkaError.UNKNOWN_TOPIC_OR_PART: "a subscribed topic does not exist; create the "
+    "documented topics with `trailpipe topics create`",
+}
+
+
 def _consume_errors(msgs: list[Message]) -> None:
+    """Raise :class:`FatalRunnerError` for a fatal error or a refusal (:data:`_REFUSALS`);
+    log the others (transient: librdkafka retries them)."""
     for msg in msgs:
         err = msg.error()
         if err is None:
             continue
         if err.fatal():
             raise FatalRunnerError(str(err))
+        if err.code() in _REFUSALS:
+            raise FatalRunnerError(f"{_REFUSALS[err.code()]} ({err.str()})")
         log.warning("consume_error", error=str(err), retriable=err.retriable())
 
 

@@ -1,0 +1,43 @@
+"""The Runner stops with the reason on errors no retry cures (authorization, a missing topic)
+instead of logging warnings forever; transient errors are still only logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError
+
+from pipeline.runner import FatalRunnerError, _consume_errors
+
+
+class _Msg:
+    """What the Runner reads of a consumed message with an error: ``error()``."""
+
+    def __init__(self, err: KafkaError | None) -> None:
+        self._err = err
+
+    def error(self) -> KafkaError | None:
+        return self._err
+
+
+def _errors(*codes: int) -> list[Any]:
+    return [_Msg(None), *(_Msg(KafkaError(code)) for code in codes)]
+
+
+@pytest.mark.parametrize(("code", "named"), [
+    (KafkaError.TOPIC_AUTHORIZATION_FAILED, "grant READ and DESCRIBE on it"),
+    (KafkaError.GROUP_AUTHORIZATION_FAILED, "grant READ on the group"),
+    (KafkaError.CLUSTER_AUTHORIZATION_FAILED, "cluster ACLs"),
+    (KafkaError._UNKNOWN_TOPIC, "`trailpipe topics create`"),
+    (KafkaError.UNKNOWN_TOPIC_OR_PART, "`trailpipe topics create`"),
+])
+def test_a_refusal_stops_the_runner_with_the_reason(code: int, named: str) -> None:
+    with pytest.raises(FatalRunnerError, match=named) as raised:
+        _consume_errors(_errors(KafkaError._TRANSPORT, code))
+    assert KafkaError(code).str() in str(raised.value)
+
+
+def test_transient_errors_are_only_logged() -> None:
+    _consume_errors(_errors(KafkaError._TRANSPORT, KafkaError.NOT_COORDINATOR,
+                            KafkaError._PARTITION_EOF))
