@@ -33,6 +33,33 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 app.add_typer(topics_app, name="topics")
 app.add_typer(config_app, name="config")
 
+
+def installed_version() -> str:
+    """The installed distribution's version (its metadata, so a wheel and an editable install
+    both answer); ``"unknown"`` when the code runs without being installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trailpipe")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"trailpipe {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print the installed version and exit.")] = False,
+) -> None:
+    """The options of ``trailpipe`` itself (the help text is the Typer's ``help``)."""
+
+
 def admin_client(cfg: Config, bootstrap: str) -> Any:
     from confluent_kafka.admin import AdminClient
 
