@@ -16,7 +16,7 @@ from pipeline.supervisor.config import RunConfig
 from pipeline.supervisor.policy import Backoff, RestartTracker, exit_status, tracker_for
 
 
-def test_backoff_doubles_from_the_base_up_to_the_cap():
+def test_backoff_doubles_from_the_base_up_to_the_cap() -> None:
     backoff = Backoff(base_ms=500, max_ms=5_000)
     assert [backoff.delay_ms(n) for n in range(1, 8)] == [500, 1_000, 2_000, 4_000, 5_000,
                                                          5_000, 5_000]
@@ -43,14 +43,14 @@ def crash_loop(tracker: RestartTracker, uptimes_ms: list[int]) -> list[int | Non
     return delays
 
 
-def test_consecutive_crashes_grow_the_delay_and_a_stable_run_resets_it():
+def test_consecutive_crashes_grow_the_delay_and_a_stable_run_resets_it() -> None:
     tracker = RestartTracker("archiver", Backoff(100, 1_000), stable_after_ms=10_000)
     # Four quick crashes, one run past stable_after_ms, then two more quick crashes.
     delays = crash_loop(tracker, [50, 50, 50, 50, 10_000, 50, 50, 50, 50, 50])
     assert delays == [100, 200, 400, 800, 100, 200, 400, 800, 1_000, 1_000]
 
 
-def test_the_event_names_the_exit_code_or_the_signal():
+def test_the_event_names_the_exit_code_or_the_signal() -> None:
     tracker = RestartTracker("mirror", Backoff(1_000, 60_000), stable_after_ms=60_000)
     tracker.started(1_000)
     killed = tracker.exited(-signal.SIGKILL, 3_500)
@@ -64,7 +64,7 @@ def test_the_event_names_the_exit_code_or_the_signal():
     assert crashed.describe() == "mirror exited 1 after 0.1 s; restart 2 in 2.0 s"
 
 
-def test_exit_code_2_bad_config_is_reported_and_not_restarted():
+def test_exit_code_2_bad_config_is_reported_and_not_restarted() -> None:
     tracker = RestartTracker("notifier", Backoff(1_000, 60_000), stable_after_ms=60_000)
     tracker.started(0)
     event = tracker.exited(2, 300)
@@ -73,19 +73,19 @@ def test_exit_code_2_bad_config_is_reported_and_not_restarted():
     assert not tracker.due(10**12)
 
 
-def test_an_exit_without_a_start_is_a_bug():
+def test_an_exit_without_a_start_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         RestartTracker("x", Backoff(1, 1), 1).exited(1, 0)
 
 
-def test_exit_status_decodes_popen_returncodes():
+def test_exit_status_decodes_popen_returncodes() -> None:
     assert exit_status(0) == (0, None)
     assert exit_status(3) == (3, None)
     assert exit_status(-signal.SIGTERM) == (None, "SIGTERM")
     assert exit_status(-200) == (None, "signal 200")
 
 
-def test_run_section_defaults_and_the_tracker_it_builds():
+def test_run_section_defaults_and_the_tracker_it_builds() -> None:
     cfg = RunConfig()
     assert cfg.daemons == ["archiver", "alerter", "notifier", "aggregator", "mirror"]
     assert cfg.generator is True
@@ -94,7 +94,7 @@ def test_run_section_defaults_and_the_tracker_it_builds():
     assert crash_loop(tracker, [1, 1, 1, 1]) == [10, 20, 30, 30]
 
 
-def test_run_section_accepts_a_comma_list_and_rejects_unknown_or_repeated_daemons():
+def test_run_section_accepts_a_comma_list_and_rejects_unknown_or_repeated_daemons() -> None:
     assert RunConfig.model_validate({"daemons": "archiver, mirror"}).daemons == ["archiver",
                                                                                  "mirror"]
     with pytest.raises(ValidationError, match="unknown daemon"):
@@ -107,7 +107,7 @@ def test_run_section_accepts_a_comma_list_and_rejects_unknown_or_repeated_daemon
         RunConfig.model_validate({"deamons": ["archiver"]})
 
 
-def test_run_children_one_consume_each_then_the_generator_with_their_ports(tmp_path: Path):
+def test_run_children_one_consume_each_then_the_generator_with_their_ports(tmp_path: Path) -> None:
     cfg = RunConfig(daemons=["archiver", "alerter"])
     config = tmp_path / "trailpipe.toml"
     children = run_children(cfg, log_dir=tmp_path / "logs", config_path=config,
@@ -122,13 +122,13 @@ def test_run_children_one_consume_each_then_the_generator_with_their_ports(tmp_p
                                               for n in ("archiver", "alerter", "generator")]
 
 
-def test_run_children_without_generator_ports_or_config(tmp_path: Path):
+def test_run_children_without_generator_ports_or_config(tmp_path: Path) -> None:
     children = run_children(RunConfig(daemons=["mirror"]), log_dir=tmp_path, generator=False)
     assert [(c.name, c.argv[3:], dict(c.env)) for c in children] == [
         ("mirror", ("consume", "mirror"), {})]
 
 
-def test_a_run_section_in_the_config_tree_when_wired():
+def test_a_run_section_in_the_config_tree_when_wired() -> None:
     # Until the lead adds `run: RunConfig` to pipeline.config.Config, [run] is an unknown key.
     try:
         cfg = load_config(env={}, overrides={"run.daemons": "archiver"})
