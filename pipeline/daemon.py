@@ -23,6 +23,8 @@ from pipeline.events.schemas import default_registry
 from pipeline.intake import BatchDecoders, RunStats
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.logs import get_logger
+from pipeline.metrics.config import metrics_config
+from pipeline.metrics.registry import DaemonMetrics
 from pipeline.model import BatchProcessor, Processor, Sink
 from pipeline.runner import Runner
 
@@ -150,16 +152,26 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
                  "poll_timeout_ms": parts.poll_timeout_ms}
     runner_cfg = cfg.runner.model_copy(
         update={k: v for k, v in overrides.items() if v is not None})
+    metrics = DaemonMetrics(name, parts.group, summary=parts.summary)
     runner = Runner(
-        consumer_conf=consumer_config(ctx.kafka_base, parts.group, consumer_extra,
-                                      read_committed=True),
+        consumer_conf=_observed(consumer_config(ctx.kafka_base, parts.group, consumer_extra,
+                                                read_committed=True),
+                                metrics, metrics_config(cfg).lag_interval_ms),
         producer_conf=producer_config(ctx.kafka_base, extra),
         topics=parts.topics, processor=parts.processor, sink=parts.sink, config=runner_cfg,
         dlq_topic=cfg.topics.dlq, decode_batch=parts.decode_batch,
-        transactional_id=parts.transactional_id)
+        transactional_id=parts.transactional_id, metrics=metrics)
     log.info("daemon_built", daemon=name, group=parts.group, topics=parts.topics,
              batch=parts.decode_batch is not None, transactional=parts.transactional_id)
     return Daemon(name, runner, parts, cfg.topics.dlq, ctx.kafka_base)
+
+
+def _observed(conf: dict[str, Any], metrics: DaemonMetrics, lag_interval_ms: int
+              ) -> dict[str, Any]:
+    """The consumer's settings with its errors and statistics (the lag) reported to
+    ``metrics``; a ``statistics.interval.ms`` from ``[kafka] extra`` wins."""
+    return {"statistics.interval.ms": lag_interval_ms, **conf,
+            "error_cb": metrics.kafka_error, "stats_cb": metrics.kafka_stats}
 
 
 @dataclass(frozen=True, slots=True)

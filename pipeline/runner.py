@@ -39,6 +39,7 @@ from pipeline.config import RunnerConfig
 from pipeline.deadletter import dead_letter_for
 from pipeline.intake import BatchDecoders, Decoder, Intake, RunStats, identity
 from pipeline.logs import get_logger
+from pipeline.metrics.registry import DaemonMetrics
 from pipeline.model import (
     BatchProcessor,
     Event,
@@ -96,13 +97,15 @@ class Runner:
     any other output goes to ``sink``. ``transactional_id`` switches on exactly-once mode for
     Kafka outputs.
     ``decode_batch`` switches on batch mode (``processor`` is then a BatchProcessor or None).
+    ``metrics`` is told each poll, dead letter, commit cycle, flush failure and assignment.
     """
 
     def __init__(self, *, consumer_conf: dict[str, Any], producer_conf: dict[str, Any],
                  topics: list[str], processor: Processor | BatchProcessor | None,
                  sink: Sink | None, config: RunnerConfig, dlq_topic: str,
                  decode: Decoder = identity, decode_batch: BatchDecoders | None = None,
-                 transactional_id: str | None = None) -> None:
+                 transactional_id: str | None = None,
+                 metrics: DaemonMetrics | None = None) -> None:
         if processor is None and sink is None:
             raise ValueError("a Runner needs a processor, a sink, or both")
         self._cfg = config
@@ -113,10 +116,12 @@ class Runner:
         self._producer = KafkaProducer(producer_conf, transactional_id)
         self._ledger = OffsetLedger()
         self.stats = RunStats()
+        self.metrics = metrics or DaemonMetrics("runner", str(consumer_conf.get("group.id")))
+        self.metrics.watch(self.stats)
+        self._dlq_topic = dlq_topic
         self._intake = Intake(processor=processor, decode=decode, decode_batch=decode_batch,
                               ledger=self._ledger, stats=self.stats, route=self._route,
-                              dead_letter=lambda msg, exc: self._producer.produce_record(
-                                  dead_letter_for(msg, exc, dlq_topic)))
+                              dead_letter=self._dead_letter)
         self._assigned: set[TopicPartitionKey] = set()
         self._paused_until_s: float | None = None
         self._stop = False
@@ -159,6 +164,7 @@ class Runner:
             self._shutdown()
         finally:
             self._closing = True
+            self.metrics.stopped()
             self._consumer.close()
         log.info("runner_stopped", **self._stats_dict())
         return self.stats
@@ -179,6 +185,7 @@ class Runner:
         good = [msg for msg in msgs if msg.error() is None]
         if len(good) < len(msgs):
             _consume_errors(msgs)
+        taken = good
         if good:
             try:
                 self._intake.take(good)
@@ -187,11 +194,17 @@ class Runner:
                 for msg in good:  # so the rewind also covers partitions not processed yet
                     self._ledger.seen((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
                 self._rewind("input_unavailable", pause=True)
+                taken = []
+        self.metrics.polled(taken)
         self._producer.poll()
         if self._processor is not None:
             for item in self._processor.tick(int(time.time() * 1000)):
                 self._route(item, None)
         return len(good)
+
+    def _dead_letter(self, msg: Message, exc: Exception) -> None:
+        self._producer.produce_record(dead_letter_for(msg, exc, self._dlq_topic))
+        self.metrics.dead_lettered(exc)
 
     def _route(self, item: Any, source: Event | None) -> None:
         self.stats.outputs += 1
@@ -216,6 +229,11 @@ class Runner:
     def _commit_cycle(self, *, retry: bool = True, pause: bool = True) -> bool:
         """Flush sink → flush producer → commit offsets. Returns False when it had to rewind."""
         self._last_commit_s = time.monotonic()
+        ok = self._flush_and_commit(retry=retry, pause=pause)
+        self.metrics.cycle(time.monotonic() - self._last_commit_s, ok)
+        return ok
+
+    def _flush_and_commit(self, *, retry: bool, pause: bool) -> bool:
         before_commit = getattr(self._processor, "before_commit", None)
         if before_commit is not None:
             for item in before_commit():
@@ -235,6 +253,7 @@ class Runner:
             # Outputs of this cycle are not durable: abort (transactional) and re-read them.
             log.warning("outputs_failed", error=str(exc),
                         transactional=self._producer.transactional)
+            self.metrics.flush_failed(exc)
             self._rewind("outputs_failed", pause=pause)
             return False
         self._ledger.mark_committed(plan)
@@ -282,6 +301,7 @@ class Runner:
                 return True
             except Exception as exc:  # any sink failure: retry, then backpressure
                 log.warning("sink_flush_failed", error=str(exc), error_type=type(exc).__name__)
+                self.metrics.flush_failed(exc)
                 if not retry or time.monotonic() + backoff_s > deadline_s:
                     return False
                 time.sleep(backoff_s)
@@ -311,6 +331,7 @@ class Runner:
         log.warning("rewound", reason=reason, partitions=len(self._assigned), paused=pause)
 
     def _tell_assigned(self) -> None:
+        self.metrics.assigned(self._assigned)
         assigned = getattr(self._processor, "assigned", None)
         if assigned is not None:
             assigned(frozenset(self._assigned))
