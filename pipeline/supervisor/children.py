@@ -17,6 +17,8 @@ from pipeline.supervisor.process import Child
 
 GENERATOR = "generator"
 METRICS_PORT_ENV = "TRAILPIPE_METRICS__PORT"
+RUN_LOG_DIR = Path("var/run-logs")
+"""Where each child's stdout and stderr go (``<name>.log``), relative to the working directory."""
 
 
 def cli_argv(*args: str, config_path: Path | None = None) -> tuple[str, ...]:
@@ -25,7 +27,7 @@ def cli_argv(*args: str, config_path: Path | None = None) -> tuple[str, ...]:
     return (sys.executable, "-m", "pipeline.cli.app", *args, *config)
 
 
-def run_children(cfg: RunConfig, *, log_dir: Path, config_path: Path | None = None,
+def run_children(cfg: RunConfig, *, log_dir: Path = RUN_LOG_DIR, config_path: Path | None = None,
                  env: Mapping[str, str] | None = None, metrics_port_base: int | None = None,
                  generator: bool | None = None) -> list[Child]:
     """The children of one ``trailpipe run``: the daemons of ``cfg.daemons`` then, when

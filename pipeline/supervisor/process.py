@@ -76,6 +76,7 @@ class Supervisor:
         self._clock_ms = clock_ms
         self._on_event = on_event
         self._stop = threading.Event()
+        self._hurry = threading.Event()  # a second stop signal: do not wait for the flush
         self.events: deque[RestartEvent] = deque(maxlen=history)
         """The latest unexpected exits, oldest first (for the dashboard and the summary)."""
 
@@ -114,28 +115,35 @@ class Supervisor:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        """SIGINT (Ctrl-C) and SIGTERM stop the supervisor cleanly (main thread only)."""
+        """SIGINT (Ctrl-C) and SIGTERM stop the supervisor cleanly (main thread only); a second
+        one while the children flush SIGKILLs them at once."""
         def handler(signum: int, _frame: FrameType | None) -> None:
-            log.info("stop_requested", signal=signal.Signals(signum).name)
-            self.request_stop()
+            name = signal.Signals(signum).name
+            if self._stop.is_set():
+                log.warning("stop_hurried", signal=name)
+                self._hurry.set()
+            else:
+                log.info("stop_requested", signal=name)
+                self.request_stop()
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
 
     def stop(self) -> int:
-        """SIGTERM every running child, wait up to ``stop_timeout_ms`` for all of them, SIGKILL
-        the rest. Returns 0 when every child exited 0 on SIGTERM and none was given up, else 1."""
+        """SIGTERM every running child, wait up to ``stop_timeout_ms`` for all of them (less
+        after a second signal), SIGKILL the rest. Returns 0 when every child exited 0 on SIGTERM
+        and none was given up, else 1."""
         running = {n: p for n, p in self._procs.items() if p is not None and p.poll() is None}
         for proc in running.values():
             _signal_group(proc, signal.SIGTERM)
         deadline_ms = self._clock_ms() + self._stop_timeout_ms
+        while (any(p.poll() is None for p in running.values())
+               and self._clock_ms() < deadline_ms and not self._hurry.wait(0.02)):
+            pass
         clean = all(e.restarting for e in self._latest_events().values())
         for name, proc in running.items():
-            left_s = max(0.0, (deadline_ms - self._clock_ms()) / 1000)
-            try:
-                proc.wait(timeout=left_s)
-            except subprocess.TimeoutExpired:
+            if proc.poll() is None:
                 log.warning("child_killed", child=name, pid=proc.pid,
-                            stop_timeout_ms=self._stop_timeout_ms)
+                            stop_timeout_ms=self._stop_timeout_ms, hurried=self._hurry.is_set())
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
             log.info("child_stopped", child=name, pid=proc.pid, returncode=proc.returncode)

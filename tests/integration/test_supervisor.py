@@ -168,35 +168,61 @@ def test_a_child_ignoring_sigterm_is_killed_after_the_stop_timeout(tmp_path: Pat
 
 SUPERVISOR = """
 import json, sys
+from pathlib import Path
 from pipeline.supervisor.config import RunConfig
 from pipeline.supervisor.process import Child, Supervisor
-children = [Child(name, tuple(argv), __import__("pathlib").Path(log))
-            for name, argv, log in json.loads(sys.argv[1])]
-sup = Supervisor(children, RunConfig(stop_timeout_ms=10_000))
+specs, stop_timeout_ms = json.loads(sys.argv[1]), int(sys.argv[2])
+children = [Child(name, tuple(argv), Path(log)) for name, argv, log in specs]
+sup = Supervisor(children, RunConfig(stop_timeout_ms=stop_timeout_ms))
 sup.install_signal_handlers()
 sys.exit(sup.run())
 """
 
 
+def start_supervisor(children: list[Child], stop_timeout_ms: int) -> subprocess.Popen[str]:
+    """A supervisor process leading its own process group, like one started on a terminal."""
+    specs = [(c.name, list(c.argv), str(c.log_path)) for c in children]
+    return subprocess.Popen([sys.executable, "-c", SUPERVISOR, json.dumps(specs),
+                             str(stop_timeout_ms)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@contextmanager
+def killed_at_exit(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def test_ctrl_c_on_the_terminal_stops_the_supervisor_which_stops_its_children(
         tmp_path: Path) -> None:
-    specs = [(c.name, list(c.argv), str(c.log_path))
-             for c in (child(tmp_path, "a"), child(tmp_path, "b"))]
-    proc = subprocess.Popen([sys.executable, "-c", SUPERVISOR, json.dumps(specs)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
+    children = [child(tmp_path, "a"), child(tmp_path, "b")]
+    with killed_at_exit(start_supervisor(children, 10_000)) as proc:
         wait_until(lambda: starts(tmp_path, "a") and starts(tmp_path, "b"), "both children")
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
         out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     # The children did not get the SIGINT (own process groups), only the SIGTERM after it.
     assert proc.returncode == 0, out
     for name in ("a", "b"):
         assert (tmp_path / name).read_text() == f"flushed {starts(tmp_path, name)[0]}\n"
     assert "stop_requested" in out and "hello" not in out  # children's output is in files
+
+
+def test_a_second_ctrl_c_kills_the_children_still_flushing(tmp_path: Path) -> None:
+    children = [child(tmp_path, "stubborn", "ignore-sigterm"), child(tmp_path, "polite")]
+    with killed_at_exit(start_supervisor(children, 600_000)) as proc:  # would wait 10 min
+        wait_until(lambda: starts(tmp_path, "stubborn") and starts(tmp_path, "polite"),
+                   "both children")
+        os.killpg(proc.pid, signal.SIGINT)
+        wait_until(lambda: (tmp_path / "polite").exists(), "polite to flush")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert "stop_hurried" in out and "child_killed" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(starts(tmp_path, "stubborn")[0], 0)
 
 
 def archiver_child(lake: dict[str, Any], log_dir: Path) -> Child:
