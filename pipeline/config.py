@@ -41,6 +41,7 @@ from pipeline.replay.config import ReplayConfig
 from pipeline.rules.config import AlerterConfig
 from pipeline.shapes_config import ShapesConfig
 from pipeline.siem.config import SiemConfig
+from pipeline.supervisor.config import RunConfig
 from pipeline.topics_config import TopicsConfig
 
 ENV_PREFIX = "TRAILPIPE_"
@@ -242,6 +243,7 @@ class Config(_Strict):
     forward_syslog: ForwardSyslogConfig = Field(default_factory=ForwardSyslogConfig)
     forward_hec: ForwardHecConfig = Field(default_factory=ForwardHecConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)
