@@ -38,7 +38,8 @@ IdleOpt = Annotated[float | None, typer.Option(
     "--idle-exit-s", help="Stop after this long without a record (tests, backfills).")]
 MetricsPortOpt = Annotated[int | None, typer.Option(
     "--metrics-port", min=0, max=65535,
-    help="Serve /metrics, /healthz and /readyz on this port (default: [metrics] port; 0: off).")]
+    help="Serve /metrics, /healthz and /readyz on this port (default: the port of the "
+    "metrics config section; 0: off).")]
 
 
 @app.callback()
