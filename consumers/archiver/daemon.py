@@ -2,6 +2,9 @@
 ownership, notices and the sink (no processor: the Runner hands each decoded batch table
 straight to the sink).
 
+Before anything starts, a probe write under ``_probe/`` turns a lake that denies the archiver
+(a bucket policy, credentials) into a one-line start-up failure instead of 403s forever.
+
 The Runner's commit interval is set to ``max_age_ms``: every commit cycle flushes the sink, so a
 shorter interval would roll objects earlier than configured.
 """
@@ -17,15 +20,20 @@ from pipeline.daemon import Context, Parts, events_decoder
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing
 from pipeline.lake.store import ObjectStore, aws_client, open_lake
+from pipeline.startup import probe_lake_writes
 
 
 def wire(ctx: Context) -> Parts:
     """The archiver's parts: ``[archiver]`` settings, the lake of ``[storage]`` (or the
     ``store`` hook), notices to ``topics.deliveries``/``topics.health``; hook ``on_upload``
     is called with each key after its upload (tests inject crashes there). Raises ValueError
-    for an unsupported lake URL."""
+    for an unsupported lake URL, and DestinationRefused (a ValueError) when the configured lake
+    denies a probe write (checked before anything else starts; not with the ``store`` hook)."""
     cfg, arch = ctx.cfg, ctx.cfg.archiver
-    store: ObjectStore = ctx.hooks.get("store") or open_lake(cfg.storage)
+    store: ObjectStore | None = ctx.hooks.get("store")
+    if store is None:
+        store = open_lake(cfg.storage)
+        probe_lake_writes(store, "archiver")
     owner = arch.owner_id or f"{socket.gethostname()}-{os.getpid()}"
     notifier = Notifier(ctx.producer_conf(**{"linger.ms": "5"}),
                         deliveries_topic=cfg.topics.deliveries, health_topic=cfg.topics.health,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
@@ -27,16 +29,59 @@ def _bucket(cfg: Config) -> tuple[Any, str, str]:
     return s3_client_for(cfg.storage.s3_endpoint), url.netloc, url.path.strip("/")
 
 
+@contextmanager
+def _denied(bucket: str) -> Iterator[None]:
+    """Exit 2 with the reason when the bucket refuses this client (a traceback otherwise)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code not in ("403", "AccessDenied", "Forbidden"):
+            raise
+        fail(2, [f"trailpipe: the bucket {bucket} denies this client ({code} on "
+                 f"{exc.operation_name}): check the credentials; a TLS-only policy applied "
+                 "over plain HTTP denies every request (set `[lake] deny_insecure_transport = "
+                 "false` and run `trailpipe lake init` again, as the bucket owner)"])
+
+
 def lake_init(config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3Opt = None) -> None:
     """Create the bucket if needed and apply from config: default encryption, a policy
     denying non-TLS access and unencrypted puts, the public access block, versioning and
     Object Lock when configured, and lifecycle tiers per prefix. Idempotent."""
-    from pipeline.lake.admin import init_bucket
+    from pipeline.lake.admin import current_policy, init_bucket, restore_policy
+    from pipeline.lake.policy import transport_problems
 
     cfg = build_config(config, **{"storage.lake": lake, "storage.s3_endpoint": s3_endpoint})
+    problems = transport_problems(cfg.lake, cfg.storage.s3_endpoint)
+    if problems:
+        fail(2, ["trailpipe: lake init refused (nothing applied):",
+                 *(f"  - {p}" for p in problems)])
     client, bucket, prefix = _bucket(cfg)
-    done = init_bucket(client, bucket, prefix, cfg.lake, cfg.storage)
+    with _denied(bucket):
+        before = current_policy(client, bucket)
+        done = init_bucket(client, bucket, prefix, cfg.lake, cfg.storage)
+        policy_changed = "bucket_policy applied" in done
+        _probe_or_fail(cfg, lambda: restore_policy(client, bucket, before) if policy_changed
+                       else None)
     typer.echo("\n".join(done) if done else "nothing to do: the bucket matches the config")
+
+
+def _probe_or_fail(cfg: Config, roll_back: Callable[[], None]) -> None:
+    """Write as the daemons do (a probe put under ``_probe/``); when the bucket denies it,
+    ``roll_back`` (put back the policy init replaced) and exit 2: a bucket no daemon can write
+    to would be a silent lock-out for all of them."""
+    from pipeline.lake.store import open_lake
+    from pipeline.startup import DestinationRefused, probe_lake_writes
+
+    try:
+        probe_lake_writes(open_lake(cfg.storage), "lake-init")
+    except DestinationRefused as exc:
+        roll_back()
+        fail(2, [f"trailpipe: lake init: {exc}",
+                 "trailpipe: lake init: a bucket policy it applied is rolled back to the "
+                 "previous one; the other settings it applied stay"])
 
 
 def lake_status(config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3Opt = None,
@@ -46,7 +91,8 @@ def lake_status(config: ConfigOpt = None, lake: LakeOpt = None, s3_endpoint: S3O
 
     cfg = build_config(config, **{"storage.lake": lake, "storage.s3_endpoint": s3_endpoint})
     client, bucket, prefix = _bucket(cfg)
-    checks = bucket_status(client, bucket, prefix, cfg.lake, cfg.storage)
+    with _denied(bucket):
+        checks = bucket_status(client, bucket, prefix, cfg.lake, cfg.storage)
     if as_json:
         typer.echo(json.dumps([{"aspect": c.aspect, "ok": c.ok, "wanted": c.wanted,
                                 "actual": c.actual} for c in checks], indent=2))

@@ -143,6 +143,21 @@ def init_bucket(client: Any, bucket: str, prefix: str, cfg: LakePolicyConfig,
     return done
 
 
+def current_policy(client: Any, bucket: str) -> str | None:
+    """The bucket's policy document as stored, or None (no policy, or no bucket yet)."""
+    pol = _read(lambda: client.get_bucket_policy(Bucket=bucket), "NoSuchBucketPolicy",
+                "NoSuchBucket")
+    return str(pol["Policy"]) if pol else None
+
+
+def restore_policy(client: Any, bucket: str, policy: str | None) -> None:
+    """Put back a policy read with :func:`current_policy` (None: remove the bucket's policy)."""
+    if policy is None:
+        client.delete_bucket_policy(Bucket=bucket)
+    else:
+        client.put_bucket_policy(Bucket=bucket, Policy=policy)
+
+
 def _apply_lifecycle(client: Any, bucket: str, prefix: str, cfg: LakePolicyConfig) -> None:
     # Keep rules that are not ours: the bucket may hold other data with its own tiers.
     life = _read(lambda: client.get_bucket_lifecycle_configuration(Bucket=bucket),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,7 +45,9 @@ class LakePolicyConfig(_Strict):
     """The ``[lake]`` section: how ``trailpipe lake init`` sets up the bucket (its default
     encryption is ``[storage]`` ``encryption``, the same setting every put uses)."""
 
-    deny_insecure_transport: bool = True
+    deny_insecure_transport: bool = Field(default=True, description=(
+        "deny every request without TLS (aws:SecureTransport); false on a plain-HTTP endpoint "
+        "(dev), where it would deny every request"))
     deny_unencrypted_puts: bool = True
     block_public_access: bool = True
     versioning: bool = False
@@ -59,6 +62,22 @@ def encryption_document(storage: StorageConfig) -> dict[str, Any]:
     if storage.encryption == "aws:kms" and storage.kms_key_id:
         rule["KMSMasterKeyID"] = storage.kms_key_id
     return {"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]}
+
+
+def transport_problems(cfg: LakePolicyConfig, s3_endpoint: str | None) -> list[str]:
+    """Why applying the bucket policy would lock every client out, or nothing: a TLS-only
+    statement on a bucket reached over plain HTTP denies every request, since
+    ``aws:SecureTransport`` is false on all of them (every daemon then gets 403 forever)."""
+    if not cfg.deny_insecure_transport or not s3_endpoint:
+        return []
+    if urlparse(s3_endpoint).scheme != "http":
+        return []
+    return [f"the S3 endpoint {s3_endpoint} is plain HTTP: the TLS-only bucket policy "
+            "([lake] deny_insecure_transport = true) would deny every request over it, so "
+            "every daemon would get 403 on every read and write",
+            "use an https:// endpoint ([storage] s3_endpoint), or set `[lake] "
+            "deny_insecure_transport = false` in the config to apply the policy without the "
+            "TLS condition"]
 
 
 def bucket_policy(cfg: LakePolicyConfig, bucket: str) -> dict[str, Any] | None:

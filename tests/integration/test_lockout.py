@@ -1,0 +1,100 @@
+"""The lock-out sequence of issue 12 against the S3 API (moto server over plain HTTP) and a real
+broker: ``lake init`` refuses the TLS-only policy there, naming the switch; a policy that still
+denies the daemons' writes (moto ignores conditions) is rolled back with exit 2; with both
+switches off the archiver can write; a lake that denies
+the archiver (the TLS-only policy applied anyway) stops ``consume archiver`` at start-up with
+one line, exit 2, instead of 403s forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import boto3
+import pytest
+
+from pipeline.config import load_config
+from pipeline.daemon import Context
+from pipeline.lake.policy import LakePolicyConfig, bucket_policy
+
+pytestmark = pytest.mark.integration
+
+NO_TLS = {"TRAILPIPE_LAKE__DENY_INSECURE_TRANSPORT": "false"}
+# moto ignores policy conditions: any Deny statement denies every put, so the dev endpoint
+# needs both switches off.
+NO_DENY = {**NO_TLS, "TRAILPIPE_LAKE__DENY_UNENCRYPTED_PUTS": "false"}
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli.app", *args], capture_output=True,
+                          text=True, env={**os.environ, "TRAILPIPE_LOG__FORMAT": "json",
+                                          **(env or {})}, timeout=120)
+
+
+def s3(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="t", aws_secret_access_key="t")
+
+
+def test_lake_init_refuses_the_tls_only_policy_on_plain_http(s3_endpoint: str,
+                                                             unique: str) -> None:
+    bucket = f"lockout-{unique}"
+    refused = cli("lake", "init", "--lake", f"s3://{bucket}/trail", "--s3-endpoint", s3_endpoint)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{s3_endpoint} is plain HTTP" in refused.stderr
+    assert "`[lake] deny_insecure_transport = false`" in refused.stderr
+    names = [b["Name"] for b in s3(s3_endpoint).list_buckets()["Buckets"]]
+    assert bucket not in names  # nothing applied
+
+
+def test_with_the_switches_off_init_applies_no_policy_and_the_archiver_writes(
+        s3_endpoint: str, unique: str, kafka: Any) -> None:
+    from consumers.archiver.daemon import wire
+
+    bucket, lake = f"plain-{unique}", f"s3://plain-{unique}/trail"
+    done = cli("lake", "init", "--lake", lake, "--s3-endpoint", s3_endpoint, env=NO_DENY)
+    assert done.returncode == 0 and "bucket created" in done.stdout, done.stderr
+    cfg = load_config(env={}, overrides={"storage.lake": lake,
+                                         "storage.s3_endpoint": s3_endpoint})
+    parts = wire(Context(cfg, kafka.bootstrap))  # the probe put and delete pass
+    assert parts.sink is not None
+    parts.sink.close()
+    assert s3(s3_endpoint).list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.mark.skipif(bool(os.environ.get("TRAILPIPE_TEST_S3_ENDPOINT")),
+                    reason="needs the session's moto server, which ignores policy conditions "
+                    "(an external S3 endpoint may evaluate them and accept the probe)")
+def test_init_rolls_back_a_policy_that_denies_the_daemons_writes(s3_endpoint: str,
+                                                                 unique: str) -> None:
+    bucket, lake = f"rollback-{unique}", f"s3://rollback-{unique}/trail"
+    refused = cli("lake", "init", "--lake", lake, "--s3-endpoint", s3_endpoint, env=NO_TLS)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{lake} denies lake-init's writes" in refused.stderr
+    assert "deny_unencrypted_puts = false" in refused.stderr and "rolled back" in refused.stderr
+    client = s3(s3_endpoint)
+    with pytest.raises(client.exceptions.ClientError, match="NoSuchBucketPolicy"):
+        client.get_bucket_policy(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="trail/x", Body=b"x", ServerSideEncryption="AES256")
+
+
+def test_a_lake_that_denies_the_archiver_stops_it_at_start_up(s3_endpoint: str, unique: str,
+                                                              kafka: Any) -> None:
+    bucket = f"locked-{unique}"
+    client = s3(s3_endpoint)
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_policy(Bucket=bucket,
+                             Policy=json.dumps(bucket_policy(LakePolicyConfig(), bucket)))
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli.app", "consume", "archiver", "--bootstrap",
+         kafka.bootstrap, "--lake", f"s3://{bucket}/trail", "--s3-endpoint", s3_endpoint,
+         "--idle-exit-s", "5"], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TRAILPIPE_LOG__FORMAT": "json"})
+    assert run.returncode == 2, run.stderr
+    reasons = [line for line in run.stderr.splitlines() if line.startswith("trailpipe:")]
+    assert len(reasons) == 1 and f"s3://{bucket}/trail denies archiver's writes" in reasons[0]
+    assert "deny_insecure_transport = false" in reasons[0]
+    assert "runner_started" not in run.stderr  # refused before it consumed anything
