@@ -95,6 +95,12 @@ def total(scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
     return sum(v for (n, _), v in scraped.items() if n == name)
 
 
+def lag_of(scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float | None:
+    """The summed lag gauge; None before librdkafka reported any partition's lag."""
+    lags = [v for (n, _), v in scraped.items() if n == "trailpipe_consumer_lag_records"]
+    return sum(lags) if lags else None
+
+
 def start_archiver(lake: dict[str, Any], port: int) -> tuple[subprocess.Popen[str], Path]:
     env = {**os.environ, "TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000",
            "TRAILPIPE_ARCHIVER__MAX_AGE_MS": "1500",
@@ -135,6 +141,8 @@ def test_readyz_follows_the_lake_and_metrics_match_the_summary(
         wait_for("all consumed and archived", lambda: (
             total(s := samples(base), "trailpipe_records_consumed_total") == count
             and total(s, "trailpipe_lake_rows_total") == count), proc, log)
+        # librdkafka reports the lag every [metrics] lag_interval_ms: 0 once all is committed
+        wait_for("the lag reported as 0", lambda: lag_of(samples(base)) == 0, proc, log)
         scraped = samples(base)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -150,3 +158,37 @@ def test_readyz_follows_the_lake_and_metrics_match_the_summary(
                   if name == "trailpipe_records_consumed_total"}
     assert partitions <= {"0", "1", "2"} and partitions
     assert total(scraped, "trailpipe_flush_seconds_count") >= 1
+
+
+def test_the_probes_tell_reachable_from_unreachable(kafka: Any, make_topic: Any,
+                                                    s3_endpoint: str, unique: str) -> None:
+    from pipeline.lake.store import open_store
+    from pipeline.metrics.readiness import kafka_probe, lake_probe
+
+    topic = make_topic("probed", 1)
+    kafka_probe({"bootstrap.servers": kafka.bootstrap}, topic, 10)()
+    with pytest.raises(LookupError, match="no metadata for topic"):
+        kafka_probe({"bootstrap.servers": kafka.bootstrap}, f"missing-{unique}", 10)()
+    closed = f"127.0.0.1:{free_port()}"
+    with pytest.raises(Exception, match=r"(?i)timed out|transport|broker"):
+        kafka_probe({"bootstrap.servers": closed}, topic, 2)()
+    with pytest.raises(Exception, match=r"(?i)connect"):
+        lake_probe(open_store(f"s3://lake-{unique}/lake", s3_endpoint=f"http://{closed}"))()
+
+
+def test_a_taken_port_fails_the_start_loudly() -> None:
+    from pipeline.metrics.config import MetricsConfig
+    from pipeline.metrics.registry import DaemonMetrics
+    from pipeline.metrics.server import MetricsServer
+
+    metrics, cfg = DaemonMetrics("archiver", "g"), MetricsConfig()
+    first = MetricsServer(metrics, cfg, {}, host="127.0.0.1", port=0)
+    first.start()
+    try:
+        assert get(f"http://127.0.0.1:{first.port}/healthz") == (
+            503, "the poll loop has not started\n")
+        second = MetricsServer(metrics, cfg, {}, host="127.0.0.1", port=first.port)
+        with pytest.raises(OSError):
+            second.start()
+    finally:
+        first.close()
