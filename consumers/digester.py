@@ -248,7 +248,8 @@ def wire(ctx: Context) -> Parts:
     """The digester's parts for the one daemon builder: its processor and sink on
     ``topics.deliveries`` in group ``digest.group``. The lake comes from ``[storage]`` (or the
     ``store`` hook), the signing key from ``[digest]``; hooks ``clock`` move time in tests.
-    Raises ValueError (SigningKeyError) when no usable private key is configured."""
+    Raises ValueError (SigningKeyError) when no usable private key is configured, or when no
+    configured key verifies the chain head (see :func:`_check_head`)."""
     cfg, dcfg = ctx.cfg, ctx.cfg.digest
     store: ObjectStore = ctx.hooks.get("store") or open_lake(cfg.storage)
     if dcfg.private_key is None:
@@ -257,8 +258,24 @@ def wire(ctx: Context) -> Parts:
     signer = load_private_key(dcfg.private_key.get_secret_value())
     trusted = trusted_keys([*(load_public_key(v) for v in dcfg.trusted_public_keys),
                             signer.public_key()])
+    clock: Clock = ctx.hooks.get("clock") or (lambda ms: ms)
+    _check_head(store, trusted, clock(time.time_ns() // 1_000_000))
     processor = DigestProcessor(store, signer, dcfg, trusted=trusted,
-                                batch_size=cfg.runner.batch_size, clock=ctx.hooks.get("clock"))
+                                batch_size=cfg.runner.batch_size, clock=clock)
     sink = DigestSink(store)
     return Parts(topics=[cfg.topics.deliveries], group=dcfg.group, processor=processor,
                  sink=sink, summary=lambda: {"lake": store.url, "digests_written": sink.written})
+
+
+def _check_head(store: ObjectStore, trusted: Mapping[str, Ed25519PublicKey], now_ms: int) -> None:
+    """Refuse to start when the chain head is not signed by a configured key (a key rotated
+    without ``[digest] trusted_public_keys``) or is unreadable: the digester would otherwise
+    run, log it once a minute and never write a digest. A lake that does not answer is left
+    to the run (it may come back). Raises SigningKeyError."""
+    try:
+        find_head(store, now_ms, trusted)
+    except ChainError as exc:
+        raise SigningKeyError(f"the digest chain cannot be continued: {exc}") from exc
+    except StoreError as exc:
+        log.warning("digest_head_unchecked", lake=store.url, error=str(exc),
+                    error_type=type(exc).__name__)
