@@ -1,8 +1,9 @@
 """``trailpipe report``: a self-contained HTML report of a window of the lake.
 
 Sources: the lake's ``cloudtrail`` view (:func:`pipeline.lake.query.connect`) for every
-event section; alerts from ``--alerts FILE`` (JSON lines, as ``trailpipe replay --alerts-out``
-writes them; the lake holds no alerts); insights from the insights topic when a Kafka
+event section, its ``aggregates`` view for the calls per event name; alerts from
+``--alerts FILE`` (JSON lines, as ``trailpipe replay --alerts-out`` writes them; the lake
+holds no alerts); insights from the insights topic when a Kafka
 bootstrap is configured or a local dev cluster runs (``--no-insights`` skips it). A section
 without data says so; an empty lake gives a report of such sections.
 
@@ -82,9 +83,18 @@ def _inputs(cfg: Config, window: Window, top: int, alerts_path: Path | None,
 def _connect(cfg: Config) -> tuple[duckdb.DuckDBPyConnection, str]:
     """The lake connection; an empty ``cloudtrail`` view when the lake has no objects yet."""
     import duckdb
+    import pyarrow as pa
 
+    from pipeline.aggregates.table import ARROW_SCHEMA
     from pipeline.lake import athena
-    from pipeline.lake.query import EVENTS_SCHEMA, VIEW, EmptyLake, connect
+    from pipeline.lake.query import (
+        AGGREGATES_VIEW,
+        DATE_FIELD,
+        EVENTS_SCHEMA,
+        VIEW,
+        EmptyLake,
+        connect,
+    )
 
     lake = cfg.storage.lake
     try:
@@ -93,6 +103,7 @@ def _connect(cfg: Config) -> tuple[duckdb.DuckDBPyConnection, str]:
         con = duckdb.connect()
         athena.install(con)
         con.register(VIEW, EVENTS_SCHEMA.empty_table())
+        con.register(AGGREGATES_VIEW, pa.schema([*ARROW_SCHEMA, DATE_FIELD]).empty_table())
         return con, f"lake {lake} (no objects yet)"
     except (OSError, ValueError) as exc:
         fail(1, [f"trailpipe: cannot read the lake {lake}: {exc}"])
@@ -123,8 +134,7 @@ def _write(inputs: Inputs, out: Path, lake_note: str) -> None:
     from rich.console import Console
     from rich.progress import Progress
 
-    from pipeline.report.build import build_report
-    from pipeline.report.sections import BUILDERS
+    from pipeline.report.build import BUILDERS, build_report
 
     with Progress(console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("report", total=len(BUILDERS))

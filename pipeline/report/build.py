@@ -1,5 +1,6 @@
-"""Build the report from a lake connection: create the window's view, run every section,
-render the page. Pure apart from the queries on the connection it is given."""
+"""Build the report from a lake connection (views ``cloudtrail`` and ``aggregates``): create
+the window's view, run every section, render the page. Pure apart from the queries on the
+connection it is given."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from typing import Any
 
 import duckdb
 
-from pipeline.report import queries
+from pipeline.report import aggregated, queries, sections
 from pipeline.report.render import page_html
-from pipeline.report.sections import BUILDERS, Inputs, Section
+from pipeline.report.sections import Inputs, Section
 from pipeline.report.window import view_sql
+
+BUILDERS: tuple[Callable[[Inputs], Section], ...] = (
+    sections.BUILDERS[0], aggregated.event_names, *sections.BUILDERS[1:])
+"""Every section in page order: the lake's, with the aggregator's after the calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +41,9 @@ def build_report(inputs: Inputs, subtitle: str = "",
     ``progress`` is called with each section's key once it is built."""
     con: duckdb.DuckDBPyConnection = inputs.con
     con.execute(view_sql(inputs.window))
-    sections = []
+    built = []
     for builder in BUILDERS:
-        sections.append(builder(inputs))
-        progress(sections[-1].key)
-    page = page_html(inputs.window, sections, subtitle)
-    return Report(page, tuple(sections), queries.total_calls(con))
+        built.append(builder(inputs))
+        progress(built[-1].key)
+    page = page_html(inputs.window, built, subtitle)
+    return Report(page, tuple(built), queries.total_calls(con))

@@ -3,7 +3,7 @@
 (``main-svg`` inside its div), and a screenshot is saved under ``var/test-artifacts/``.
 
 The day: the generator's traffic with every attack scenario, archived as the archiver keys
-and writes objects (a file lake); alerts from a retro-hunt of that lake
+and writes objects (a file lake), with its 1h aggregates; alerts from a retro-hunt of that lake
 (``trailpipe replay --source lake --alerts-out``, the configured rules); insights as two
 CloudTrail Insight events (Start, End) on an insights topic of the test broker.
 """
@@ -16,14 +16,18 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer
 
 from consumers.archiver.objects import build_objects
+from pipeline.aggregates.table import object_key
+from pipeline.aggregates.table import to_table as aggregate_table
 from pipeline.events import IngestMeta, to_avro
 from pipeline.events.wire import encode
 from pipeline.lake.columns import to_table
@@ -35,13 +39,16 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "var" / "test-artifacts"
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+DIMENSIONS = ("window_start_ms", "account", "region", "event_source", "event_name", "outcome",
+              "identity_type")
 T0 = 1_764_201_600_000 - 1_764_201_600_000 % DAY_MS  # 2025-11-27T00:00Z
 FROM, TO = "2025-11-27T00:00Z", "2025-11-28T00:00Z"
 RUN_REPORT = ("import typer; from pipeline.cli.report import report; "
               "app = typer.Typer(); app.command()(report); app()")
 """``trailpipe report`` until the command is registered in pipeline/cli/app.py."""
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-MIN_PNG_BYTES = 50_000  # a blank 1400x7000 page compresses to a few kB
+MIN_PNG_BYTES = 50_000  # a blank 1400x8000 page compresses to a few kB
 
 
 def chromium() -> str:
@@ -77,6 +84,25 @@ def write_day_lake(root: Path, topic: str, datums: list[dict[str, Any]]) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(obj.data)
     return f"file://{root}"
+
+
+def write_day_aggregates(root: Path, datums: list[dict[str, Any]]) -> None:
+    """The day's 1h Aggregate rows (counted here per window and dimensions; one base record
+    each) as one object under ``aggregates/`` per day, as the aggregator lays them out."""
+    counts: Counter[tuple[Any, ...]] = Counter()
+    for d in datums:
+        start = d["eventTimeMs"] - d["eventTimeMs"] % HOUR_MS
+        counts[(start, d["recipientAccountId"], d["awsRegion"], d["eventSource"],
+                d["eventName"], d.get("errorCode") or "OK",
+                (d.get("userIdentity") or {}).get("type") or "")] += 1
+    rows = [dict(zip(DIMENSIONS, key, strict=True)) | {
+        "window_size": "1h", "window_end_ms": key[0] + HOUR_MS, "count": n,
+        "distinct_principals": 0, "distinct_source_ips": 0, "values_complete": False,
+        "partition": 0, "trigger_offset": 0, "watermark_ms": key[0], "emitted_ms": key[0]}
+        for key, n in sorted(counts.items())]
+    path = root / object_key("1h", T0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(aggregate_table(rows), path)
 
 
 def insight_event(state: str, time_ms: int) -> dict[str, Any]:
@@ -121,6 +147,7 @@ def test_a_generated_day_renders_with_every_chart(tmp_path: Path, kafka: Any,
     datums = day_datums()
     topic = f"test.absent.{unique}"  # never created: the replay reads the lake alone
     lake = write_day_lake(tmp_path / "lake", topic, datums)
+    write_day_aggregates(tmp_path / "lake", datums)
     alerts = tmp_path / "alerts.jsonl"
     assert hunt_alerts(lake, kafka.bootstrap, topic, alerts) > 0
     insights = make_topic("insights", partitions=1)
@@ -132,7 +159,7 @@ def test_a_generated_day_renders_with_every_chart(tmp_path: Path, kafka: Any,
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stderr.strip().splitlines()[-1])
     drawn = [k for k, v in summary["sections"].items() if "rows" in v]
-    assert summary["calls"] == 4000 and summary["charts"] == len(drawn) == 9, summary
+    assert summary["calls"] == 4000 and summary["charts"] == len(drawn) == 10, summary
     html = page.read_text()
     assert not re.search(r"<script[^>]*src=[\"']?https?://", html)
 
@@ -149,7 +176,7 @@ def test_a_generated_day_renders_with_every_chart(tmp_path: Path, kafka: Any,
     shot.unlink(missing_ok=True)
     taken = run(browser, "--headless", "--disable-gpu", "--no-sandbox",
                 "--virtual-time-budget=10000", f"--screenshot={shot}",
-                "--window-size=1400,7000", page.as_uri())
+                "--window-size=1400,8000", page.as_uri())
     assert taken.returncode == 0, taken.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > MIN_PNG_BYTES, len(data)

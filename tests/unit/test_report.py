@@ -17,11 +17,12 @@ import pyarrow as pa
 import pytest
 
 from pipeline.aggregates.insights import Insight
+from pipeline.aggregates.table import to_table as aggregate_table
 from pipeline.events import IngestMeta, parse_event_time, to_avro
 from pipeline.lake import athena
 from pipeline.lake.columns import to_table
 from pipeline.lake.query import EVENTS_SCHEMA
-from pipeline.report import extras, queries
+from pipeline.report import aggregated, extras, queries
 from pipeline.report.build import Report, build_report
 from pipeline.report.sections import NO_DATA, Inputs
 from pipeline.report.window import HOUR_MS, Window, view_sql
@@ -64,11 +65,38 @@ def _table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.table(columns, schema=EVENTS_SCHEMA)
 
 
+H0 = T0 - T0 % HOUR_MS
+A1, A2 = "111111111111", "222222222222"
+
+
+def _part(start_ms: int, account: str, name: str, count: int, emitted_ms: int = 1,
+          **kw: Any) -> dict[str, Any]:
+    """An Aggregate row of a 1h window (a base record unless ``correction=True``)."""
+    return {"window_size": "1h", "window_start_ms": start_ms,
+            "window_end_ms": start_ms + HOUR_MS, "account": account, "region": "us-east-1",
+            "event_source": "s3.amazonaws.com", "event_name": name, "outcome": "OK",
+            "identity_type": "IAMUser", "count": count, "distinct_principals": 1,
+            "distinct_source_ips": 1, "partition": 0, "trigger_offset": 0,
+            "watermark_ms": start_ms, "emitted_ms": emitted_ms, **kw}
+
+
+AGGREGATES = [
+    _part(H0, A1, "ListBuckets", 10),
+    _part(H0, A1, "ListBuckets", 10, emitted_ms=2),  # a replay's copy: same key, not added
+    _part(H0, A1, "ListBuckets", 3, correction=True, trigger_offset=5),  # late: added
+    _part(H0, A2, "ListBuckets", 4),
+    _part(H0, A1, "GetObject", 20),
+    _part(H0 + HOUR_MS, A1, "ListBuckets", 1),
+    _part(H0 - 5 * HOUR_MS, A1, "GetObject", 99),  # before the window
+]
+
+
 @pytest.fixture(scope="module")
 def con() -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb.connect()
     athena.install(connection)
     connection.register("cloudtrail", _table(RECORDS))
+    connection.register("aggregates", aggregate_table(AGGREGATES))
     yield connection
     connection.close()
 
@@ -163,6 +191,21 @@ def test_role_assumptions_are_source_to_target_account_edges(con: duckdb.DuckDBP
     assert any(t == OTHER_ACCOUNT and s != OTHER_ACCOUNT for s, t in got)
 
 
+def test_aggregates_are_merged_per_event_name_and_hour(con: duckdb.DuckDBPyConnection
+                                                       ) -> None:
+    start, end = H0 - HOUR_MS, H0 + 2 * HOUR_MS
+    got = {(r["bucket_ms"], r["event_name"]): r["calls"]
+           for r in aggregated.event_names_per_hour(con, start, end, None)}
+    assert got == {(H0, "ListBuckets"): 17, (H0, "GetObject"): 20,
+                   (H0 + HOUR_MS, "ListBuckets"): 1}
+    one = aggregated.event_names_per_hour(con, start, end, A2)
+    assert [(r["event_name"], r["calls"]) for r in one] == [("ListBuckets", 4)]
+    series = aggregated.event_names_per_hour(con, start, end, None)
+    assert aggregated.top_event_names(series, 1) == [{"event_name": "GetObject", "calls": 20}]
+    assert aggregated.top_event_names(series, 5)[1] == {"event_name": "ListBuckets",
+                                                        "calls": 18}
+
+
 def _alert(alert_id: str, severity: str, rule: str, t_ms: int, **kw: Any) -> dict[str, Any]:
     return {"alert_id": alert_id, "severity": severity, "rule_id": rule, "title": f"{rule}!",
             "first_seen_ms": t_ms, "window_start_ms": t_ms, "account": "111111111111",
@@ -211,7 +254,7 @@ def test_page_has_one_plotly_div_per_chart_inline_js_once_and_escaped_cells(
     report = _run(con, WHOLE, alerts=alerts, insights=[_insight("i", T0, T0 + HOUR_MS)])
     page = report.html
     charts = [s.key for s in report.sections if s.figure is not None]
-    assert len(charts) == len(report.sections) == 9
+    assert len(charts) == len(report.sections) == 10
     assert _chart_divs(page) == charts
     for key in charts:
         assert page.count(f'id="plot-{key}"') == 1
@@ -239,6 +282,7 @@ def test_sources_not_given_are_named_in_their_sections(con: duckdb.DuckDBPyConne
     assert notes["alerts"] == {"note": "no alerts file"}
     assert notes["insights"] == {"note": "no insights read"}
     assert notes["calls"] == {"rows": 6}  # 3 accounts x 2 regions
+    assert notes["event_names"] == {"rows": 2}  # GetObject, ListBuckets
 
 
 def test_window_bucket_and_bounds() -> None:
