@@ -24,13 +24,18 @@ _POM_NS = "{http://maven.apache.org/POM/4.0.0}"
 
 def find_repo_root(start: Path | None = None) -> Path:
     """Return the nearest directory at or above ``start`` (default: this package, then the cwd)
-    that contains ``infra/kafka/pom.xml``; raise DevClusterError if there is none."""
+    that contains ``infra/kafka/pom.xml``; raise DevClusterError if there is none (an installed
+    wheel has none: infra/ is not package data)."""
     starts = [start] if start is not None else [Path(__file__).resolve().parent, Path.cwd()]
     for base in starts:
         for cand in [base.resolve(), *base.resolve().parents]:
             if (cand / POM).is_file():
                 return cand
-    raise DevClusterError(f"cannot find {POM} above {', '.join(str(s) for s in starts)}")
+    # An installed wheel has no infra/: say what to do instead of only what is missing.
+    raise DevClusterError(
+        f"cannot find {POM} above {', '.join(str(s) for s in starts)}: the local dev cluster "
+        "runs from a source checkout of trailpipe (run there), or use your own Kafka "
+        "(--bootstrap / [kafka] bootstrap)")
 
 
 def pom_property(pom: Path, name: str) -> str:

@@ -1,6 +1,7 @@
 """What an installed wheel needs: the Avro schemas as package data read through
 importlib.resources (not a source-tree path), ``trailpipe --version`` and the command list the
-wheel smoke test (``.ci/wheel-smoke``) runs ``--help`` of. No services."""
+wheel smoke test (``.ci/wheel-smoke``) runs ``--help`` of, and what the dev cluster says outside
+a source checkout. No services."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 
+import pytest
 from packaging.version import Version
 from typer.testing import CliRunner
 
 from pipeline.cli.app import app
 from pipeline.cli.command_paths import command_paths
+from pipeline.dev.libs import find_repo_root
+from pipeline.dev.model import DevClusterError
 from pipeline.events.schemas import SchemaRegistry, default_registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,3 +78,9 @@ def test_every_discovered_command_path_has_help() -> None:
         result = runner.invoke(app, [*path, "--help"], prog_name="trailpipe")
         assert result.exit_code == 0, (path, result.output)
         assert " ".join(["trailpipe", *path]) in " ".join(result.output.split())
+
+
+def test_outside_a_checkout_the_dev_cluster_says_what_to_do(tmp_path: Path) -> None:
+    # What an installed wheel meets: infra/ (Kafka's pom) is not package data.
+    with pytest.raises(DevClusterError, match=r"source checkout.*--bootstrap"):
+        find_repo_root(tmp_path)
