@@ -76,37 +76,21 @@ def _inputs(cfg: Config, window: Window, top: int, alerts_path: Path | None,
             fail(1, [f"trailpipe: --alerts: {exc}"])
     found, insights_note = _insights(cfg) if insights else (None, "insights not read "
                                                                   "(--no-insights)")
-    con, lake_note = _connect(cfg)
+    con, lake_note = _connect(cfg, window)
     return Inputs(con, window, top, alerts, found, alerts_note, insights_note), lake_note
 
 
-def _connect(cfg: Config) -> tuple[duckdb.DuckDBPyConnection, str]:
-    """The lake connection; an empty ``cloudtrail`` view when the lake has no objects yet."""
-    import duckdb
-    import pyarrow as pa
-
-    from pipeline.aggregates.table import ARROW_SCHEMA
-    from pipeline.lake import athena
-    from pipeline.lake.query import (
-        AGGREGATES_VIEW,
-        DATE_FIELD,
-        EVENTS_SCHEMA,
-        VIEW,
-        EmptyLake,
-        connect,
-    )
+def _connect(cfg: Config, window: Window) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """The lake connection over the window's partitions, and what it found for the page."""
+    from pipeline.report.lake import open_window
 
     lake = cfg.storage.lake
     try:
-        return connect(lake, cfg.storage.s3_endpoint), f"lake {lake}"
-    except EmptyLake:
-        con = duckdb.connect()
-        athena.install(con)
-        con.register(VIEW, EVENTS_SCHEMA.empty_table())
-        con.register(AGGREGATES_VIEW, pa.schema([*ARROW_SCHEMA, DATE_FIELD]).empty_table())
-        return con, f"lake {lake} (no objects yet)"
+        views = open_window(lake, cfg.storage.s3_endpoint, window)
     except (OSError, ValueError) as exc:
         fail(1, [f"trailpipe: cannot read the lake {lake}: {exc}"])
+    aggregates = "" if views.has_aggregates else ", no aggregates yet"
+    return views.con, f"lake {lake} ({views.event_objects} event objects{aggregates})"
 
 
 def _insights(cfg: Config) -> tuple[list[Any] | None, str]:

@@ -54,7 +54,7 @@ def test_an_empty_lake_gives_a_page_of_no_data_sections_and_a_summary(tmp_path: 
     assert summary["sections"]["calls"] == {"note": "no data in this window"}
     assert summary["sections"]["alerts"] == {"note": "no alerts file given (--alerts FILE)"}
     assert summary["sections"]["insights"] == {"note": "insights not read (--no-insights)"}
-    assert "(no objects yet)" in out.read_text()
+    assert "(0 event objects, no aggregates yet)" in out.read_text()
 
 
 def test_an_alerts_file_that_is_not_alerts_exits_1(tmp_path: Path) -> None:
