@@ -37,16 +37,21 @@ def report(
                                        "is given) or epoch ms; inclusive.")],
     to: Annotated[str, typer.Option("--to", help="As --from; exclusive.")],
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
-    account: Annotated[str | None, typer.Option("--account", help="Only this account "
-                                                "(12-digit id).")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Only this account (the "
+                                                "lake's account partition).")] = None,
     alerts: Annotated[Path | None, typer.Option("--alerts", help="Alerts as JSON lines "
                                                 "(trailpipe replay --alerts-out).")] = None,
-    insights: Annotated[bool, typer.Option(help="Read the insights topic.")] = True,
+    insights: Annotated[bool, typer.Option(help="Read the insights topic (when a Kafka "
+                                           "bootstrap is configured or a dev cluster "
+                                           "runs).")] = True,
     top: Annotated[int, typer.Option("--top", help="Rows of each table.")] = 10,
     config: ConfigOpt = None, bootstrap: BootstrapOpt = None, lake: LakeOpt = None,
     s3_endpoint: S3Opt = None,
 ) -> None:
-    """Write one self-contained HTML page (plotly charts, top-N tables) for [--from, --to)."""
+    """Write one self-contained HTML page (plotly charts, top-N tables; opens offline) for
+    event time [--from, --to): calls, errors, principals, source IPs, console logins, access
+    denied, role assumptions from the lake; calls per event name from its aggregates; alerts
+    from --alerts; insights from the insights topic. Summary as JSON on stderr."""
     from pipeline.report.window import Window
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
