@@ -24,7 +24,7 @@ from pipeline.intake import BatchDecoders, RunStats
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.logs import get_logger
 from pipeline.metrics.config import metrics_config
-from pipeline.metrics.registry import DaemonMetrics
+from pipeline.metrics.registry import DaemonMetrics, LabelledCounts
 from pipeline.model import BatchProcessor, Processor, Sink
 from pipeline.runner import Runner
 
@@ -152,7 +152,8 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
                  "poll_timeout_ms": parts.poll_timeout_ms}
     runner_cfg = cfg.runner.model_copy(
         update={k: v for k, v in overrides.items() if v is not None})
-    metrics = DaemonMetrics(name, parts.group, summary=parts.summary)
+    metrics = DaemonMetrics(name, parts.group, summary=parts.summary,
+                            labelled=_labelled_counts(parts))
     runner = Runner(
         consumer_conf=_observed(consumer_config(ctx.kafka_base, parts.group, consumer_extra,
                                                 read_committed=True),
@@ -164,6 +165,17 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
     log.info("daemon_built", daemon=name, group=parts.group, topics=parts.topics,
              batch=parts.decode_batch is not None, transactional=parts.transactional_id)
     return Daemon(name, runner, parts, cfg.topics.dlq, ctx.kafka_base)
+
+
+def _labelled_counts(parts: Parts) -> Callable[[], LabelledCounts]:
+    """The optional ``labelled_counts()`` of the processor and the sink, merged."""
+    sources = [f for f in (getattr(parts.processor, "labelled_counts", None),
+                           getattr(parts.sink, "labelled_counts", None)) if f is not None]
+
+    def merged() -> LabelledCounts:
+        return {name: counts for source in sources for name, counts in source().items()}
+
+    return merged
 
 
 def _observed(conf: dict[str, Any], metrics: DaemonMetrics, lag_interval_ms: int

@@ -36,10 +36,14 @@ class Extra:
 _LAKE_OBJECTS = Extra("trailpipe_lake_objects_total", "counter", "Objects written to the lake.")
 _LAKE_ROWS = Extra("trailpipe_lake_rows_total", "counter", "Rows written to the lake.")
 
+_LAKE_BYTES = Extra("trailpipe_lake_bytes_total", "counter", "Bytes written to the lake.")
+
 EXTRAS: dict[str, dict[str, Extra]] = {
-    "archiver": {"objects_written": _LAKE_OBJECTS, "rows_written": _LAKE_ROWS},
+    # bytes_written / lake_bytes: exported once those summaries count them
+    "archiver": {"objects_written": _LAKE_OBJECTS, "rows_written": _LAKE_ROWS,
+                 "bytes_written": _LAKE_BYTES},
     "aggregator": {
-        "lake_objects": _LAKE_OBJECTS, "lake_rows": _LAKE_ROWS,
+        "lake_objects": _LAKE_OBJECTS, "lake_rows": _LAKE_ROWS, "lake_bytes": _LAKE_BYTES,
         "windows": Extra("trailpipe_aggregate_windows_total", "counter", "Windows emitted."),
         "insights": Extra("trailpipe_insights_total", "counter", "Insights emitted."),
         "late_events": Extra("trailpipe_late_events_total", "counter",
@@ -67,6 +71,13 @@ EXTRAS: dict[str, dict[str, Extra]] = {
 }
 """Per daemon: summary key → metric. Only keys the daemon's summary already counts."""
 
+LABELLED: dict[str, tuple[tuple[str, ...], str]] = {
+    "trailpipe_alerts_total": (("severity", "rule"), "Alerts emitted, by severity and rule."),
+}
+"""Counters with labels of their own (besides ``daemon``): a daemon's processor or sink
+exports them from an optional ``labelled_counts() -> {name: {label values: count}}`` (the
+values in the order given here). Names not listed here are not exported."""
+
 LAKE_DAEMONS = frozenset({"archiver", "digester", "aggregator"})
 """Daemons that write the lake: /readyz also probes it."""
 
@@ -75,4 +86,5 @@ def all_names() -> frozenset[str]:
     """Every metric name a daemon can export (histograms: their base name)."""
     core = {CONSUMED, PROCESSED, OUTPUTS, DEAD_LETTERS, FLUSH_SECONDS, FLUSH_FAILURES, COMMITS,
             REWINDS, LAG, ASSIGNED, DELIVERY_ERRORS, KAFKA_ERRORS}
-    return frozenset(core | {e.name for extras in EXTRAS.values() for e in extras.values()})
+    extras = {e.name for extras in EXTRAS.values() for e in extras.values()}
+    return frozenset(core | extras | set(LABELLED))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,18 +45,23 @@ class LoopState:
     kafka_error: str | None = None  # the consumer's last error, until the loop gets records
 
 
+LabelledCounts = Mapping[str, Mapping[tuple[str, ...], float]]
+"""Per metric name (a key of ``names.LABELLED``): label values → count."""
+
+
 class DaemonMetrics:
     """The metrics of daemon ``daemon`` in consumer group ``group``. ``summary`` is the
-    daemon's own summary (its counters named in EXTRAS are exported); :meth:`watch` gives the
-    Runner's RunStats."""
+    daemon's own summary (its counters named in EXTRAS are exported), ``labelled`` its
+    labelled counters (names.LABELLED); :meth:`watch` gives the Runner's RunStats."""
 
     def __init__(self, daemon: str, group: str, *,
                  summary: Callable[[], dict[str, Any]] = dict,
+                 labelled: Callable[[], LabelledCounts] = dict,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.daemon, self.group = daemon, group
         self.state = LoopState()
         self.registry = CollectorRegistry(auto_describe=True)
-        self._clock, self._summary = clock, summary
+        self._clock, self._summary, self._labelled = clock, summary, labelled
         self._stats = RunStats()
         r, d = self.registry, ["daemon"]
         self._consumed = Counter(names.CONSUMED, "Records taken from Kafka (re-reads count "
@@ -164,6 +169,7 @@ class _SummaryCollector(Collector):
                 (names.REWINDS, s.rewinds, "Rewinds to the committed offsets.")):
             yield _family(name, "counter", help_text, m.daemon, value)
         yield from self._extras()
+        yield from self._labelled()
 
     def _extras(self) -> Iterator[Metric]:
         extras = names.EXTRAS.get(self._m.daemon, {})
@@ -178,6 +184,25 @@ class _SummaryCollector(Collector):
             value = summary.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 yield _family(extra.name, extra.kind, extra.help, self._m.daemon, value)
+
+
+    def _labelled(self) -> Iterator[Metric]:
+        try:
+            counts = {name: dict(c) for name, c in self._m._labelled().items()}
+        except RuntimeError as exc:  # resized by the loop thread mid-read: next scrape
+            log.debug("labelled_counts_unreadable", error=str(exc))
+            return
+        for name, by_values in counts.items():
+            spec = names.LABELLED.get(name)
+            if spec is None:
+                continue
+            labels, help_text = spec
+            family = CounterMetricFamily(name.removesuffix("_total"), help_text,
+                                         labels=["daemon", *labels])
+            for values, count in by_values.items():
+                if len(values) == len(labels):
+                    family.add_metric([self._m.daemon, *values], count)
+            yield family
 
 
 def _family(name: str, kind: str, help_text: str, daemon: str, value: float) -> Metric:

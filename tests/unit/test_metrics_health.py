@@ -142,3 +142,34 @@ def test_the_app_answers_each_endpoint() -> None:
     families = {f.name for f in text_string_to_metric_families(text)}
     assert "trailpipe_records_processed" in families  # counters: the family drops _total
     assert call(app, "/nope")[0].startswith("404")
+
+
+class Alerting:
+    """A processor with labelled counters (what the alerter would expose)."""
+
+    def __init__(self) -> None:
+        self.by_rule: dict[tuple[str, ...], float] = {("high", "root-login"): 2,
+                                                      ("low", "odd-region"): 1}
+
+    def labelled_counts(self) -> dict[str, dict[tuple[str, ...], float]]:
+        return {"trailpipe_alerts_total": dict(self.by_rule), "not_a_documented_name": {}}
+
+
+def test_the_builder_exports_a_processors_labelled_counters() -> None:
+    from pipeline.config import Config
+    from pipeline.daemon import Context, Parts, build_daemon
+
+    processor = Alerting()
+    daemon = build_daemon("alerter", lambda _ctx: Parts(
+        topics=["events"], group="g", processor=processor, sink=None),  # type: ignore[arg-type]
+        Context(Config(), "localhost:1"))
+    reg = daemon.runner.metrics.registry
+
+    def alerts(severity: str, rule: str) -> float | None:
+        return reg.get_sample_value("trailpipe_alerts_total",
+                                    {"daemon": "alerter", "severity": severity, "rule": rule})
+
+    assert (alerts("high", "root-login"), alerts("low", "odd-region")) == (2, 1)
+    processor.by_rule[("high", "root-login")] = 3
+    assert alerts("high", "root-login") == 3
+    assert reg.get_sample_value("not_a_documented_name_total", {"daemon": "alerter"}) is None
