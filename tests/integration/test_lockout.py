@@ -3,7 +3,9 @@ broker: ``lake init`` refuses the TLS-only policy there, naming the switch; a po
 denies the daemons' writes (moto ignores conditions) is rolled back with exit 2; with both
 switches off the archiver can write; a lake that denies
 the archiver (the TLS-only policy applied anyway) stops ``consume archiver`` at start-up with
-one line, exit 2, instead of 403s forever."""
+one line, exit 2, instead of 403s forever; a subscribed topic that does not exist stops the
+poll loop naming ``trailpipe topics create``. (``run_until_refused`` is shared with
+test_lockout_sasl.)"""
 
 from __future__ import annotations
 
@@ -11,14 +13,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import boto3
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config import RunnerConfig, load_config
 from pipeline.daemon import Context
+from pipeline.kafka import consumer_config, producer_config
 from pipeline.lake.policy import LakePolicyConfig, bucket_policy
+from pipeline.model import StatelessProcessor
+from pipeline.runner import FatalRunnerError, Runner
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +104,42 @@ def test_a_lake_that_denies_the_archiver_stops_it_at_start_up(s3_endpoint: str, 
     assert len(reasons) == 1 and f"s3://{bucket}/trail denies archiver's writes" in reasons[0]
     assert "deny_insecure_transport = false" in reasons[0]
     assert "runner_started" not in run.stderr  # refused before it consumed anything
+
+
+
+class Nothing(StatelessProcessor):
+    def process(self, event: Any) -> list[Any]:
+        return []
+
+
+def run_until_refused(conf: dict[str, Any], group: str, topic: str) -> str:
+    """Run the poll loop on ``topic`` with client settings ``conf``; the FatalRunnerError's
+    text (the test fails when the loop still runs after 60 s)."""
+    runner = Runner(consumer_conf=consumer_config(conf, group, {}, read_committed=True),
+                    producer_conf=producer_config(conf, {}), topics=[topic],
+                    processor=Nothing(), sink=None, config=RunnerConfig(), dlq_topic=topic)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run()
+        except BaseException as exc:  # handed to the test thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        runner.request_stop()
+        thread.join(30)
+        pytest.fail(f"the runner kept polling {topic} as a client the cluster refuses")
+    assert raised and isinstance(raised[0], FatalRunnerError), raised
+    return str(raised[0])
+
+
+def test_a_topic_that_does_not_exist_stops_the_poll_loop_naming_topics_create(
+        kafka: Any, unique: str) -> None:
+    """Past the daemons' start-up check (a topic deleted, or a subscription no check saw)."""
+    reason = run_until_refused(kafka.client_config(), f"g-{unique}", f"test.absent.{unique}")
+    assert "a subscribed topic does not exist" in reason
+    assert "`trailpipe topics create`" in reason

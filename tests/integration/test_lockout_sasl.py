@@ -1,0 +1,79 @@
+"""No silent lock-outs on the SASL + ACL cluster (``siem_cluster``): a principal the cluster
+denies the consumer group, or the topic's records, stops the poll loop with the reason and the
+ACL to grant, instead of logging warnings forever while nothing is read."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+from siem_clients import wait_until
+from test_lockout import run_until_refused
+from test_replay_sasl import sees_topic
+
+from pipeline.dev import ClusterInfo
+from pipeline.siem.admin import delete_acls, delete_scram, set_scram, sync_acls
+
+pytestmark = pytest.mark.integration
+LOG = logging.getLogger("test_lockout_sasl")  # librdkafka logs go here instead of stderr
+
+
+@pytest.fixture
+def denied(siem_cluster: ClusterInfo) -> Iterator[dict[str, Any]]:
+    """A topic and a SCRAM principal with no ACLs yet (the test grants some)."""
+    unique = uuid.uuid4().hex[:8]
+    topic, user, password = f"test.lockout.{unique}", f"locked-{unique}", f"pw-{unique}"
+    admin_conf: dict[str, Any] = {**siem_cluster.client_config(), "logger": LOG}
+    admin = AdminClient(admin_conf)
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    set_scram(admin, user, password)
+    conf = {**siem_cluster.client_config(), "sasl.username": user, "sasl.password": password,
+            "logger": LOG}
+    try:
+        yield {"admin": admin, "topic": topic, "user": user, "group": f"g-{unique}",
+               "conf": conf}
+    finally:
+        delete_acls(admin, user)
+        delete_scram(admin, user)
+        admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=30)
+
+
+def grant(site: dict[str, Any], *acls: tuple[ResourceType, str, AclOperation]) -> None:
+    sync_acls(site["admin"], site["user"], {
+        AclBinding(kind, name, ResourcePatternType.LITERAL, f"User:{site['user']}", "*", op,
+                   AclPermissionType.ALLOW) for kind, name, op in acls})
+    wait_until(lambda: sees_topic(site["conf"], site["topic"]), 30,
+               f"{site['user']} to see {site['topic']}")
+
+
+# WRITE on the topic: the Runner's idempotent producer needs it to get a producer id.
+def test_a_principal_denied_the_group_stops_with_the_acl_to_grant(denied: dict[str, Any]
+                                                                   ) -> None:
+    t = denied["topic"]
+    grant(denied, (ResourceType.TOPIC, t, AclOperation.READ),
+          (ResourceType.TOPIC, t, AclOperation.WRITE))
+    reason = run_until_refused(denied["conf"], denied["group"], denied["topic"])
+    assert "denies this principal the consumer group" in reason
+    assert "grant READ on the group" in reason and "Group authorization failed" in reason
+
+
+def test_a_principal_denied_the_topic_stops_with_the_acl_to_grant(denied: dict[str, Any]
+                                                                   ) -> None:
+    t = denied["topic"]
+    grant(denied, (ResourceType.TOPIC, t, AclOperation.DESCRIBE),
+          (ResourceType.TOPIC, t, AclOperation.WRITE),
+          (ResourceType.GROUP, denied["group"], AclOperation.READ))
+    reason = run_until_refused(denied["conf"], denied["group"], denied["topic"])
+    assert "denies this principal the topic" in reason and "Topic authorization failed" in reason
