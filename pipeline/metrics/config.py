@@ -23,8 +23,9 @@ class MetricsConfig(BaseModel):
     """Address to bind; ``0.0.0.0`` to be scraped from other hosts."""
     flush_budget_s: float = Field(default=300.0, gt=0)
     """/readyz fails when flushes are failing and the last good one is older than this."""
-    stall_after_s: float = Field(default=120.0, gt=0)
-    """/healthz fails when the poll loop has not turned for this long."""
+    stall_after_s: float = Field(default=300.0, gt=0)
+    """/healthz fails when the poll loop has not turned for this long (as long as Kafka's
+    default ``max.poll.interval.ms``: a commit cycle retrying a slow sink is not a hang)."""
     probe_interval_s: float = Field(default=5.0, gt=0)
     """How often the Kafka and lake reachability probes run (in a background thread)."""
     probe_timeout_s: float = Field(default=3.0, gt=0)

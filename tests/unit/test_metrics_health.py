@@ -173,3 +173,15 @@ def test_the_builder_exports_a_processors_labelled_counters() -> None:
     processor.by_rule[("high", "root-login")] = 3
     assert alerts("high", "root-login") == 3
     assert reg.get_sample_value("not_a_documented_name_total", {"daemon": "alerter"}) is None
+
+
+def test_the_metrics_section_is_read_from_the_config_tree_when_it_has_one() -> None:
+    from types import SimpleNamespace
+
+    from pipeline.metrics.config import metrics_config
+
+    section = MetricsConfig(port=9464, host="0.0.0.0")
+    assert metrics_config(SimpleNamespace(metrics=section)) is section
+    # Without the section: the defaults, with the endpoint off (port 0).
+    assert metrics_config(SimpleNamespace()) == MetricsConfig()
+    assert MetricsConfig().port == 0
