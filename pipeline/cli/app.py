@@ -126,6 +126,9 @@ def _mount_subcommands() -> None:
     from pipeline.cli.siem import app as siem_app
     app.add_typer(siem_app, name="siem", help="Subscribe SIEMs: principals, ACLs, configs.")
     app.command("run")(run)
+    from pipeline.cli.report import report
+
+    app.command("report")(report)
     from pipeline.cli.replay import app as replay_app
     app.add_typer(replay_app, name="replay", help="Replay audit events from Kafka for forensics.")
 

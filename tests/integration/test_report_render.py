@@ -44,9 +44,6 @@ DIMENSIONS = ("window_start_ms", "account", "region", "event_source", "event_nam
               "identity_type")
 T0 = 1_764_201_600_000 - 1_764_201_600_000 % DAY_MS  # 2025-11-27T00:00Z
 FROM, TO = "2025-11-27T00:00Z", "2025-11-28T00:00Z"
-RUN_REPORT = ("import typer; from pipeline.cli.report import report; "
-              "app = typer.Typer(); app.command()(report); app()")
-"""``trailpipe report`` until the command is registered in pipeline/cli/app.py."""
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MIN_PNG_BYTES = 50_000  # a blank 1400x8000 page compresses to a few kB
 
@@ -153,8 +150,8 @@ def test_a_generated_day_renders_with_every_chart(tmp_path: Path, kafka: Any,
     insights = make_topic("insights", partitions=1)
     produce_insights(kafka.bootstrap, insights)
     page = tmp_path / "report.html"
-    result = run(sys.executable, "-c", RUN_REPORT, "--from", FROM, "--to", TO, "--out",
-                 str(page), "--alerts", str(alerts), "--bootstrap", kafka.bootstrap,
+    result = run(sys.executable, "-m", "pipeline.cli.app", "report", "--from", FROM, "--to", TO,
+                 "--out", str(page), "--alerts", str(alerts), "--bootstrap", kafka.bootstrap,
                  env={"TRAILPIPE_STORAGE__LAKE": lake, "TRAILPIPE_TOPICS__INSIGHTS": insights})
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stderr.strip().splitlines()[-1])
