@@ -10,15 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import (
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
-    AdminClient,
-    NewTopic,
-    ResourcePatternType,
-    ResourceType,
-)
+from confluent_kafka import admin as ka
 from siem_clients import wait_until
 from test_lockout import run_until_refused
 from test_replay_sasl import sees_topic
@@ -36,8 +28,8 @@ def denied(siem_cluster: ClusterInfo) -> Iterator[dict[str, Any]]:
     unique = uuid.uuid4().hex[:8]
     topic, user, password = f"test.lockout.{unique}", f"locked-{unique}", f"pw-{unique}"
     admin_conf: dict[str, Any] = {**siem_cluster.client_config(), "logger": LOG}
-    admin = AdminClient(admin_conf)
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    admin = ka.AdminClient(admin_conf)
+    admin.create_topics([ka.NewTopic(topic, 1, 1)])[topic].result(timeout=30)
     set_scram(admin, user, password)
     conf = {**siem_cluster.client_config(), "sasl.username": user, "sasl.password": password,
             "logger": LOG}
@@ -50,10 +42,10 @@ def denied(siem_cluster: ClusterInfo) -> Iterator[dict[str, Any]]:
         admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=30)
 
 
-def grant(site: dict[str, Any], *acls: tuple[ResourceType, str, AclOperation]) -> None:
+def grant(site: dict[str, Any], *acls: tuple[ka.ResourceType, str, ka.AclOperation]) -> None:
     sync_acls(site["admin"], site["user"], {
-        AclBinding(kind, name, ResourcePatternType.LITERAL, f"User:{site['user']}", "*", op,
-                   AclPermissionType.ALLOW) for kind, name, op in acls})
+        ka.AclBinding(kind, name, ka.ResourcePatternType.LITERAL, f"User:{site['user']}", "*",
+                      op, ka.AclPermissionType.ALLOW) for kind, name, op in acls})
     wait_until(lambda: sees_topic(site["conf"], site["topic"]), 30,
                f"{site['user']} to see {site['topic']}")
 
@@ -62,8 +54,8 @@ def grant(site: dict[str, Any], *acls: tuple[ResourceType, str, AclOperation]) -
 def test_a_principal_denied_the_group_stops_with_the_acl_to_grant(denied: dict[str, Any]
                                                                    ) -> None:
     t = denied["topic"]
-    grant(denied, (ResourceType.TOPIC, t, AclOperation.READ),
-          (ResourceType.TOPIC, t, AclOperation.WRITE))
+    grant(denied, (ka.ResourceType.TOPIC, t, ka.AclOperation.READ),
+          (ka.ResourceType.TOPIC, t, ka.AclOperation.WRITE))
     reason = run_until_refused(denied["conf"], denied["group"], denied["topic"])
     assert "denies this principal the consumer group" in reason
     assert "grant READ on the group" in reason and "Group authorization failed" in reason
@@ -72,8 +64,8 @@ def test_a_principal_denied_the_group_stops_with_the_acl_to_grant(denied: dict[s
 def test_a_principal_denied_the_topic_stops_with_the_acl_to_grant(denied: dict[str, Any]
                                                                    ) -> None:
     t = denied["topic"]
-    grant(denied, (ResourceType.TOPIC, t, AclOperation.DESCRIBE),
-          (ResourceType.TOPIC, t, AclOperation.WRITE),
-          (ResourceType.GROUP, denied["group"], AclOperation.READ))
+    grant(denied, (ka.ResourceType.TOPIC, t, ka.AclOperation.DESCRIBE),
+          (ka.ResourceType.TOPIC, t, ka.AclOperation.WRITE),
+          (ka.ResourceType.GROUP, denied["group"], ka.AclOperation.READ))
     reason = run_until_refused(denied["conf"], denied["group"], denied["topic"])
     assert "denies this principal the topic" in reason and "Topic authorization failed" in reason
