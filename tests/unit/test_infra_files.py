@@ -223,6 +223,19 @@ def test_dockerfile_installs_the_wheel_as_an_unprivileged_user() -> None:
     assert re.search(r"^USER trailpipe$", text, re.M)
 
 
+def test_the_build_context_holds_what_the_wheel_is_built_from() -> None:
+    # A new top-level package in pyproject.toml must reach the image: allowed into the build
+    # context (infra/Dockerfile.dockerignore) and copied by the Dockerfile.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    needed = packages | {"pyproject.toml", project["project"]["readme"]}
+    ignore = (INFRA / "Dockerfile.dockerignore").read_text().splitlines()
+    assert {line[1:] for line in ignore if line.startswith("!")} == needed
+    copied = {w for line in (INFRA / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") and "--from" not in line for w in line.split()[1:-1]}
+    assert copied == needed
+
+
 def _unit(name: str) -> dict[str, list[str]]:
     """``section.key`` -> values (keys may repeat) of a unit file."""
     keys: dict[str, list[str]] = {}
