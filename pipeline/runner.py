@@ -63,8 +63,9 @@ class FatalRunnerError(Exception):
 # principal, or a subscribed topic is gone. Retrying them only logs warnings while nothing is
 # read (a silent lock-out), so they stop the daemon with the reason and what to do.
 _REFUSALS = {
-    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the cluster denies this principal the topic; "
-    "grant READ and DESCRIBE on it (ACLs) or fix the credentials in [kafka]",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the cluster denies this principal a topic; "
+    "grant it the topic ACLs it needs (READ to consume, WRITE to produce) or fix the "
+    "credentials in [kafka]",
     KafkaError.GROUP_AUTHORIZATION_FAILED: "the cluster denies this principal the consumer "
     "group; grant READ on the group (ACLs) or fix the credentials in [kafka]",
     KafkaError.CLUSTER_AUTHORIZATION_FAILED: "the cluster denies this principal; grant the "
@@ -88,6 +89,16 @@ def _consume_errors(msgs: list[Message]) -> None:
         if err.code() in _REFUSALS:
             raise FatalRunnerError(f"{_REFUSALS[err.code()]} ({err.str()})")
         log.warning("consume_error", error=str(err), retriable=err.retriable())
+
+
+def _refused_outputs(exc: KafkaException | DeliveryError) -> FatalRunnerError | None:
+    """The refusal (:data:`_REFUSALS`) among a failed cycle's output errors, or None: the
+    cluster denies writing a topic, so re-reading and producing again can never succeed."""
+    errors = exc.failures if isinstance(exc, DeliveryError) else exc.args[:1]
+    for err in errors:
+        if isinstance(err, KafkaError) and err.code() in _REFUSALS:
+            return FatalRunnerError(f"writing outputs: {_REFUSALS[err.code()]} ({err.str()})")
+    return None
 
 
 class Runner:
@@ -250,6 +261,9 @@ class Runner:
                 self._producer.flush(timeout_s)
                 self._commit_offsets(plan)
         except (KafkaException, DeliveryError) as exc:
+            refused = _refused_outputs(exc)
+            if refused is not None:
+                raise refused from exc
             # Outputs of this cycle are not durable: abort (transactional) and re-read them.
             log.warning("outputs_failed", error=str(exc),
                         transactional=self._producer.transactional)

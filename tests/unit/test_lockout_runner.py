@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
-from pipeline.runner import FatalRunnerError, _consume_errors
+from pipeline.producer import DeliveryError
+from pipeline.runner import FatalRunnerError, _consume_errors, _refused_outputs
 
 
 class _Msg:
@@ -26,7 +27,7 @@ def _errors(*codes: int) -> list[Any]:
 
 
 @pytest.mark.parametrize(("code", "named"), [
-    (KafkaError.TOPIC_AUTHORIZATION_FAILED, "grant READ and DESCRIBE on it"),
+    (KafkaError.TOPIC_AUTHORIZATION_FAILED, "READ to consume, WRITE to produce"),
     (KafkaError.GROUP_AUTHORIZATION_FAILED, "grant READ on the group"),
     (KafkaError.CLUSTER_AUTHORIZATION_FAILED, "cluster ACLs"),
     (KafkaError._UNKNOWN_TOPIC, "`trailpipe topics create`"),
@@ -41,3 +42,18 @@ def test_a_refusal_stops_the_runner_with_the_reason(code: int, named: str) -> No
 def test_transient_errors_are_only_logged() -> None:
     _consume_errors(_errors(KafkaError._TRANSPORT, KafkaError.NOT_COORDINATOR,
                             KafkaError._PARTITION_EOF))
+
+
+def test_an_output_refused_by_the_cluster_stops_the_runner() -> None:
+    failed = DeliveryError("2 failed", failures=(KafkaError(KafkaError._MSG_TIMED_OUT),
+                                                 KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
+    refused = _refused_outputs(failed)
+    assert refused is not None and "writing outputs" in str(refused)
+    assert "WRITE to produce" in str(refused)
+    denied = KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+    assert "grant READ on the group" in str(_refused_outputs(denied))
+
+
+def test_transient_output_failures_are_retried() -> None:
+    assert _refused_outputs(DeliveryError("timed out", remaining=3)) is None
+    assert _refused_outputs(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))) is None
