@@ -35,6 +35,7 @@ from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.digest.config import DigestConfig
 from pipeline.lake.policy import LakePolicyConfig
 from pipeline.lake.store import StorageClass
+from pipeline.metrics.config import MetricsConfig
 from pipeline.mirror.config import MirrorConfig
 from pipeline.notify.config import NotifierConfig
 from pipeline.replay.config import ReplayConfig
@@ -244,6 +245,7 @@ class Config(_Strict):
     forward_hec: ForwardHecConfig = Field(default_factory=ForwardHecConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)

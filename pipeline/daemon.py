@@ -23,7 +23,6 @@ from pipeline.events.schemas import default_registry
 from pipeline.intake import BatchDecoders, RunStats
 from pipeline.kafka import base_client_config, consumer_config, producer_config
 from pipeline.logs import get_logger
-from pipeline.metrics.config import metrics_config
 from pipeline.metrics.registry import DaemonMetrics, LabelledCounts
 from pipeline.model import BatchProcessor, Processor, Sink
 from pipeline.runner import Runner
@@ -157,7 +156,7 @@ def build_daemon(name: str, wiring: Wiring, ctx: Context) -> Daemon:
     runner = Runner(
         consumer_conf=_observed(consumer_config(ctx.kafka_base, parts.group, consumer_extra,
                                                 read_committed=True),
-                                metrics, metrics_config(cfg).lag_interval_ms),
+                                metrics, cfg.metrics.lag_interval_ms),
         producer_conf=producer_config(ctx.kafka_base, extra),
         topics=parts.topics, processor=parts.processor, sink=parts.sink, config=runner_cfg,
         dlq_topic=cfg.topics.dlq, decode_batch=parts.decode_batch,

@@ -86,10 +86,9 @@ def run_daemon(name: str, cfg: Config, *, idle_exit_s: float | None = None,
 
 def _serve_metrics(daemon: Daemon, cfg: Config, port: int | None) -> MetricsServer | None:
     """Start the daemon's metrics endpoint when a port is set (exits 2 if it cannot bind)."""
-    from pipeline.metrics.config import metrics_config
     from pipeline.metrics.server import MetricsServer, daemon_probes
 
-    mcfg = metrics_config(cfg)
+    mcfg = cfg.metrics
     port = mcfg.port if port is None else port
     if not port:
         return None

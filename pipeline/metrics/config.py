@@ -9,8 +9,6 @@ would otherwise collide on one port. Enable it per process with ``trailpipe cons
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -32,10 +30,3 @@ class MetricsConfig(BaseModel):
     """How long one Kafka metadata probe may take."""
     lag_interval_ms: int = Field(default=10_000, ge=1000)
     """How often librdkafka reports the consumer's statistics (the lag gauge's source)."""
-
-
-def metrics_config(cfg: Any) -> MetricsConfig:
-    """The ``[metrics]`` section of ``cfg``, or the defaults while the config tree has no such
-    section (it is added to :class:`pipeline.config.Config` as ``metrics``)."""
-    section = getattr(cfg, "metrics", None)
-    return section if isinstance(section, MetricsConfig) else MetricsConfig()

@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.config import Config, load_config
 from pipeline.metrics import names
 from pipeline.metrics.config import MetricsConfig
 from pipeline.metrics.readiness import Prober, liveness_problems, readiness_problems
@@ -175,13 +176,6 @@ def test_the_builder_exports_a_processors_labelled_counters() -> None:
     assert reg.get_sample_value("not_a_documented_name_total", {"daemon": "alerter"}) is None
 
 
-def test_the_metrics_section_is_read_from_the_config_tree_when_it_has_one() -> None:
-    from types import SimpleNamespace
-
-    from pipeline.metrics.config import metrics_config
-
-    section = MetricsConfig(port=9464, host="0.0.0.0")
-    assert metrics_config(SimpleNamespace(metrics=section)) is section
-    # Without the section: the defaults, with the endpoint off (port 0).
-    assert metrics_config(SimpleNamespace()) == MetricsConfig()
-    assert MetricsConfig().port == 0
+def test_the_metrics_section_is_in_the_config_tree_with_the_endpoint_off_by_default() -> None:
+    assert Config().metrics == MetricsConfig() and MetricsConfig().port == 0
+    assert load_config(env={"TRAILPIPE_METRICS__PORT": "9464"}).metrics.port == 9464
