@@ -112,12 +112,15 @@ class Nothing(StatelessProcessor):
         return []
 
 
-def run_until_refused(conf: dict[str, Any], group: str, topic: str) -> str:
-    """Run the poll loop on ``topic`` with client settings ``conf``; the FatalRunnerError's
-    text (the test fails when the loop still runs after 60 s)."""
+def run_until_refused(conf: dict[str, Any], group: str, topic: str,
+                      processor: StatelessProcessor | None = None) -> str:
+    """Run the poll loop on ``topic`` with client settings ``conf`` (and ``processor``, else
+    one without outputs); the FatalRunnerError's text (the test fails when the loop still
+    runs after 60 s)."""
     runner = Runner(consumer_conf=consumer_config(conf, group, {}, read_committed=True),
                     producer_conf=producer_config(conf, {}), topics=[topic],
-                    processor=Nothing(), sink=None, config=RunnerConfig(), dlq_topic=topic)
+                    processor=processor or Nothing(), sink=None, config=RunnerConfig(),
+                    dlq_topic=topic)
     raised: list[BaseException] = []
 
     def run() -> None:

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka import admin as ka
 from siem_clients import wait_until
 from test_lockout import run_until_refused
 from test_replay_sasl import sees_topic
 
 from pipeline.dev import ClusterInfo
+from pipeline.model import Event, KafkaRecord, StatelessProcessor
 from pipeline.siem.admin import delete_acls, delete_scram, set_scram, sync_acls
 
 pytestmark = pytest.mark.integration
@@ -34,8 +36,8 @@ def denied(siem_cluster: ClusterInfo) -> Iterator[dict[str, Any]]:
     conf = {**siem_cluster.client_config(), "sasl.username": user, "sasl.password": password,
             "logger": LOG}
     try:
-        yield {"admin": admin, "topic": topic, "user": user, "group": f"g-{unique}",
-               "conf": conf}
+        yield {"admin": admin, "admin_conf": admin_conf, "topic": topic, "user": user,
+               "group": f"g-{unique}", "conf": conf}
     finally:
         delete_acls(admin, user)
         delete_scram(admin, user)
@@ -68,4 +70,34 @@ def test_a_principal_denied_the_topic_stops_with_the_acl_to_grant(denied: dict[s
           (ka.ResourceType.TOPIC, t, ka.AclOperation.WRITE),
           (ka.ResourceType.GROUP, denied["group"], ka.AclOperation.READ))
     reason = run_until_refused(denied["conf"], denied["group"], denied["topic"])
-    assert "denies this principal the topic" in reason and "Topic authorization failed" in reason
+    assert "denies this principal a topic" in reason and "READ to consume" in reason
+    assert "Topic authorization failed" in reason
+
+
+class _Forward(StatelessProcessor):
+    """Each event's value to ``topic``."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def process(self, event: Event) -> list[KafkaRecord]:
+        return [KafkaRecord(self.topic, event.raw)]
+
+
+def test_a_principal_denied_writing_its_output_stops_with_the_acl_to_grant(
+        denied: dict[str, Any]) -> None:
+    t, out = denied["topic"], f"{denied['topic']}.out"
+    denied["admin"].create_topics([ka.NewTopic(out, 1, 1)])[out].result(timeout=30)
+    try:
+        grant(denied, (ka.ResourceType.TOPIC, t, ka.AclOperation.READ),
+              (ka.ResourceType.TOPIC, t, ka.AclOperation.WRITE),
+              (ka.ResourceType.TOPIC, out, ka.AclOperation.DESCRIBE),
+              (ka.ResourceType.GROUP, denied["group"], ka.AclOperation.READ))
+        producer = Producer(denied["admin_conf"])
+        producer.produce(t, b"event")
+        assert producer.flush(30) == 0
+        reason = run_until_refused(denied["conf"], denied["group"], t, _Forward(out))
+    finally:
+        denied["admin"].delete_topics([out], operation_timeout=30)[out].result(timeout=30)
+    assert reason.startswith("writing outputs: the cluster denies this principal a topic")
+    assert "WRITE to produce" in reason and "Topic authorization failed" in reason
