@@ -1,4 +1,5 @@
-"""Start-up checks that turn a destination's refusal into a one-line failure.
+"""Start-up checks that turn a refusal into a one-line failure: a lake that denies writes
+(:func:`probe_lake_writes`), topics that are missing or hidden by ACLs (:func:`topic_problems`).
 
 A daemon whose destination denies it (a bucket policy, missing permissions, wrong credentials)
 would otherwise start, retry every flush with backpressure and log warnings forever while
@@ -9,6 +10,10 @@ back, so it is only logged and the daemon starts (and backpressures until it ans
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 
 from pipeline.lake.store import ObjectStore, StoreError
 from pipeline.logs import get_logger
@@ -63,3 +68,28 @@ def _refusal(exc: Exception, url: str, daemon: str, key: str) -> str | None:
                 "conditions (moto) denies every put under any Deny (also `[lake] "
                 "deny_unencrypted_puts = false`); then run `trailpipe lake init` again")
     return None
+
+
+def topic_problems(admin: Any, names: Iterable[str], timeout_s: float = 10.0) -> list[str]:
+    """One line per topic of ``names`` the daemon cannot use: missing (create it), or denied
+    to this principal (an ACL). ``admin`` is an AdminClient; DescribeTopics creates nothing,
+    even where the broker auto-creates topics. Raises KafkaException when the cluster does not
+    answer (or answers with another error)."""
+    wanted = list(dict.fromkeys(names))
+    futures = admin.describe_topics(TopicCollection(wanted), request_timeout=timeout_s)
+    problems: list[str] = []
+    for name in wanted:
+        try:
+            futures[name].result()
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args else None
+            if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                problems.append(f"topic {name} does not exist; create the documented topics "
+                                "with `trailpipe topics create`")
+            elif code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                problems.append(f"topic {name}: the cluster denies this principal (grant "
+                                "DESCRIBE and READ or WRITE on it, or fix the credentials in "
+                                "[kafka])")
+            else:
+                raise
+    return problems

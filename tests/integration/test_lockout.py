@@ -146,3 +146,32 @@ def test_a_topic_that_does_not_exist_stops_the_poll_loop_naming_topics_create(
     reason = run_until_refused(kafka.client_config(), f"g-{unique}", f"test.absent.{unique}")
     assert "a subscribed topic does not exist" in reason
     assert "`trailpipe topics create`" in reason
+
+
+def test_topic_problems_tells_a_missing_topic_from_an_existing_one(kafka: Any, make_topic: Any,
+                                                                   unique: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from pipeline.startup import topic_problems
+
+    there, absent = make_topic("there", 1), f"test.absent.{unique}"
+    admin = AdminClient(kafka.client_config())
+    assert topic_problems(admin, [there, absent, there]) == [
+        f"topic {absent} does not exist; create the documented topics with "
+        "`trailpipe topics create`"]
+    assert absent not in admin.list_topics(timeout=10).topics  # nothing was auto-created
+
+
+def test_topic_problems_raises_when_the_cluster_does_not_answer() -> None:
+    import socket
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from pipeline.startup import topic_problems
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(KafkaException):
+        topic_problems(AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}), ["t"], 2.0)

@@ -101,3 +101,23 @@ def test_a_principal_denied_writing_its_output_stops_with_the_acl_to_grant(
         denied["admin"].delete_topics([out], operation_timeout=30)[out].result(timeout=30)
     assert reason.startswith("writing outputs: the cluster denies this principal a topic")
     assert "WRITE to produce" in reason and "Topic authorization failed" in reason
+
+
+def test_topic_problems_names_the_acl_a_principal_lacks(denied: dict[str, Any]) -> None:
+    from confluent_kafka import KafkaException
+
+    from pipeline.startup import topic_problems
+
+    admin = ka.AdminClient(denied["conf"])
+    seen: list[list[str]] = []
+
+    def answered() -> bool:  # the SCRAM credential may not have reached the broker yet
+        try:
+            seen.append(topic_problems(admin, [denied["topic"]], 5.0))
+        except KafkaException:
+            return False
+        return True
+
+    wait_until(answered, 30, f"{denied['user']} to authenticate")
+    assert seen[-1] == [f"topic {denied['topic']}: the cluster denies this principal (grant "
+                        "DESCRIBE and READ or WRITE on it, or fix the credentials in [kafka])"]
