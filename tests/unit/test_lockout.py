@@ -72,3 +72,15 @@ def test_a_lake_that_keeps_objects_is_not_refused() -> None:
     store = _NoDeletes()
     probe_lake_writes(store, "archiver")
     assert list(store.objects) == ["_probe/archiver"]
+
+
+def test_the_default_policy_denies_plain_http_and_unencrypted_puts() -> None:
+    """What ``lake init`` applies on an https endpoint (moto, over plain HTTP, cannot hold it:
+    the integration tests run with both switches off)."""
+    policy = bucket_policy(LakePolicyConfig(), "b")
+    assert policy is not None
+    sids = {st["Sid"]: st for st in policy["Statement"]}
+    assert sids["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sids["DenyInsecureTransport"]["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]
+    assert sids["DenyUnencryptedPuts"]["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption": "true"}}
