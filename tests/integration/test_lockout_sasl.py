@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka import admin as ka
 from siem_clients import wait_until
-from test_lockout import run_until_refused
+from test_lockout_daemons import run_until_refused
 from test_replay_sasl import sees_topic
 
 from pipeline.dev import ClusterInfo
