@@ -104,13 +104,13 @@ class Daemon:
     kafka_base: dict[str, Any]
 
     def startup_problems(self, timeout_s: float = 10.0) -> list[str]:
-        """Why starting is pointless: the topics the cluster lacks. Raises KafkaException when
-        the cluster cannot be reached."""
+        """Why starting is pointless: the topics the cluster lacks or hides from this
+        principal (:func:`pipeline.startup.topic_problems`). Raises KafkaException when the
+        cluster cannot be reached."""
+        from pipeline.startup import topic_problems
+
         names = [*self.parts.topics, self.dlq_topic, *self.parts.output_topics]
-        known = AdminClient(self.kafka_base).list_topics(timeout=timeout_s).topics
-        missing = [f"topic {t} does not exist; create the documented topics with "
-                   "`trailpipe topics create`" for t in dict.fromkeys(names) if t not in known]
-        return missing
+        return topic_problems(AdminClient(self.kafka_base), names, timeout_s)
 
     def healthcheck(self) -> bool:
         """The sink's startup check (True without a sink)."""
