@@ -1,0 +1,136 @@
+"""The dashboard model of ``trailpipe run``: /metrics text → numbers, totals carried across a
+child's restart, the JSON line and the rich rendering without a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from rich.console import Console
+
+from pipeline.metrics import names
+from pipeline.supervisor.dashboard import (
+    Board,
+    Sample,
+    free_port_base,
+    parse_metrics,
+    render,
+)
+from pipeline.supervisor.policy import RestartEvent
+from pipeline.supervisor.process import ChildStatus
+
+
+def exposition(daemon: str, *, consumed: dict[int, int], outputs: int = 0, lag: int = 0,
+               alerts: dict[str, int] | None = None, new_alerts: int = 0,
+               lake_objects: int = 0, lake_rows: int = 0, dead: int = 0) -> str:
+    """What a daemon's /metrics serves, written by prometheus_client itself."""
+    r = CollectorRegistry()
+    c = Counter(names.CONSUMED, "", ["daemon", "topic", "partition"], registry=r)
+    for partition, n in consumed.items():
+        c.labels(daemon, "audit.events.v1", str(partition)).inc(n)
+    Counter(names.OUTPUTS, "", ["daemon"], registry=r).labels(daemon).inc(outputs)
+    Counter(names.DEAD_LETTERS, "", ["daemon", "reason"], registry=r).labels(
+        daemon, "DecodeError").inc(dead)
+    Counter(names.KAFKA_ERRORS, "", ["daemon"], registry=r).labels(daemon).inc(0)
+    g = Gauge(names.LAG, "", ["daemon", "group", "topic", "partition"], registry=r)
+    g.labels(daemon, "g", "audit.events.v1", "0").set(lag)
+    g.labels(daemon, "g", "audit.events.v1", "1").set(1)
+    a = Counter("trailpipe_alerts_total", "", ["daemon", "severity", "rule"], registry=r)
+    for key, n in (alerts or {}).items():
+        severity, rule = key.split("/")
+        a.labels(daemon, severity, rule).inc(n)
+    for name, n in (("trailpipe_alerter_alerts_total", new_alerts),
+                    ("trailpipe_lake_objects_total", lake_objects),
+                    ("trailpipe_lake_rows_total", lake_rows)):
+        if n:
+            Counter(name, "", ["daemon"], registry=r).labels(daemon).inc(n)
+    return generate_latest(r).decode()
+
+
+def status(name: str, pid: int | None, restarts: int = 0,
+           event: RestartEvent | None = None) -> ChildStatus:
+    return ChildStatus(name, pid, restarts, event)
+
+
+def killed(name: str, delay_ms: int | None = 1_000) -> RestartEvent:
+    return RestartEvent(name, at_ms=5_000, uptime_ms=4_000, exit_code=None, signal="SIGKILL",
+                        attempt=1, next_delay_ms=delay_ms)
+
+
+def test_the_metrics_text_sums_labels_into_one_sample() -> None:
+    text = exposition("alerter", consumed={0: 7, 1: 5}, outputs=4, lag=30, dead=2,
+                      alerts={"high/r1": 2, "high/r2": 1, "critical/r3": 1}, new_alerts=4)
+    assert parse_metrics(text) == Sample(consumed=12, outputs=4, dead_letters=2, new_alerts=4,
+                                         lag=31, alerts={"high": 3, "critical": 1})
+
+
+def test_a_daemon_without_the_optional_metrics_reads_zero() -> None:
+    sample = parse_metrics(exposition("notifier", consumed={}))
+    assert (sample.consumed, sample.lake_objects, sample.alerts) == (0, 0, {})
+
+
+def test_rates_come_from_successive_scrapes_and_totals_survive_a_restart() -> None:
+    board = Board("bootstrap b | lake l")
+    first = parse_metrics(exposition("archiver", consumed={0: 100}, lake_rows=90,
+                                     lake_objects=2))
+    board.update([status("archiver", 10)], {"archiver": first}, [], 1.0)
+    second = parse_metrics(exposition("archiver", consumed={0: 300}, lake_rows=250,
+                                      lake_objects=3))
+    view = board.update([status("archiver", 10)], {"archiver": second}, [], 3.0)
+    assert view.rows[0].in_per_s == 100.0  # 200 records in 2 s
+    # SIGKILLed: no answer while it waits for its restart.
+    event = killed("archiver")
+    view = board.update([status("archiver", None, 1, event)], {"archiver": None}, [event], 4.0)
+    assert (view.rows[0].state, view.rows[0].total.consumed) == ("restarting", 300)
+    # The new process counts from 0 (the lake rows it re-reads too): the board keeps the past.
+    third = parse_metrics(exposition("archiver", consumed={0: 50}, lake_rows=40,
+                                     lake_objects=1))
+    view = board.update([status("archiver", 11, 1, event)], {"archiver": third}, [event], 5.0)
+    row = view.rows[0]
+    assert (row.state, row.restarts, row.total.consumed) == ("up", 1, 350)
+    assert view.lake() == (4, 290)
+    assert view.events == ("archiver killed by SIGKILL after 4.0 s; restart 1 in 1.0 s",)
+
+
+def test_the_json_line_holds_every_number_and_the_generator_only_its_state() -> None:
+    board = Board("bootstrap b | lake l")
+    given_up = killed("notifier", delay_ms=None)
+    alerter = parse_metrics(exposition("alerter", consumed={0: 10}, outputs=3,
+                                       alerts={"low/x": 1, "critical/y": 2}, new_alerts=3))
+    view = board.update(
+        [status("alerter", 1), status("notifier", None, 1, given_up), status("generator", 3)],
+        {"alerter": alerter, "notifier": None, "generator": None}, [given_up], 2.0)
+    doc = json.loads(json.dumps(view.as_json()))
+    assert doc["daemons"]["alerter"]["consumed"] == 10
+    assert doc["daemons"]["notifier"] == {"state": "given up", "restarts": 1}
+    assert doc["daemons"]["generator"] == {"state": "up", "restarts": 0}
+    assert doc["alerts"] == 3
+    assert list(doc["alerts_by_severity"].items()) == [("critical", 2), ("low", 1)]
+    assert doc["restart_events"] == [
+        "notifier killed by SIGKILL after 4.0 s; not restarted (bad config or usage)"]
+
+
+def test_the_dashboard_renders_without_a_terminal() -> None:
+    board = Board("bootstrap 127.0.0.1:9092 | lake file://var/lake | archiver")
+    sample = parse_metrics(exposition("archiver", consumed={0: 1234}, lake_objects=2,
+                                      lake_rows=1000))
+    view = board.update([status("archiver", 1), status("generator", 2)],
+                        {"archiver": sample}, [], 1.0)
+    out = io.StringIO()
+    Console(file=out, width=160, force_terminal=False).print(render(view))
+    text = out.getvalue()
+    assert "1,234" in text and "lake (archiver): 2 objects, 1,000 rows" in text
+    assert "bootstrap 127.0.0.1:9092 | lake file://var/lake" in text
+    assert "by severity: not exported by the alerter" in text
+    generator_line = next(line for line in text.splitlines() if "generator" in line)
+    assert "-" in generator_line and "restarts: none" in text
+
+
+def test_the_port_base_skips_a_taken_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        base = free_port_base(port - 2, 3)
+    assert base > port
