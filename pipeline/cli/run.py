@@ -1,27 +1,35 @@
-"""``trailpipe run``: the main job on embedded defaults, wired from the parts.
+"""``trailpipe run``: every daemon of ``[run] daemons`` (and the traffic generator, unless
+``--no-generator`` or ``[run] generator = false``) as a supervised child process, with a live
+dashboard.
 
-It brings up the local cluster (unless a bootstrap is configured), creates the topics, runs the
-traffic generator (with its attack scenarios) into ``audit.events.v1``, the archiver into the
-lake (``file://var/lake`` by default), the alerter (the default rule pack, alerts to
-``audit.alerts.v1``), the notifier (its ``[notifier] routes``), the aggregator (windows,
-Insights, health) and the mirror (CloudTrail JSON on ``audit.events.json.v1`` for SIEMs), and
-shows a live status line until Ctrl-C or ``--duration``. Its generated
+It brings up the local cluster (unless a bootstrap is configured), creates the topics, then
+starts each child (``trailpipe consume NAME``, ``trailpipe produce generator``) through
+:class:`~pipeline.supervisor.process.Supervisor`, which restarts a crashed one with exponential
+backoff. Each child serves ``/metrics`` on its own port (from ``[metrics] port``, else 9464,
+upward) and logs JSON to ``var/run-logs/<name>.log``. On a terminal the only output is the
+dashboard (:mod:`~pipeline.supervisor.dashboard`, scraped every second); the supervisor's own
+logs go to ``var/run-logs/supervisor.log``. Without a terminal the logs stay on stderr and the
+dashboard's numbers are logged as a ``dashboard`` JSON line every few seconds. Generated
 traffic arrives in real time, so unless ``[aggregator] grace_ms`` is configured the aggregator
-runs with :data:`RUN_GRACE_MS`, and a minute's top API calls show up seconds after it ends.
-On exit it stops each part cleanly (generator flushed, daemons flushed and committed), stops
-the cluster it started, and prints how to query the lake.
+runs with :data:`RUN_GRACE_MS`. Ctrl-C, SIGTERM or ``--duration`` stop every child with SIGTERM
+(they flush and commit); then a summary and commands to paste are printed. Exit 0 when every
+child stopped cleanly and none was given up, else 1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.live import Live
 
 from pipeline.cli.common import (
     BootstrapOpt,
@@ -33,132 +41,182 @@ from pipeline.cli.common import (
     resolve_bootstrap,
 )
 from pipeline.config import Config
-from pipeline.daemon import Daemon
-from pipeline.logs import get_logger
+from pipeline.logs import configure_logging, get_logger
+from pipeline.supervisor.children import RUN_LOG_DIR, run_children
+from pipeline.supervisor.dashboard import (
+    Board,
+    View,
+    alerts_text,
+    free_port_base,
+    lake_text,
+    render,
+    scrape,
+)
+from pipeline.supervisor.process import Child, Supervisor
 
 log = get_logger("pipeline.cli.run")
 
 RUN_GRACE_MS = 10_000
 """The aggregator's grace in ``trailpipe run`` when none is configured (see the module doc)."""
-DAEMONS = ("archiver", "alerter", "notifier", "aggregator", "mirror")
+DEFAULT_METRICS_PORT = 9464
+"""The first child's metrics port when ``[metrics] port`` is 0 (Prometheus exporters' range)."""
+SCRAPE_EVERY_S = 1.0
+JSON_EVERY_S = 5.0
+SUPERVISOR_LOG = RUN_LOG_DIR / "supervisor.log"
+
+DurationOpt = Annotated[float | None, typer.Option("--duration", help="Stop after this many "
+                                                  "seconds.")]
+RateOpt = Annotated[float | None, typer.Option(help="Generated events per second.")]
+NoGeneratorOpt = Annotated[bool, typer.Option(
+    "--no-generator", help="Only the daemons (production on one host): no traffic generator.")]
 
 
-def run(
-    config: ConfigOpt = None,
-    bootstrap: BootstrapOpt = None,
-    lake: LakeOpt = None,
-    s3_endpoint: S3Opt = None,
-    duration_s: Annotated[
-        float | None, typer.Option("--duration", help="Stop after this many seconds.")
-    ] = None,
-    rate: Annotated[float | None, typer.Option(help="Generated events per second.")] = None,
-) -> None:
-    """The main job on embedded defaults: local cluster (unless --bootstrap), topics, the
-    traffic generator into audit.events.v1, the archiver into the lake (file://var/lake), the
-    alerter, the notifier, the aggregator and the JSON mirror for SIEMs, and a live status line
-    (events/s, end offsets, dead letters, archived, alerts, the last minute's top API calls,
-    records mirrored) until Ctrl-C or --duration."""
+def run(config: ConfigOpt = None, bootstrap: BootstrapOpt = None, lake: LakeOpt = None,
+        s3_endpoint: S3Opt = None, duration_s: DurationOpt = None, rate: RateOpt = None,
+        no_generator: NoGeneratorOpt = False) -> None:
+    """Every daemon of [run] daemons as a supervised child process (restarted when it crashes),
+    plus the traffic generator unless --no-generator, with a live dashboard (events/s in and
+    out, lag, dead letters, alerts by severity, lake objects, restarts) until Ctrl-C or
+    --duration. Child logs: var/run-logs/<name>.log."""
     from pipeline.cli.app import admin_client
-    from pipeline.status import run_status
     from pipeline.topics import ensure_topics, topic_specs
 
-    cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
-                                  "storage.s3_endpoint": s3_endpoint,
-                                  "generator.rate_per_s": rate})
-    if "grace_ms" not in cfg.aggregator.model_fields_set:
-        cfg = cfg.model_copy(update={"aggregator": cfg.aggregator.model_copy(
-            update={"grace_ms": RUN_GRACE_MS})})
-    log.info("config_loaded", config=cfg.masked())
+    flags = {"kafka.bootstrap": bootstrap, "storage.lake": lake,
+             "storage.s3_endpoint": s3_endpoint, "generator.rate_per_s": rate}
+    cfg = build_config(config, **flags)
     started_here = False if cfg.kafka.bootstrap else _dev_up_if_needed(cfg)
-    daemons: dict[str, Daemon] = {}
     try:
         boot = resolve_bootstrap(cfg)
-        for r in ensure_topics(admin_client(cfg, boot), topic_specs(cfg.topics)):
-            log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
-        with ExitStack() as parts:
-            for name in DAEMONS:
-                daemons[name] = parts.enter_context(_daemon_running(name, cfg, boot))
-            parts.enter_context(_generator_running(cfg, boot))
-            run_status(cfg, boot, duration_s=duration_s,
-                       archiver_group=cfg.archiver.group,
-                       extra=lambda: f"{_alerts(daemons['alerter'])} | "
-                                     f"{_top_calls(daemons['aggregator'])} | "
-                                     f"{_mirrored(daemons['mirror'])}")
-        typer.echo(f"\nThe lake is at {cfg.storage.lake}. Query it with, for example:\n"
-                   f"  trailpipe lake query \"SELECT eventsource, eventname, count(*) AS n "
-                   f"FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"", err=True)
+        terminal = sys.stdout.isatty()
+        with _logs_to_file(cfg) if terminal else contextlib.nullcontext():
+            for r in ensure_topics(admin_client(cfg, boot), topic_specs(cfg.topics)):
+                log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
+            children = run_children(cfg.run, config_path=config, env=_child_env(cfg, boot, flags),
+                                    metrics_port_base=_port_base(cfg, no_generator),
+                                    generator=False if no_generator else None)
+            started_at = datetime.now(UTC)
+            view, code = _supervise(children, cfg, boot, duration_s, terminal)
+        _print_summary(view, code, cfg, lake, started_at)
     finally:
         if started_here:
             from pipeline.dev import down
 
             down(cfg.dev.state_dir)
-            log.info("dev_cluster_stopped", state_dir=str(cfg.dev.state_dir))
+    if code:
+        raise typer.Exit(code)
 
 
-@contextmanager
-def _generator_running(cfg: Config, bootstrap: str) -> Iterator[None]:
-    """Run the generator in a background thread; on exit stop it, flush, print the summary."""
-    from pipeline.cli.produce import finish, make_publisher
-    from producers.generator.shapes import build_shapes
-    from producers.generator.source import make_generator, run_generator
+def _child_env(cfg: Config, bootstrap: str, flags: Mapping[str, object]) -> dict[str, str]:
+    """What every child gets besides the config file: the resolved bootstrap, this command's
+    flags, JSON logs, and the aggregator's grace when none is configured."""
+    env = {"TRAILPIPE_KAFKA__BOOTSTRAP": bootstrap, "TRAILPIPE_LOG__FORMAT": "json"}
+    for key, value in flags.items():
+        if value is not None and key != "kafka.bootstrap":
+            env["TRAILPIPE_" + key.upper().replace(".", "__")] = str(value)
+    if "grace_ms" not in cfg.aggregator.model_fields_set:
+        env["TRAILPIPE_AGGREGATOR__GRACE_MS"] = str(RUN_GRACE_MS)
+    return env
 
-    publisher = make_publisher(cfg, bootstrap, "generator")
-    gen = make_generator(cfg.generator, time.time_ns() // 1_000_000)
+
+def _port_base(cfg: Config, no_generator: bool) -> int:
+    count = len(cfg.run.daemons) + (0 if no_generator or not cfg.run.generator else 1)
+    return free_port_base(cfg.metrics.port or DEFAULT_METRICS_PORT, count, cfg.metrics.host)
+
+
+def _ports(children: list[Child]) -> dict[str, int]:
+    return {c.name: int(c.env["TRAILPIPE_METRICS__PORT"]) for c in children
+            if "TRAILPIPE_METRICS__PORT" in c.env}
+
+
+@contextlib.contextmanager
+def _logs_to_file(cfg: Config) -> Iterator[None]:
+    """On a terminal: this process's logs (and librdkafka's) go to SUPERVISOR_LOG, so the
+    dashboard is all the terminal shows."""
+    SUPERVISOR_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with SUPERVISOR_LOG.open("a") as out, contextlib.redirect_stderr(out):
+        configure_logging(cfg.log)  # re-decides the format for the file (JSON unless set)
+        try:
+            yield
+        finally:
+            out.flush()
+    configure_logging(cfg.log)
+
+
+def _supervise(children: list[Child], cfg: Config, bootstrap: str, duration_s: float | None,
+               terminal: bool) -> tuple[View, int]:
+    """Run the supervisor in this thread (its signal handlers need the main thread) and the
+    dashboard in another; returns the last view and the supervisor's exit code."""
+    sup = Supervisor(children, cfg.run)
+    sup.install_signal_handlers()
+    names = [c.name for c in children]
+    board = Board(f"bootstrap {bootstrap} | lake {cfg.storage.lake} | {' '.join(names)} | "
+                  f"logs {RUN_LOG_DIR}/")
+    latest: list[View] = [board.update(sup.status(), {}, [], 0.0)]
     stop = threading.Event()
-    worker = threading.Thread(target=run_generator, name="generator", daemon=True,
-                              args=(publisher, gen),
-                              kwargs={"rate_per_s": cfg.generator.rate_per_s, "stop": stop,
-                                      "shapes": build_shapes(cfg.generator.shapes, gen)})
+    live = Live(render(latest[0]), console=Console(), redirect_stdout=False,
+                redirect_stderr=False, refresh_per_second=4) if terminal else None
+    watcher = threading.Thread(target=_watch, name="dashboard", daemon=True,
+                               args=(sup, board, _ports(children), stop, live, latest))
+    with live if live is not None else contextlib.nullcontext():
+        watcher.start()
+        try:
+            code = sup.run(duration_s=duration_s)
+        finally:
+            stop.set()
+            watcher.join(10)
+    log.info("run_stopped", exit_code=code, **latest[0].as_json())
+    return latest[0], code
+
+
+def _watch(sup: Supervisor, board: Board, ports: dict[str, int], stop: threading.Event,
+           live: Live | None, latest: list[View]) -> None:
+    """Every SCRAPE_EVERY_S: scrape each child, update the board, redraw (terminal) or log a
+    ``dashboard`` line every JSON_EVERY_S (otherwise)."""
     started_s = time.monotonic()
-    worker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        worker.join(10)
-        finish(publisher, "generator", started_s, seed=cfg.generator.seed)
+    logged_s = started_s
+    while not stop.wait(SCRAPE_EVERY_S):
+        samples = {name: scrape(port) for name, port in ports.items()}
+        now_s = time.monotonic()
+        latest[0] = view = board.update(sup.status(), samples, list(sup.events),
+                                        now_s - started_s)
+        if live is not None:
+            live.update(render(view))
+        elif now_s - logged_s >= JSON_EVERY_S:
+            log.info("dashboard", **view.as_json())
+            logged_s = now_s
 
 
-@contextmanager
-def _daemon_running(name: str, cfg: Config, bootstrap: str) -> Iterator[Daemon]:
-    """Run a registered daemon (its own Runner) in a background thread; on exit ask it to
-    stop, which flushes what it holds and commits."""
-    from pipeline.daemon import Context, build_registered
-
-    try:
-        daemon = build_registered(name, Context(cfg, bootstrap))
-    except ValueError as exc:
-        fail(2, [f"trailpipe: {name}: {exc}"])
-    worker = threading.Thread(target=daemon.run, name=name, daemon=True)
-    worker.start()
-    try:
-        yield daemon
-    finally:
-        daemon.runner.request_stop()
-        worker.join(cfg.runner.shutdown_grace_s + 30)
-        log.info("daemon_stopped", daemon=name, **asdict(daemon.runner.stats))
-
-
-def _alerts(alerter: Daemon) -> str:
-    """The status line's alert counts, from the alerter's own counters."""
-    summary = alerter.parts.summary()
-    return (f"alerts {summary.get('alerts', 0):,} (+{summary.get('updates', 0):,} updates, "
-            f"{summary.get('rule_errors', 0):,} rule errors)")
+def _print_summary(view: View, code: int, cfg: Config, lake: str | None,
+                   started_at: datetime) -> None:
+    """What ran, the totals of the last scrape, and commands a user can paste."""
+    exe = _trailpipe_command()
+    lake_flag = f" --lake {lake}" if lake else ""
+    lines = [f"\ntrailpipe run stopped after {view.uptime_s:.0f} s "
+             f"({'clean' if code == 0 else 'NOT clean: see the restarts and the logs'}).",
+             *(f"  {r.name:<11} {r.state:<10} restarts {r.restarts}" + (
+                 f"  consumed {r.total.consumed:,.0f}  outputs {r.total.outputs:,.0f}  dead "
+                 f"letters {r.total.dead_letters:,.0f}" if r.has_metrics else "")
+               for r in view.rows),
+             f"  alerts: {alerts_text(view)}; {lake_text(view)} (as of the last scrape)",
+             *(f"  restart: {e}" for e in view.events),
+             f"\nThe lake is at {cfg.storage.lake}. Look at it with:",
+             f"  {exe} lake query{lake_flag} \"SELECT eventsource, eventname, count(*) AS n "
+             "FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"",
+             f"  {exe} report{lake_flag} --from {started_at:%Y-%m-%dT%H:%M:%SZ} --to "
+             f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} --out report.html",
+             f"Logs: {RUN_LOG_DIR}/<daemon>.log, {SUPERVISOR_LOG}"]
+    typer.echo("\n".join(lines))
 
 
-def _mirrored(mirror: Daemon) -> str:
-    """The status line's count of records mirrored as CloudTrail JSON (for SIEMs)."""
-    return f"json mirror {mirror.parts.summary().get('mirrored', 0):,}"
-
-
-def _top_calls(aggregator: Daemon, n: int = 3) -> str:
-    """The status line's top API calls of the newest complete minute, from the aggregator."""
-    top_calls = getattr(aggregator.parts.processor, "top_calls", None)
-    minute, top = top_calls(n) if top_calls is not None else (None, [])
-    if minute is None:
-        return "top calls: waiting for the first minute"
-    at = time.strftime("%H:%M", time.gmtime(minute / 1000))
-    return f"top calls {at}Z: " + ", ".join(f"{name} {count:,}" for name, count in top)
+def _trailpipe_command() -> str:
+    """How a user runs this trailpipe: the console script next to this interpreter (relative
+    to the working directory when inside it; it may not be on PATH), else ``python -m``."""
+    script = Path(sys.executable).parent / "trailpipe"
+    if not script.exists():
+        return f"{sys.executable} -m pipeline.cli.app"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
 
 
 def _dev_up_if_needed(cfg: Config) -> bool:

@@ -1,4 +1,5 @@
-"""The trailpipe command against the real broker: topics, config errors, the main job."""
+"""The trailpipe command against the real broker: topics, config errors (`trailpipe run`:
+test_run_supervised)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,6 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from kit import read_all
-
-from pipeline.rules.alert import decode_alert
-from pipeline.topics import DOCUMENTED_TOPICS
 
 pytestmark = pytest.mark.integration
 TRAILPIPE = [sys.executable, "-m", "pipeline.cli.app"]
@@ -68,30 +65,6 @@ def test_topics_create_is_idempotent_and_reports_drift(kafka, unique) -> None:
     assert drift.returncode == 1
     assert "drift: partitions: has 2, config wants 4" in drift.stdout
     assert "drift: retention.ms: has 604800000, config wants 3600000" in drift.stdout
-
-
-@pytest.mark.usefixtures("no_documented_topics")
-def test_run_creates_topics_and_stops_after_duration(kafka, tmp_path: Path) -> None:
-    """The main job: topics, generator with attack scenarios, archiver, alerter, notifier,
-    aggregator."""
-    result = trailpipe("run", "--bootstrap", kafka.bootstrap, "--duration", "12",
-                       "--rate", "1000",
-                       env={"TRAILPIPE_TOPICS__PARTITIONS": "2",
-                            "TRAILPIPE_GENERATOR__SCENARIO_EVERY": "500",
-                            "TRAILPIPE_STORAGE__LAKE": f"file://{tmp_path}/lake"})
-    assert result.returncode == 0, result.stderr
-    logs = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    events = [entry["event"] for entry in logs]
-    assert events.count("topic_ready") == len(DOCUMENTED_TOPICS)
-    assert "status" in events and "status_stopped" in events
-    assert sorted(e["daemon"] for e in logs if e["event"] == "daemon_stopped") == [
-        "aggregator", "alerter", "archiver", "mirror", "notifier"]
-    assert all("alerts " in e["line"] and "top calls" in e["line"] and "json mirror" in e["line"]
-               for e in logs if e["event"] == "status")
-    alerts = [decode_alert(m.value()) for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
-    assert any(a["severity"] in ("high", "critical") for a in alerts), alerts[:3]
-    mirrored = [json.loads(m.value()) for m in read_all(kafka.bootstrap, "audit.events.json.v1")]
-    assert mirrored and all(r["eventID"] and r["eventTime"] for r in mirrored)
 
 
 def test_no_bootstrap_and_no_dev_cluster_exits_2(tmp_path: Path) -> None:

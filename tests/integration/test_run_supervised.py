@@ -1,0 +1,99 @@
+"""``trailpipe run`` as the supervisor, end to end against the real broker: every daemon and the
+generator as child processes, the dashboard's JSON lines (no terminal), the alerter SIGKILLed
+mid-run and reported restarted, exit 0 with a summary and commands to paste."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kit import read_all
+
+from pipeline.rules.alert import decode_alert
+from pipeline.supervisor.config import DEFAULT_DAEMONS
+from pipeline.topics import DOCUMENTED_TOPICS
+
+pytestmark = pytest.mark.integration
+DURATION_S = 45
+
+
+def json_lines(path: Path, event: str) -> list[dict[str, Any]]:
+    """The JSON log lines of ``event`` written so far to ``path``."""
+    found = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{") and f'"event": "{event}"' in line:
+            found.append(json.loads(line))
+    return found
+
+
+def child_pid(parent: int, daemon: str) -> int | None:
+    """The pid of ``trailpipe consume DAEMON`` among ``parent``'s children (this run's only)."""
+    out = subprocess.run(["pgrep", "-P", str(parent), "-f", f"consume {daemon}"],
+                         capture_output=True, text=True, check=False).stdout.split()
+    return int(out[0]) if len(out) == 1 else None
+
+
+def wait_for(check: Any, what: str, proc: subprocess.Popen[str], timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if value := check():
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"waited {timeout_s} s for {what} (run exited: {proc.poll()})")
+
+
+@pytest.mark.usefixtures("no_documented_topics")
+def test_run_supervises_every_daemon_and_reports_a_sigkilled_one_restarted(
+        kafka: Any, tmp_path: Path) -> None:
+    err_path = tmp_path / "stderr.txt"
+    env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", "TRAILPIPE_TOPICS__PARTITIONS": "2",
+           "TRAILPIPE_GENERATOR__SCENARIO_EVERY": "500",
+           "TRAILPIPE_RUNNER__SESSION_TIMEOUT_MS": "6000"}  # the killed member leaves in 6 s
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli.app", "run", "--bootstrap", kafka.bootstrap,
+             "--duration", str(DURATION_S), "--rate", "500", "--lake",
+             f"file://{tmp_path}/lake"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+            stderr=err, text=True, start_new_session=True)
+        try:
+            wait_for(lambda: any(d["daemons"]["alerter"].get("consumed", 0) > 0
+                                 for d in json_lines(err_path, "dashboard")),
+                     "the alerter to consume", proc, DURATION_S)
+            victim = child_pid(proc.pid, "alerter")
+            assert victim is not None
+            os.kill(victim, signal.SIGKILL)
+            out, _ = proc.communicate(timeout=DURATION_S + 90)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    stderr = err_path.read_text()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert len(json_lines(err_path, "topic_ready")) == len(DOCUMENTED_TOPICS)
+    last = json_lines(err_path, "run_stopped")[-1]
+    assert last["exit_code"] == 0
+    daemons = last["daemons"]
+    assert list(daemons) == [*DEFAULT_DAEMONS, "generator"]
+    assert all(d["state"] == "up" for d in daemons.values())
+    assert daemons["alerter"]["restarts"] == 1
+    assert [d["restarts"] for n, d in daemons.items() if n != "alerter"] == [0] * 5
+    assert any("alerter killed by SIGKILL" in e for e in last["restart_events"])
+    assert daemons["archiver"]["consumed"] > 0 and last["lake_rows"] > 0
+    assert last["alerts"] > 0
+    assert set(daemons["generator"]) == {"state", "restarts"}  # it serves no metrics
+    # Each child logged to its own file; the terminal-less run logged JSON, not the children.
+    for name in daemons:
+        assert (tmp_path / "var" / "run-logs" / f"{name}.log").stat().st_size > 0
+    assert '"daemon": "alerter"' not in stderr
+    assert "alerter killed by SIGKILL" in out and "restarts 1" in out
+    assert "trailpipe lake query --lake" in out and "report --lake" in out
+    alerts = [decode_alert(m.value()) for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
+    assert any(a["severity"] in ("high", "critical") for a in alerts), alerts[:3]
+    mirrored = [json.loads(m.value()) for m in read_all(kafka.bootstrap, "audit.events.json.v1")]
+    assert mirrored and all(r["eventID"] and r["eventTime"] for r in mirrored)
