@@ -36,7 +36,8 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One scrape of one daemon, summed over labels. Every field but ``lag`` is a counter."""
+    """One scrape of one daemon, summed over labels. Every field but ``lag`` and
+    ``silent_sources`` (gauges) is a counter; ``alerts`` is by severity."""
 
     consumed: float = 0
     outputs: float = 0
@@ -45,21 +46,26 @@ class Sample:
     lake_objects: float = 0
     lake_rows: float = 0
     new_alerts: float = 0  # the alerter's alerts, whether or not it exports their severities
+    insights: float = 0
     lag: float = 0
+    silent_sources: float = 0  # a gauge, like lag
     alerts: Mapping[str, float] = field(default_factory=dict)
 
     def plus(self, other: Sample) -> Sample:
-        """Counters added (``lag`` is ``self``'s): what a restarted child adds to its past."""
+        """Counters added (gauges are ``self``'s): what a restarted child adds to its past."""
         sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
-                if f.name not in ("lag", "alerts")}
+                if f.name not in _GAUGES}
         alerts = {k: self.alerts.get(k, 0) + other.alerts.get(k, 0)
                   for k in {*self.alerts, *other.alerts}}
         return replace(self, alerts=alerts, **sums)
 
 
+_GAUGES = ("lag", "silent_sources", "alerts")  # not summed across restarts (alerts: below)
 _SCALARS = {names.CONSUMED: "consumed", names.OUTPUTS: "outputs",
             names.DEAD_LETTERS: "dead_letters", names.KAFKA_ERRORS: "kafka_errors",
             LAKE_OBJECTS: "lake_objects", LAKE_ROWS: "lake_rows", NEW_ALERTS: "new_alerts",
+            names.EXTRAS["aggregator"]["insights"].name: "insights",
+            names.EXTRAS["aggregator"]["silent_sources"].name: "silent_sources",
             names.LAG: "lag"}
 
 
@@ -164,6 +170,7 @@ class View:
         return {"uptime_s": round(self.uptime_s, 1), "config": self.config, "daemons": daemons,
                 "alerts": self.total("new_alerts"), "alerts_by_severity": self.alerts(),
                 "lake_objects": self.lake()[0], "lake_rows": self.lake()[1],
+                "insights": self.total("insights"), "silent_sources": self.total("silent_sources"),
                 "warnings": self.total("kafka_errors"),
                 "restart_events": list(self.events)}
 
@@ -243,6 +250,8 @@ def render(view: View) -> Group:
                       str(r.restarts), *numbers)
     lines = [Text(f"alerts: {alerts_text(view)}"),
              Text(lake_text(view)),
+             Text(f"insights: {view.total('insights'):,.0f}; silent sources now: "
+                  f"{view.total('silent_sources'):,.0f}"),
              Text(f"warnings (Kafka errors reported by the daemons): "
                   f"{view.total('kafka_errors'):,.0f}"),
              Text("restarts:" + ("".join(f"\n  {e}" for e in view.events) or " none"))]

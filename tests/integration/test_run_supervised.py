@@ -93,7 +93,38 @@ def test_run_supervises_every_daemon_and_reports_a_sigkilled_one_restarted(
     assert '"daemon": "alerter"' not in stderr
     assert "alerter killed by SIGKILL" in out and "restarts 1" in out
     assert "trailpipe lake query --lake" in out and "report --lake" in out
-    alerts = [decode_alert(m.value()) for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
+    alerts = [decode_alert(m.value() or b"")
+              for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
     assert any(a["severity"] in ("high", "critical") for a in alerts), alerts[:3]
-    mirrored = [json.loads(m.value()) for m in read_all(kafka.bootstrap, "audit.events.json.v1")]
+    mirrored = [json.loads(m.value() or b"{}")
+                for m in read_all(kafka.bootstrap, "audit.events.json.v1")]
     assert mirrored and all(r["eventID"] and r["eventTime"] for r in mirrored)
+
+
+@pytest.mark.usefixtures("no_documented_topics")
+def test_ctrl_c_stops_a_run_without_generator_cleanly(kafka: Any, tmp_path: Path) -> None:
+    err_path = tmp_path / "stderr.txt"
+    env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", "TRAILPIPE_TOPICS__PARTITIONS": "1"}
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli.app", "run", "--bootstrap", kafka.bootstrap,
+             "--no-generator", "--lake", f"file://{tmp_path}/lake"], cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+        try:
+            # Every daemon answers its /metrics: all are up and serving.
+            wait_for(lambda: any(all("consumed" in d for d in line["daemons"].values())
+                                 for line in json_lines(err_path, "dashboard")),
+                     "every daemon's metrics", proc, 90)
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+            out, _ = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    stderr = err_path.read_text()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "stop_requested" in stderr
+    stopped = json_lines(err_path, "child_stopped")
+    assert sorted((e["child"], e["returncode"]) for e in stopped) == sorted(
+        (name, 0) for name in DEFAULT_DAEMONS)  # each flushed on SIGTERM, none killed
+    assert list(json_lines(err_path, "run_stopped")[-1]["daemons"]) == list(DEFAULT_DAEMONS)
+    assert "(clean)" in out and "generator" not in out

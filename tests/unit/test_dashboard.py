@@ -91,6 +91,7 @@ def test_rates_come_from_successive_scrapes_and_totals_survive_a_restart() -> No
     row = view.rows[0]
     assert (row.state, row.restarts, row.total.consumed) == ("up", 1, 350)
     assert view.lake() == (4, 290)
+    assert row.total.lag == third.lag  # a gauge: the new process's, not a sum
     assert view.events == ("archiver killed by SIGKILL after 4.0 s; restart 1 in 1.0 s",)
 
 
