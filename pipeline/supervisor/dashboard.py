@@ -237,8 +237,7 @@ def lake_text(view: View) -> str:
 
 def render(view: View) -> Group:
     """The dashboard as a rich renderable."""
-    table = Table(title=f"trailpipe run: up {view.uptime_s:.0f} s", title_justify="left",
-                  caption=view.config, caption_justify="left")
+    table = Table(title=f"trailpipe run: up {view.uptime_s:.0f} s", title_justify="left")
     for column in ("daemon", "state", "restarts", "in/s", "out/s", "consumed", "outputs",
                    "lag", "dead letters"):
         table.add_column(column, justify="left" if column in ("daemon", "state") else "right")
@@ -255,4 +254,4 @@ def render(view: View) -> Group:
              Text(f"warnings (Kafka errors reported by the daemons): "
                   f"{view.total('kafka_errors'):,.0f}"),
              Text("restarts:" + ("".join(f"\n  {e}" for e in view.events) or " none"))]
-    return Group(table, *lines)
+    return Group(Text(view.config, style="dim"), table, *lines)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,3 +130,28 @@ def test_ctrl_c_stops_a_run_without_generator_cleanly(kafka: Any, tmp_path: Path
         (name, 0) for name in DEFAULT_DAEMONS)  # each flushed on SIGTERM, none killed
     assert list(json_lines(err_path, "run_stopped")[-1]["daemons"]) == list(DEFAULT_DAEMONS)
     assert "(clean)" in out and "generator" not in out
+
+
+@pytest.mark.usefixtures("no_documented_topics")
+def test_on_a_terminal_the_dashboard_is_all_it_shows(kafka: Any, tmp_path: Path) -> None:
+    script = shutil.which("script")
+    if script is None:
+        pytest.skip("LOUD SKIP: util-linux `script` (a pseudo-terminal for the run) is missing")
+    command = shlex.join([sys.executable, "-m", "pipeline.cli.app", "run", "--bootstrap",
+                          kafka.bootstrap, "--no-generator", "--duration", "12", "--lake",
+                          f"file://{tmp_path}/lake"])
+    env = {**os.environ, "TRAILPIPE_TOPICS__PARTITIONS": "1", "COLUMNS": "160"}
+    env.pop("TRAILPIPE_LOG__FORMAT", None)
+    result = subprocess.run([script, "-qefc", command, "/dev/null"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    screen = result.stdout
+    assert "trailpipe run: up" in screen and "dead letters" in screen
+    assert f"bootstrap {kafka.bootstrap} | lake file://{tmp_path}/lake" in screen
+    assert "(clean)" in screen and "lake query" in screen
+    # No log line, no config dump: those went to the supervisor's log file.
+    assert "topic_ready" not in screen and "child_started" not in screen
+    assert "config_loaded" not in screen and "'kafka':" not in screen
+    supervisor_log = (tmp_path / "var" / "run-logs" / "supervisor.log").read_text()
+    assert '"event": "topic_ready"' in supervisor_log
+    assert '"event": "child_started"' in supervisor_log
