@@ -44,15 +44,19 @@ def digest_config(cfg: Config) -> DigestConfig:
 
 
 def _trusted(cfg: Config, paths: list[Path] | None) -> dict[str, Ed25519PublicKey]:
-    from pipeline.lake.keys import SigningKeyError, load_public_key, trusted_keys
+    from pipeline.lake.keys import (
+        SigningKeyError,
+        configured_public_keys,
+        load_public_key,
+        trusted_keys,
+    )
 
     dcfg = digest_config(cfg)
     try:
         if paths:
             return trusted_keys(load_public_key(str(p)) for p in paths)
-        keys = [load_public_key(v) for v in dcfg.trusted_public_keys]
-        if dcfg.private_key is not None:
-            keys.append(load_public_key(dcfg.private_key.get_secret_value()))
+        private = dcfg.private_key.get_secret_value() if dcfg.private_key else None
+        keys = configured_public_keys(dcfg.trusted_public_keys, private)
     except SigningKeyError as exc:
         fail(2, [f"trailpipe: {exc}"])
     if not keys:

@@ -82,6 +82,16 @@ def trusted_keys(keys: Iterable[Ed25519PublicKey]) -> dict[str, Ed25519PublicKey
     return {fingerprint(k): k for k in keys}
 
 
+def configured_public_keys(trusted_public_keys: Iterable[str], private_key: str | None
+                           ) -> list[Ed25519PublicKey]:
+    """The keys ``lake validate`` trusts by default: each of ``[digest] trusted_public_keys``
+    and the public half of ``private_key`` (when configured). Raises SigningKeyError."""
+    keys = [load_public_key(v) for v in trusted_public_keys]
+    if private_key is not None:
+        keys.append(load_public_key(private_key))
+    return keys
+
+
 def public_pem(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo)

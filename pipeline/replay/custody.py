@@ -78,9 +78,9 @@ def _objects(cfg: Config, read: Read) -> tuple[LakeObject, ...]:
 def _trusted(cfg: Config) -> Any:
     """The digest keys ``lake validate`` trusts by default: ``[digest] trusted_public_keys``
     and the public half of ``private_key``; None when none is configured."""
-    from pipeline.lake.keys import load_public_key, trusted_keys
+    from pipeline.lake.keys import configured_public_keys, trusted_keys
 
-    keys = [load_public_key(v) for v in cfg.digest.trusted_public_keys]
-    if cfg.digest.private_key is not None:
-        keys.append(load_public_key(cfg.digest.private_key.get_secret_value()))
+    private = cfg.digest.private_key
+    keys = configured_public_keys(cfg.digest.trusted_public_keys,
+                                  private.get_secret_value() if private else None)
     return trusted_keys(keys) if keys else None
