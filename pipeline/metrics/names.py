@@ -18,6 +18,7 @@ COMMITS = "trailpipe_commits_total"
 REWINDS = "trailpipe_rewinds_total"
 LAG = "trailpipe_consumer_lag_records"
 ASSIGNED = "trailpipe_assigned_partitions"
+PRODUCED = "trailpipe_records_produced_total"
 DELIVERY_ERRORS = "trailpipe_producer_delivery_errors_total"
 KAFKA_ERRORS = "trailpipe_kafka_errors_total"
 
@@ -84,7 +85,7 @@ LAKE_DAEMONS = frozenset({"archiver", "digester", "aggregator"})
 
 def all_names() -> frozenset[str]:
     """Every metric name a daemon can export (histograms: their base name)."""
-    core = {CONSUMED, PROCESSED, OUTPUTS, DEAD_LETTERS, FLUSH_SECONDS, FLUSH_FAILURES, COMMITS,
+    core = {CONSUMED, PRODUCED, PROCESSED, OUTPUTS, DEAD_LETTERS, FLUSH_SECONDS, FLUSH_FAILURES, COMMITS,
             REWINDS, LAG, ASSIGNED, DELIVERY_ERRORS, KAFKA_ERRORS}
     extras = {e.name for extras in EXTRAS.values() for e in extras.values()}
     return frozenset(core | extras | set(LABELLED))
