@@ -1,7 +1,7 @@
 """The Avro schemas, loaded once and addressed by name+version or fingerprint.
 
-The ``.avsc`` files live in ``pipeline/events/avsc/`` (the repository's one copy; ``schemas/``
-points there) and ship in the wheel as package data: they are read through
+The ``.avsc`` files live in ``schemas/`` (the repository's one copy), a package of its own whose
+package data they are, so they ship in the wheel: they are read through
 :mod:`importlib.resources`, never from a source-tree path, so an installed ``trailpipe`` finds
 them wherever (and however) the package is installed.
 
@@ -24,8 +24,8 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-SCHEMA_DIR: Traversable = files("pipeline.events") / "avsc"
-"""The packaged ``.avsc`` files (package data of :mod:`pipeline.events`, in the wheel too)."""
+SCHEMA_DIR: Traversable = files("schemas")
+"""The packaged ``.avsc`` files (package data of the ``schemas`` package, in the wheel too)."""
 
 API_CALL_EVENT = "io.trailpipe.audit.ApiCallEvent"
 CURRENT_VERSION = "1"

@@ -24,26 +24,29 @@ from pipeline.dev.model import DevClusterError
 from pipeline.events.schemas import SchemaRegistry, default_registry
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGED = files("pipeline.events") / "avsc"
+PACKAGED = files("schemas")
 
 
 def _packaged_avsc_names() -> list[str]:
     return sorted(p.name for p in PACKAGED.iterdir() if p.name.endswith(".avsc"))
 
 
-def test_the_registry_holds_every_packaged_schema_and_the_source_tree_none() -> None:
+def test_the_registry_holds_every_packaged_schema_and_only_one_copy_exists() -> None:
     names = _packaged_avsc_names()
     assert "ApiCallEvent.v1.avsc" in names
     assert sorted(e.path.name for e in default_registry().entries()) == names
-    # One copy: the top-level schemas/ keeps only its README pointing to the package.
-    assert not list((REPO / "schemas").glob("*.avsc"))
+    # One copy: the schemas/ folder of the fixed layout, and no .avsc anywhere else.
+    assert sorted(p.name for p in (REPO / "schemas").glob("*.avsc")) == names
+    elsewhere = [p for d in ("pipeline", "producers", "consumers") for p in (REPO / d).rglob("*.avsc")]
+    assert elsewhere == []
 
 
 def test_the_package_data_patterns_put_every_schema_in_the_wheel() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = config["tool"]["setuptools"]["package-data"]["pipeline.events"]
+    assert "schemas" in config["tool"]["setuptools"]["packages"]["find"]["include"]
+    patterns = config["tool"]["setuptools"]["package-data"]["schemas"]
     for name in _packaged_avsc_names():
-        assert any(fnmatch.fnmatch(f"avsc/{name}", p) for p in patterns), name
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
 
 
 def test_schemas_load_from_a_zip_resource_as_from_the_package() -> None:
