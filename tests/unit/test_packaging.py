@@ -37,7 +37,8 @@ def test_the_registry_holds_every_packaged_schema_and_only_one_copy_exists() -> 
     assert sorted(e.path.name for e in default_registry().entries()) == names
     # One copy: the schemas/ folder of the fixed layout, and no .avsc anywhere else.
     assert sorted(p.name for p in (REPO / "schemas").glob("*.avsc")) == names
-    elsewhere = [p for d in ("pipeline", "producers", "consumers") for p in (REPO / d).rglob("*.avsc")]
+    elsewhere = [p for d in ("pipeline", "producers", "consumers")
+                 for p in (REPO / d).rglob("*.avsc")]
     assert elsewhere == []
 
 
