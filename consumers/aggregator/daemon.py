@@ -47,8 +47,8 @@ def wire(ctx: Context) -> Parts:
     txn_id = agg.transactional_id or f"trailpipe-aggregator-{socket.gethostname()}"
 
     def summary() -> dict[str, Any]:
-        lake = {"lake_objects": sink.objects_written, "lake_rows": sink.rows_written} \
-            if sink is not None else {}
+        lake = {"lake_objects": sink.objects_written, "lake_rows": sink.rows_written,
+                "lake_bytes": sink.bytes_written} if sink is not None else {}
         return {**processor.stats(), **lake}
 
     return Parts(

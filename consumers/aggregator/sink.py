@@ -34,6 +34,7 @@ class AggregatesSink(SinkBase):
         self._rows: list[AggregateRow] = []
         self.objects_written = 0
         self.rows_written = 0
+        self.bytes_written = 0  # Parquet bytes put, retries included (as objects_written)
 
     def add(self, item: Any, source: Event | None) -> None:
         if not isinstance(item, AggregateRow):
@@ -53,8 +54,10 @@ class AggregatesSink(SinkBase):
             key = object_key(size, rows[0].datum["window_start_ms"], partition, first)
             out = io.BytesIO()
             pq.write_table(to_table([r.datum for r in rows]), out, compression="zstd")
-            self._store.put(key, out.getvalue())
+            data = out.getvalue()
+            self._store.put(key, data)
             self.objects_written += 1
+            self.bytes_written += len(data)
             self.rows_written += len(rows)
         self._rows = []
 

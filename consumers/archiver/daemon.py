@@ -47,7 +47,8 @@ def wire(ctx: Context) -> Parts:
         decode_batch=events_decoder(cfg), commit_interval_ms=arch.max_age_ms,
         output_topics=[cfg.topics.deliveries, cfg.topics.health],
         summary=lambda: {"lake": store.url, "rows_written": sink.rows_written,
-                         "objects_written": sink.objects_written})
+                         "objects_written": sink.objects_written,
+                         "bytes_written": sink.bytes_written})
 
 
 def _sns(archiver: ArchiverConfig) -> SnsNotices | None:

@@ -91,7 +91,8 @@ class ArchiverSink:
         self._oldest_ms: int | None = None
         self._key: str | None = None  # what a failure is about (object or owner record)
         self._stage = "ownership"
-        self.objects_written = self.rows_written = 0
+        # Objects and bytes count each upload (a retried range uploads its objects again).
+        self.objects_written = self.rows_written = self.bytes_written = 0
 
     def add(self, item: Any, source: Event | None) -> None:
         """Buffer one decoded batch (event columns + coordinates, see
@@ -233,6 +234,7 @@ class ArchiverSink:
         self._stage, self._key = "upload", obj.key
         self.store.put(obj.key, obj.data)
         self.objects_written += 1
+        self.bytes_written += len(obj.data)
         self.notifier.delivered(_notice(self.store.url, tp, obj))
         if self._on_upload is not None:
             self._on_upload(obj.key)

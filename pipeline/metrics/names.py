@@ -37,10 +37,11 @@ class Extra:
 _LAKE_OBJECTS = Extra("trailpipe_lake_objects_total", "counter", "Objects written to the lake.")
 _LAKE_ROWS = Extra("trailpipe_lake_rows_total", "counter", "Rows written to the lake.")
 
-_LAKE_BYTES = Extra("trailpipe_lake_bytes_total", "counter", "Bytes written to the lake.")
+_LAKE_BYTES = Extra("trailpipe_lake_bytes_total", "counter",
+                    "Parquet bytes written to the lake (each put, retries included).")
 
 EXTRAS: dict[str, dict[str, Extra]] = {
-    # bytes_written / lake_bytes: exported once those summaries count them
+    # lake objects and bytes count every put (a retried flush puts its objects again)
     "archiver": {"objects_written": _LAKE_OBJECTS, "rows_written": _LAKE_ROWS,
                  "bytes_written": _LAKE_BYTES},
     "aggregator": {
