@@ -5,13 +5,17 @@ returns, as exactly one of: an event on the events topic (``produced``), a dead 
 reason and location on the DLQ (``dead_lettered``), or a counted delivery failure, which makes
 ``flush`` raise :class:`DeliveryFailed` (a daemon then exits non-zero). Accounting balances:
 ``read == produced + dead_lettered + failed``.
+
+:meth:`Publisher.counts` reads all of it at once (with dead letters and delivery errors by
+reason, and when the produce loop last turned) for the daemon's metrics
+(:mod:`pipeline.metrics.producer`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +27,7 @@ from pipeline.events.fused import encode_event
 from pipeline.events.mapping import IngestMeta, to_avro
 from pipeline.events.partition import event_key
 from pipeline.events.wire import encode, headers_for
+from pipeline.metrics.producer import ProducerCounts
 from pipeline.producer import KafkaProducer
 from producers.files import RawRecord
 from producers.pool import MAPPING_ERRORS, EncodeError, EncodePool, EncodeResult, EncodeTask
@@ -58,7 +63,7 @@ class Batch:
         self.dead_lettered = 0
         self.errors: list[str] = []
         self._done = threading.Condition()
-        self._callbacks: tuple[Any, Any] | None = None  # set by the Publisher on first use
+        self._on_event: Any = None  # the event delivery callback, set by the Publisher
 
     def add(self) -> None:
         with self._done:
@@ -101,8 +106,14 @@ class Publisher:
         self._headers = list(headers_for()) if headers is None else headers
         self._lock = threading.Lock()
         self.stats = PublishStats()
-        # One pair of delivery callbacks for records without a Batch (built once, not per record).
-        self._callbacks = (self._callback(False, None), self._callback(True, None))
+        self._dead_letters: Counter[str] = Counter()  # confirmed dead letters by reason
+        self._delivery_errors: Counter[str] = Counter()  # failed deliveries by Kafka error name
+        self._last_error: list[str | None] = [None]  # the latest delivery report's error
+        self._last_turn_s: float | None = None  # monotonic time of the latest poll/flush
+        # The event delivery callback for records without a Batch (built once, not per
+        # record), and one dead-letter callback per reason (built on first use).
+        self._on_event = self._callback(None, None)
+        self._on_dead_letter: dict[str, Any] = {}
 
     def publish(self, record: RawRecord, batch: Batch | None = None) -> None:
         """Produce one record (or its dead letter). Never raises for bad input."""
@@ -123,7 +134,7 @@ class Publisher:
             return
         self._produce(self._events_topic, event_key(record.value), payload,
                       [*self._headers, ("x-source-location", record.location.encode())],
-                      self._callbacks_for(batch)[0])
+                      self._event_callback(batch))
 
     def _encode_with(self, value: dict[str, Any], ingest_time_ms: int, source: str,
                      producer_id: str, location: str | None) -> bytes:
@@ -178,7 +189,7 @@ class Publisher:
         else:
             self._produce(self._events_topic, result[0], result[1],
                           [*self._headers, ("x-source-location", record.location.encode())],
-                          self._callbacks[0])
+                          self._on_event)
 
     def _dead_letter(self, record: RawRecord, error_type: str, error: str,
                      batch: Batch | None) -> None:
@@ -186,7 +197,7 @@ class Publisher:
                           key=None, value=record.raw, source=self._source,
                           location=record.location)
         self._produce(dlq.topic, dlq.key, dlq.value, list(dlq.headers),
-                      self._callbacks_for(batch)[1])
+                      self._dead_letter_callback(error_type, batch))
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None,
                  headers: list[Any], callback: Any) -> None:
@@ -201,32 +212,55 @@ class Publisher:
     def _producer(self, client: Any) -> None:
         self._out.client = client
 
-    def _callbacks_for(self, batch: Batch | None) -> tuple[Any, Any]:
-        """(event, dead letter) delivery callbacks: the publisher's own pair, or the batch's,
-        made on the batch's first record (a batch belongs to one publisher)."""
+    def _event_callback(self, batch: Batch | None) -> Any:
+        """The delivery callback of an event: the publisher's own, or the batch's, made on
+        the batch's first record (a batch belongs to one publisher)."""
         if batch is None:
-            return self._callbacks
-        if batch._callbacks is None:
-            batch._callbacks = (self._callback(False, batch), self._callback(True, batch))
-        return batch._callbacks
+            return self._on_event
+        if batch._on_event is None:
+            batch._on_event = self._callback(None, batch)
+        return batch._on_event
 
-    def _callback(self, dead_letter: bool, batch: Batch | None) -> Any:
-        # Closes over the stats and the lock, not over self: the publisher keeps these
+    def _dead_letter_callback(self, reason: str, batch: Batch | None) -> Any:
+        """The delivery callback of a dead letter for ``reason`` (cached without a batch;
+        made per dead letter of a batch: they are rare)."""
+        if batch is not None:
+            return self._callback(reason, batch)
+        callback = self._on_dead_letter.get(reason)
+        if callback is None:
+            callback = self._on_dead_letter[reason] = self._callback(reason, None)
+        return callback
+
+    def _callback(self, dead_letter: str | None, batch: Batch | None) -> Any:
+        """A delivery callback; ``dead_letter`` is the reason of a dead letter, None for an
+        event."""
+        # Closes over the counters and the lock, not over self: the publisher keeps these
         # callbacks, and no reference cycle should keep its Kafka client alive.
-        stats, lock = self.stats, self._lock
+        stats, lock, last_error = self.stats, self._lock, self._last_error
+        dead_letters, delivery_errors = self._dead_letters, self._delivery_errors
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             with lock:
+                last_error[0] = None if err is None else f"{err.str()} ({err.name()})"
                 if err is not None:
                     stats.failed += 1
-                elif dead_letter:
+                    delivery_errors[err.name()] += 1
+                elif dead_letter is not None:
                     stats.dead_lettered += 1
+                    dead_letters[dead_letter] += 1
                 else:
                     stats.produced += 1
                     stats.bytes_out += len(msg)  # the value's length, without a copy
             if batch is not None:
-                batch._delivered(dead_letter, err)
+                batch._delivered(dead_letter is not None, err)
         return on_delivery
+
+    def counts(self) -> ProducerCounts:
+        """Every counter at one instant (safe from any thread)."""
+        with self._lock:
+            return ProducerCounts(self.stats.as_dict(), dict(self._dead_letters),
+                                  dict(self._delivery_errors), self._last_turn_s,
+                                  self._last_error[0])
 
     def healthy(self, timeout_s: float = 2.0) -> bool:
         """True when the events topic's metadata can be fetched from the cluster."""
@@ -238,12 +272,14 @@ class Publisher:
         return topic is not None and topic.error is None
 
     def poll(self, timeout_s: float = 0) -> None:
-        """Serve delivery reports."""
+        """Serve delivery reports (the produce loop's turn: /healthz judges how recent)."""
+        self._last_turn_s = time.monotonic()
         self._out.poll(timeout_s)
 
     def flush(self, timeout_s: float = 60) -> PublishStats:
         """Wait for every delivery report. Raises DeliveryFailed when any record failed or is
         still unconfirmed after ``timeout_s``."""
+        self._last_turn_s = time.monotonic()
         remaining = self._out.wait(timeout_s)
         if remaining or self.stats.failed:
             raise DeliveryFailed(f"{self.stats.failed} records failed delivery, {remaining} "

@@ -2,7 +2,9 @@
 ``producers/`` and are imported lazily).
 
 Every run ends with a JSON summary on stdout. Exit codes: 0 when every record was delivered
-or dead-lettered, 1 when Kafka failed to confirm records for good, 2 on bad config or usage.
+or dead-lettered, 1 when Kafka failed to confirm records for good, 2 on bad config or usage
+(or a metrics port it cannot bind). With ``--metrics-port`` / ``[metrics] port`` a producer
+serves /metrics, /healthz and /readyz (:mod:`pipeline.metrics.producer`) until it exits.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,24 +28,71 @@ from pipeline.cli.common import (
     fail,
     resolve_bootstrap,
 )
+from pipeline.cli.consume import MetricsPortOpt
 from pipeline.config import Config
 from pipeline.logs import get_logger
 
 if TYPE_CHECKING:
+    from pipeline.metrics.producer import ProducerMetrics
+    from pipeline.metrics.server import MetricsServer
     from producers.publisher import Publisher
 
 app = typer.Typer(help="Publish audit events to Kafka from a source.", no_args_is_help=True)
 
 
-def make_publisher(cfg: Config, bootstrap: str, source: str) -> Publisher:
+def make_publisher(cfg: Config, bootstrap: str, source: str,
+                   on_kafka_error: Callable[[Any], None] | None = None) -> Publisher:
     """:func:`producers.wiring.publisher_for`; exits 1 when the schema registry refuses."""
     from pipeline.events.confluent import RegistryError
     from producers.wiring import publisher_for
 
     try:
-        return publisher_for(cfg, bootstrap, source)
+        return publisher_for(cfg, bootstrap, source, on_kafka_error=on_kafka_error)
     except RegistryError as exc:
         fail(1, [f"trailpipe: schema registry {cfg.schema_registry.url}: {exc}"])
+
+
+@contextmanager
+def producing(cfg: Config, source: str, metrics_port: int | None, *,
+              idle_s: float = 0.0) -> Iterator[Publisher]:
+    """The Publisher of producer ``source`` with its metrics (daemon label
+    ``producer-SOURCE``), served on ``metrics_port`` (None: ``[metrics] port``; 0: off) until
+    the block ends. ``idle_s``: how long the source may legitimately not poll (added to
+    ``stall_after_s``). Exits 1 when the schema registry refuses, 2 when the port is taken."""
+    from pipeline.metrics.producer import ProducerMetrics, daemon_label
+
+    metrics = ProducerMetrics(daemon_label(source), cfg.topics.events)
+    bootstrap = resolve_bootstrap(cfg)
+    publisher = make_publisher(cfg, bootstrap, source, metrics.kafka_error)
+    metrics.watch(publisher.counts)
+    server = _serve_metrics(metrics, cfg, bootstrap, metrics_port, idle_s)
+    try:
+        yield publisher
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _serve_metrics(metrics: ProducerMetrics, cfg: Config, bootstrap: str, port: int | None,
+                   idle_s: float) -> MetricsServer | None:
+    """Start the producer's endpoint when a port is set; /readyz probes the events topic."""
+    from pipeline.kafka import base_client_config
+    from pipeline.metrics.readiness import kafka_probe
+    from pipeline.metrics.server import MetricsServer
+
+    mcfg = cfg.metrics.model_copy(update={"stall_after_s": cfg.metrics.stall_after_s + idle_s})
+    port = mcfg.port if port is None else port
+    if not port:
+        return None
+    probe = kafka_probe(base_client_config(cfg.kafka, bootstrap), cfg.topics.events,
+                        mcfg.probe_timeout_s)
+    server = MetricsServer(metrics, mcfg, {"kafka": probe}, host=mcfg.host, port=port)
+    try:
+        server.start()
+    except OSError as exc:
+        fail(2, [f"trailpipe: cannot serve metrics on {mcfg.host}:{port}: {exc}; set another "
+                 "--metrics-port or [metrics] port"])
+    return server
 
 
 def finish(publisher: Publisher, source: str, started_s: float, **extra: Any) -> None:
@@ -73,6 +124,7 @@ def cloudtrail_dir(
     bootstrap: BootstrapOpt = None,
     workers: Annotated[int | None, typer.Option(
         help="Processes mapping + encoding records (default 1: in the producing thread).")] = None,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """CloudTrail log files as AWS delivers them (.json.gz with Records), plain JSON, JSON
     lines; bad records are dead-lettered with file and line/index."""
@@ -85,11 +137,11 @@ def cloudtrail_dir(
     if cfg.producer.workers > 1 and cfg.schema_registry.url:
         fail(2, ["trailpipe: producer.workers > 1 needs the default Avro encoding "
                  "(schema_registry.url is set)"])
-    publisher = make_publisher(cfg, resolve_bootstrap(cfg), "cloudtrail-dir")
-    started_s = time.monotonic()
-    files = ingest_paths(publisher, paths, max_record_bytes=cfg.producer.max_record_bytes,
-                         workers=cfg.producer.workers)
-    finish(publisher, "cloudtrail-dir", started_s, files=files)
+    with producing(cfg, "cloudtrail-dir", metrics_port) as publisher:
+        started_s = time.monotonic()
+        files = ingest_paths(publisher, paths, max_record_bytes=cfg.producer.max_record_bytes,
+                             workers=cfg.producer.workers)
+        finish(publisher, "cloudtrail-dir", started_s, files=files)
 
 
 @app.command("http")
@@ -98,6 +150,7 @@ def http(
     bootstrap: BootstrapOpt = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default 8088).")] = None,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """The HTTP collector: POST /v1/events (JSON array, {"Records": [...]} or NDJSON) with a
     bearer token; 202 only after Kafka confirmed delivery; GET /healthz. Ctrl-C stops it."""
@@ -110,21 +163,22 @@ def http(
     if not cfg.http.tokens and not cfg.http.allow_anonymous:
         fail(2, ["trailpipe: invalid configuration:",
                  "  - http.tokens: required value missing (or set http.allow_anonymous = true)"])
-    publisher = make_publisher(cfg, resolve_bootstrap(cfg), "http")
-    collector = Collector(publisher, cfg.http, cfg.producer.max_record_bytes)
-    server = uvicorn.Server(uvicorn.Config(build_app(collector), host=cfg.http.host,
-                                           port=cfg.http.port, log_level="warning",
-                                           access_log=False))
-    get_logger("producers.http").info("http_listening", host=cfg.http.host, port=cfg.http.port)
-    started_s = time.monotonic()
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.run()  # uvicorn drains requests on SIGINT/SIGTERM, then re-raises the signal
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    finish(publisher, "http", started_s)
+    with producing(cfg, "http", metrics_port) as publisher:
+        collector = Collector(publisher, cfg.http, cfg.producer.max_record_bytes)
+        server = uvicorn.Server(uvicorn.Config(build_app(collector), host=cfg.http.host,
+                                               port=cfg.http.port, log_level="warning",
+                                               access_log=False))
+        get_logger("producers.http").info("http_listening", host=cfg.http.host,
+                                          port=cfg.http.port)
+        started_s = time.monotonic()
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            server.run()  # uvicorn drains requests on SIGINT/SIGTERM, then re-raises the signal
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        finish(publisher, "http", started_s)
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:
@@ -147,6 +201,7 @@ def generator(
     shape: Annotated[list[str] | None, typer.Option(
         help="Traffic shape over event time (repeatable): api-rate-spike, error-rate-spike, "
              "account-silent, late-delivery; parameters in [generator.shapes].")] = None,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Realistic synthetic CloudTrail traffic across accounts x regions, with injectable attack
     scenarios (logging tampering, root login without MFA, AccessDenied bursts, IAM privilege
@@ -164,21 +219,21 @@ def generator(
         gen = make_generator(cfg.generator, time.time_ns() // 1_000_000)
     except ValueError as exc:
         fail(2, [f"trailpipe: {exc}"])
-    publisher = make_publisher(cfg, resolve_bootstrap(cfg), "generator")
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    started_s = time.monotonic()
-    try:
-        run_generator(publisher, gen, rate_per_s=cfg.generator.rate_per_s, count=count,
-                      duration_s=duration_s, stop=stop,
-                      shapes=build_shapes(cfg.generator.shapes, gen))
-    except KeyboardInterrupt:
-        pass
-    except ValueError as exc:  # e.g. --count too small for the requested scenarios
-        fail(2, [f"trailpipe: {exc} (or pass --scenario none)"])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    finish(publisher, "generator", started_s, seed=cfg.generator.seed)
+    with producing(cfg, "generator", metrics_port) as publisher:
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        started_s = time.monotonic()
+        try:
+            run_generator(publisher, gen, rate_per_s=cfg.generator.rate_per_s, count=count,
+                          duration_s=duration_s, stop=stop,
+                          shapes=build_shapes(cfg.generator.shapes, gen))
+        except KeyboardInterrupt:
+            pass
+        except ValueError as exc:  # e.g. --count too small for the requested scenarios
+            fail(2, [f"trailpipe: {exc} (or pass --scenario none)"])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        finish(publisher, "generator", started_s, seed=cfg.generator.seed)
 
 
 @app.command("cloudtrail-s3")
@@ -192,6 +247,7 @@ def cloudtrail_s3(
                                                    help="Seconds between listings.")] = 30.0,
     checkpoint: Annotated[Path, typer.Option(
         help="Durable record of processed objects.")] = Path("var/checkpoints/cloudtrail-s3.db"),
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """CloudTrail log files in the AWS layout AWSLogs/[o-org/]<account>/CloudTrail/<region>/
     YYYY/MM/DD/*.json.gz, once or --follow. A checkpoint of processed objects (marked only
@@ -207,22 +263,24 @@ def cloudtrail_s3(
         parse_s3_url(url)
     except ValueError as exc:
         fail(2, [f"trailpipe: {exc}"])
-    publisher = make_publisher(cfg, resolve_bootstrap(cfg), "cloudtrail-s3")
     stop = threading.Event()
-    handlers = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGTERM, signal.SIGINT)}
-    started_s = time.monotonic()
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with Checkpoint(checkpoint) as cp:
-            result = ingest_s3(publisher, url, s3_client=s3_client_for(cfg.storage.s3_endpoint),
-                               checkpoint=cp, max_record_bytes=cfg.producer.max_record_bytes,
-                               follow=follow, poll_interval_s=poll_interval_s, stop=stop)
-    except CheckpointLocked as exc:
-        fail(2, [f"trailpipe: {exc}"])
-    finally:
-        for sig, previous in handlers.items():
-            signal.signal(sig, previous)
-    finish(publisher, "cloudtrail-s3", started_s, **result.as_dict())
+    # between passes of --follow the source sleeps poll_interval_s without polling Kafka
+    with producing(cfg, "cloudtrail-s3", metrics_port, idle_s=poll_interval_s) as publisher:
+        handlers = {sig: signal.signal(sig, lambda *_: stop.set())
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        started_s = time.monotonic()
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with Checkpoint(checkpoint) as cp:
+                result = ingest_s3(publisher, url,
+                                   s3_client=s3_client_for(cfg.storage.s3_endpoint),
+                                   checkpoint=cp, max_record_bytes=cfg.producer.max_record_bytes,
+                                   follow=follow, poll_interval_s=poll_interval_s, stop=stop)
+        except CheckpointLocked as exc:
+            fail(2, [f"trailpipe: {exc}"])
+        finally:
+            for sig, previous in handlers.items():
+                signal.signal(sig, previous)
+        finish(publisher, "cloudtrail-s3", started_s, **result.as_dict())
     if not result.ok:
         raise typer.Exit(1)

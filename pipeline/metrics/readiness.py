@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.lake.store import ObjectStore
 from pipeline.logs import get_logger
 from pipeline.metrics.config import MetricsConfig
-from pipeline.metrics.registry import LoopState
+
+if TYPE_CHECKING:  # registry imports this module
+    from pipeline.lake.store import ObjectStore
+    from pipeline.metrics.registry import LoopState
 
 log = get_logger("pipeline.metrics.readiness")
 
@@ -50,10 +52,18 @@ def readiness_problems(state: LoopState, probes: Mapping[str, str | None], now_s
         if since_s > cfg.flush_budget_s:
             problems.append(f"no successful flush for {since_s:.0f}s (flush_budget_s "
                             f"{cfg.flush_budget_s:g}); last error: {state.flush_error}")
+    return problems + probe_problems(probes, state.kafka_error, "consumer")
+
+
+def probe_problems(probes: Mapping[str, str | None], kafka_error: str | None,
+                   client: str) -> list[str]:
+    """One line per failed probe; the Kafka one adds ``kafka_error``, the last error the
+    daemon's Kafka ``client`` reported (if any)."""
+    problems = []
     for name, error in probes.items():
         if error is not None:
-            detail = f"; the consumer's last error: {state.kafka_error}" \
-                if name == "kafka" and state.kafka_error else ""
+            detail = f"; the {client}'s last error: {kafka_error}" \
+                if name == "kafka" and kafka_error else ""
             problems.append(f"{name} not reachable: {error}{detail}")
     return problems
 

@@ -24,7 +24,8 @@ from prometheus_client.registry import Collector
 
 from pipeline.intake import RunStats
 from pipeline.logs import get_logger
-from pipeline.metrics import names
+from pipeline.metrics import names, readiness
+from pipeline.metrics.config import MetricsConfig
 from pipeline.producer import DeliveryError
 
 log = get_logger("pipeline.metrics")
@@ -130,6 +131,17 @@ class DaemonMetrics:
     def stopped(self) -> None:
         """The loop ended (the process is shutting down)."""
         self.state.stopped = True
+
+    # -- health (pipeline.metrics.server.Observed) -------------------------------------------
+
+    def liveness_problems(self, now_s: float, cfg: MetricsConfig) -> list[str]:
+        """:func:`~pipeline.metrics.readiness.liveness_problems` of this daemon."""
+        return readiness.liveness_problems(self.state, now_s, cfg)
+
+    def readiness_problems(self, probes: Mapping[str, str | None], now_s: float,
+                           cfg: MetricsConfig) -> list[str]:
+        """:func:`~pipeline.metrics.readiness.readiness_problems` of this daemon."""
+        return readiness.readiness_problems(self.state, probes, now_s, cfg)
 
     # -- librdkafka callbacks (consumer conf ``error_cb`` / ``stats_cb``) ---------------------
 

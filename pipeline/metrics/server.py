@@ -1,6 +1,9 @@
 """The HTTP endpoint of one daemon, on its own threads: ``/metrics`` (Prometheus text format,
 prometheus_client's WSGI app), ``/healthz`` and ``/readyz`` (200, or 503 with one reason per
-line). Started by ``trailpipe consume NAME`` when ``[metrics] port`` / ``--metrics-port`` is set.
+line). Started by ``trailpipe consume NAME`` and ``trailpipe produce SOURCE`` when ``[metrics]
+port`` / ``--metrics-port`` is set; it serves any :class:`Observed` (a consumer's
+:class:`~pipeline.metrics.registry.DaemonMetrics`, a producer's
+:class:`~pipeline.metrics.producer.ProducerMetrics`).
 """
 
 from __future__ import annotations
@@ -9,10 +12,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import make_wsgi_app
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from pipeline.config import Config
 from pipeline.lake.store import open_lake
@@ -24,15 +27,25 @@ from pipeline.metrics.readiness import (
     Prober,
     kafka_probe,
     lake_probe,
-    liveness_problems,
-    readiness_problems,
 )
-from pipeline.metrics.registry import DaemonMetrics
 
 log = get_logger("pipeline.metrics.server")
 
 StartResponse = Callable[..., Any]
 App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class Observed(Protocol):
+    """What the endpoint serves: a registry and the daemon's own health judgements (each
+    returns the reasons it is not alive / not ready; empty: it is)."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    def liveness_problems(self, now_s: float, cfg: MetricsConfig) -> list[str]: ...
+
+    def readiness_problems(self, probes: Mapping[str, str | None], now_s: float,
+                           cfg: MetricsConfig) -> list[str]: ...
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -44,7 +57,7 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not worth a log line each."""
 
 
-def health_app(metrics: DaemonMetrics, prober: Prober, cfg: MetricsConfig,
+def health_app(metrics: Observed, prober: Prober, cfg: MetricsConfig,
                clock: Callable[[], float] = time.monotonic) -> App:
     """The WSGI app: /metrics, /healthz, /readyz; anything else 404."""
     prometheus = make_wsgi_app(metrics.registry)
@@ -55,9 +68,9 @@ def health_app(metrics: DaemonMetrics, prober: Prober, cfg: MetricsConfig,
             served: Iterable[bytes] = prometheus(environ, start_response)
             return served
         if path == "/healthz":
-            problems = liveness_problems(metrics.state, clock(), cfg)
+            problems = metrics.liveness_problems(clock(), cfg)
         elif path == "/readyz":
-            problems = readiness_problems(metrics.state, prober.results(), clock(), cfg)
+            problems = metrics.readiness_problems(prober.results(), clock(), cfg)
         else:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: try /metrics, /healthz or /readyz\n"]
@@ -73,7 +86,7 @@ class MetricsServer:
     """Serves ``metrics`` on ``host:port`` (port 0: any free port, see :attr:`port`) and runs
     ``probes`` for /readyz. :meth:`start` raises OSError when the port cannot be bound."""
 
-    def __init__(self, metrics: DaemonMetrics, cfg: MetricsConfig, probes: Mapping[str, Probe],
+    def __init__(self, metrics: Observed, cfg: MetricsConfig, probes: Mapping[str, Probe],
                  *, host: str, port: int) -> None:
         self._metrics, self._cfg = metrics, cfg
         self._prober = Prober(probes, cfg.probe_interval_s)
