@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 from collections import Counter
@@ -130,3 +131,17 @@ def test_without_kafka_readyz_says_why_and_delivery_errors_are_counted() -> None
     assert scraped[(names.DELIVERY_ERRORS, reason)] == summary["failed"] == 1
     assert total(scraped, names.PRODUCED) == summary["produced"] == 0
     assert total(scraped, names.KAFKA_ERRORS) >= 1  # the broker down, reported by librdkafka
+
+
+def test_a_taken_metrics_port_stops_the_producer_with_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(TRAILPIPE), "produce", "generator", "--bootstrap", f"127.0.0.1:{free_port()}",
+             "--count", "1", "--scenario", "none", "--metrics-port", str(port)],
+            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
+    assert result.stdout == ""  # nothing was produced, no summary
