@@ -41,8 +41,10 @@ from pipeline.cli.common import (
     resolve_bootstrap,
 )
 from pipeline.config import Config
+from pipeline.lake.keys import SigningKeyError
 from pipeline.logs import configure_logging, get_logger
-from pipeline.supervisor.children import RUN_LOG_DIR, run_children
+from pipeline.supervisor.alert_feed import AlertFeed
+from pipeline.supervisor.children import RUN_LOG_DIR, RunSetupError, digester_env, run_children
 from pipeline.supervisor.dashboard import (
     Board,
     View,
@@ -58,9 +60,13 @@ log = get_logger("pipeline.cli.run")
 
 RUN_GRACE_MS = 10_000
 """The aggregator's grace in ``trailpipe run`` when none is configured (see the module doc)."""
+DEMO_OBJECT_AGE_MS = 10_000
+"""The archiver's ``max_age_ms`` in a demo run when none is configured: the generator's trickle
+reaches the lake within seconds, not the production minute."""
 DEFAULT_METRICS_PORT = 9464
 """The first child's metrics port when ``[metrics] port`` is 0 (Prometheus exporters' range)."""
 SCRAPE_EVERY_S = 1.0
+LATEST_ALERTS = 5
 JSON_EVERY_S = 5.0
 SUPERVISOR_LOG = RUN_LOG_DIR / "supervisor.log"
 
@@ -84,6 +90,8 @@ def run(config: ConfigOpt = None, bootstrap: BootstrapOpt = None, lake: LakeOpt 
     flags = {"kafka.bootstrap": bootstrap, "storage.lake": lake,
              "storage.s3_endpoint": s3_endpoint, "generator.rate_per_s": rate}
     cfg = build_config(config, **flags)
+    demo = cfg.run.generator and not no_generator
+    env_of = _env_of(cfg, demo=demo)
     started_here = False if cfg.kafka.bootstrap else _dev_up_if_needed(cfg)
     try:
         boot = resolve_bootstrap(cfg)
@@ -91,12 +99,14 @@ def run(config: ConfigOpt = None, bootstrap: BootstrapOpt = None, lake: LakeOpt 
         with _logs_to_file(cfg) if terminal else contextlib.nullcontext():
             for r in ensure_topics(admin_client(cfg, boot), topic_specs(cfg.topics)):
                 log.info("topic_ready", topic=r.name, status=r.status, drift=list(r.drift))
-            children = run_children(cfg.run, config_path=config, env=_child_env(cfg, boot, flags),
-                                    metrics_port_base=_port_base(cfg, no_generator),
-                                    generator=False if no_generator else None)
+            children = run_children(
+                cfg.run, config_path=config, env=_child_env(cfg, boot, flags, demo=demo),
+                metrics_port_base=_port_base(cfg, no_generator), generator=demo, env_of=env_of)
             started_at = datetime.now(UTC)
             view, code = _supervise(children, cfg, boot, duration_s, terminal)
-        _print_summary(view, code, cfg, lake, started_at)
+        where = "".join(f" --{k} {v}" for k, v in (("lake", lake), ("s3-endpoint", s3_endpoint))
+                        if v)
+        _print_summary(view, code, cfg, where, started_at, env_of)
     finally:
         if started_here:
             from pipeline.dev import down
@@ -106,15 +116,29 @@ def run(config: ConfigOpt = None, bootstrap: BootstrapOpt = None, lake: LakeOpt 
         raise typer.Exit(code)
 
 
-def _child_env(cfg: Config, bootstrap: str, flags: Mapping[str, object]) -> dict[str, str]:
+def _env_of(cfg: Config, *, demo: bool) -> dict[str, dict[str, str]]:
+    """Settings of single children (the digester's demo key); exits 2 when one cannot start."""
+    if "digester" not in cfg.run.daemons:
+        return {}
+    try:
+        return {"digester": digester_env(cfg.digest, demo=demo)}
+    except (RunSetupError, SigningKeyError) as exc:
+        fail(2, [f"trailpipe: {exc}"])
+
+
+def _child_env(cfg: Config, bootstrap: str, flags: Mapping[str, object], *,
+               demo: bool = False) -> dict[str, str]:
     """What every child gets besides the config file: the resolved bootstrap, this command's
-    flags, JSON logs, and the aggregator's grace when none is configured."""
+    flags, JSON logs, the aggregator's grace when none is configured, and in demo mode the
+    archiver's object age (:data:`DEMO_OBJECT_AGE_MS`) when none is configured."""
     env = {"TRAILPIPE_KAFKA__BOOTSTRAP": bootstrap, "TRAILPIPE_LOG__FORMAT": "json"}
     for key, value in flags.items():
         if value is not None and key != "kafka.bootstrap":
             env["TRAILPIPE_" + key.upper().replace(".", "__")] = str(value)
     if "grace_ms" not in cfg.aggregator.model_fields_set:
         env["TRAILPIPE_AGGREGATOR__GRACE_MS"] = str(RUN_GRACE_MS)
+    if demo and "max_age_ms" not in cfg.archiver.model_fields_set:
+        env["TRAILPIPE_ARCHIVER__MAX_AGE_MS"] = str(DEMO_OBJECT_AGE_MS)
     return env
 
 
@@ -152,11 +176,12 @@ def _supervise(children: list[Child], cfg: Config, bootstrap: str, duration_s: f
     board = Board(f"bootstrap {bootstrap} | lake {cfg.storage.lake} | {' '.join(names)} | "
                   f"logs {RUN_LOG_DIR}/")
     latest: list[View] = [board.update(sup.status(), {}, [], 0.0)]
+    feed = _alert_feed(cfg, bootstrap)
     stop = threading.Event()
     live = Live(render(latest[0]), console=Console(), redirect_stdout=False,
                 redirect_stderr=False, refresh_per_second=4) if terminal else None
     watcher = threading.Thread(target=_watch, name="dashboard", daemon=True,
-                               args=(sup, board, _ports(children), stop, live, latest))
+                               args=(sup, board, _ports(children), feed, stop, live, latest))
     with live if live is not None else contextlib.nullcontext():
         watcher.start()
         try:
@@ -164,21 +189,33 @@ def _supervise(children: list[Child], cfg: Config, bootstrap: str, duration_s: f
         finally:
             stop.set()
             watcher.join(10)
+            if feed is not None:
+                feed.close()
     log.info("run_stopped", exit_code=code, **latest[0].as_json())
     return latest[0], code
 
 
-def _watch(sup: Supervisor, board: Board, ports: dict[str, int], stop: threading.Event,
-           live: Live | None, latest: list[View]) -> None:
-    """Every SCRAPE_EVERY_S: scrape each child, update the board, redraw (terminal) or log a
-    ``dashboard`` line every JSON_EVERY_S (otherwise)."""
+def _alert_feed(cfg: Config, bootstrap: str) -> AlertFeed | None:
+    """The newest alerts for the board when the alerter runs (None otherwise)."""
+    from pipeline.kafka import base_client_config
+
+    if "alerter" not in cfg.run.daemons:
+        return None
+    return AlertFeed(base_client_config(cfg.kafka, bootstrap), cfg.topics.alerts, LATEST_ALERTS)
+
+
+def _watch(sup: Supervisor, board: Board, ports: dict[str, int], feed: AlertFeed | None,
+           stop: threading.Event, live: Live | None, latest: list[View]) -> None:
+    """Every SCRAPE_EVERY_S: scrape each child and the alert feed, update the board, redraw
+    (terminal) or log a ``dashboard`` line every JSON_EVERY_S (otherwise)."""
     started_s = time.monotonic()
     logged_s = started_s
     while not stop.wait(SCRAPE_EVERY_S):
         samples = {name: scrape(port) for name, port in ports.items()}
         now_s = time.monotonic()
+        alerts = [a.describe() for a in feed.poll()] if feed is not None else []
         latest[0] = view = board.update(sup.status(), samples, list(sup.events),
-                                        now_s - started_s)
+                                        now_s - started_s, alerts)
         if live is not None:
             live.update(render(view))
         elif now_s - logged_s >= JSON_EVERY_S:
@@ -186,11 +223,10 @@ def _watch(sup: Supervisor, board: Board, ports: dict[str, int], stop: threading
             logged_s = now_s
 
 
-def _print_summary(view: View, code: int, cfg: Config, lake: str | None,
-                   started_at: datetime) -> None:
-    """What ran, the totals of the last scrape, and commands a user can paste."""
-    exe = _trailpipe_command()
-    lake_flag = f" --lake {lake}" if lake else ""
+def _print_summary(view: View, code: int, cfg: Config, where: str, started_at: datetime,
+                   env_of: Mapping[str, Mapping[str, str]]) -> None:
+    """What ran, the totals of the last scrape, and commands a user can paste (``where``: the
+    lake flags this run was given, repeated in them)."""
     lines = [f"\ntrailpipe run stopped after {view.uptime_s:.0f} s "
              f"({'clean' if code == 0 else 'NOT clean: see the restarts and the logs'}).",
              *(f"  {r.name:<11} {r.state:<10} restarts {r.restarts}" + (
@@ -198,14 +234,27 @@ def _print_summary(view: View, code: int, cfg: Config, lake: str | None,
                  f"letters {r.total.dead_letters:,.0f}" if r.has_metrics else "")
                for r in view.rows),
              f"  alerts: {alerts_text(view)}; {lake_text(view)} (as of the last scrape)",
+             *(f"  alert: {a}" for a in reversed(view.latest_alerts)),
              *(f"  restart: {e}" for e in view.events),
              f"\nThe lake is at {cfg.storage.lake}. Look at it with:",
-             f"  {exe} lake query{lake_flag} \"SELECT eventsource, eventname, count(*) AS n "
-             "FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"",
-             f"  {exe} report{lake_flag} --from {started_at:%Y-%m-%dT%H:%M:%SZ} --to "
-             f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} --out report.html",
+             *_commands(_trailpipe_command(), where, started_at, env_of),
              f"Logs: {RUN_LOG_DIR}/<daemon>.log, {SUPERVISOR_LOG}"]
     typer.echo("\n".join(lines))
+
+
+def _commands(program: str, flags: str, started_at: datetime,
+              env_of: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Commands to paste: a query, the report of this run's window, and (when the digester
+    ran) validating the digests, with the demo key's public half when it signed them."""
+    lines = [f"  {program} lake query{flags} \"SELECT eventsource, eventname, count(*) AS n "
+             "FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"",
+             f"  {program} report{flags} --from {started_at:%Y-%m-%dT%H:%M:%SZ} --to "
+             f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} --out report.html"]
+    if "digester" in env_of:
+        key = env_of["digester"].get("TRAILPIPE_DIGEST__PRIVATE_KEY")
+        trusted = f" --public-key {key}.pub" if key else ""
+        lines.append(f"  {program} lake validate{flags}{trusted}")
+    return lines
 
 
 def _trailpipe_command() -> str:

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DEFAULT_DAEMONS = ("archiver", "alerter", "notifier", "aggregator", "mirror")
-"""What ``trailpipe run`` starts unless ``[run] daemons`` says otherwise (the digester needs a
-signing key, the forwarders a receiver: both are opt-in)."""
+DEFAULT_DAEMONS = ("archiver", "digester", "alerter", "notifier", "aggregator", "mirror")
+"""What ``trailpipe run`` starts unless ``[run] daemons`` says otherwise (the forwarders need a
+receiver: opt-in). The digester needs ``[digest] private_key``; a demo run makes a demo key."""
 
 
 class RunConfig(BaseModel):

@@ -27,6 +27,7 @@ from pipeline.supervisor.process import ChildStatus
 ALERTS_BY_SEVERITY = "trailpipe_alerts_total"
 LAKE_OBJECTS = names.EXTRAS["archiver"]["objects_written"].name
 LAKE_ROWS = names.EXTRAS["archiver"]["rows_written"].name
+LAKE_BYTES = names.EXTRAS["archiver"]["bytes_written"].name
 LAKE_WRITER = "archiver"
 NEW_ALERTS = names.EXTRAS["alerter"]["alerts"].name
 LATEST_EVENTS = 5
@@ -45,6 +46,7 @@ class Sample:
     kafka_errors: float = 0
     lake_objects: float = 0
     lake_rows: float = 0
+    lake_bytes: float = 0
     new_alerts: float = 0  # the alerter's alerts, whether or not it exports their severities
     insights: float = 0
     lag: float = 0
@@ -63,7 +65,8 @@ class Sample:
 _GAUGES = ("lag", "silent_sources", "alerts")  # not summed across restarts (alerts: below)
 _SCALARS = {names.CONSUMED: "consumed", names.OUTPUTS: "outputs",
             names.DEAD_LETTERS: "dead_letters", names.KAFKA_ERRORS: "kafka_errors",
-            LAKE_OBJECTS: "lake_objects", LAKE_ROWS: "lake_rows", NEW_ALERTS: "new_alerts",
+            LAKE_OBJECTS: "lake_objects", LAKE_ROWS: "lake_rows",
+            LAKE_BYTES: "lake_bytes", NEW_ALERTS: "new_alerts",
             names.EXTRAS["aggregator"]["insights"].name: "insights",
             names.EXTRAS["aggregator"]["silent_sources"].name: "silent_sources",
             names.LAG: "lag"}
@@ -129,7 +132,7 @@ class Row:
 
     @property
     def has_metrics(self) -> bool:
-        """Its /metrics answered at least once (the generator serves none)."""
+        """Its /metrics answered at least once (a child may serve none)."""
         return self.scraped or self.total != Sample()
 
 
@@ -141,6 +144,7 @@ class View:
     config: str
     rows: tuple[Row, ...]
     events: tuple[str, ...]  # the latest restart events, oldest first
+    latest_alerts: tuple[str, ...] = ()  # the newest alert openings, oldest first
 
     def alerts(self) -> dict[str, float]:
         found: dict[str, float] = {}
@@ -155,9 +159,10 @@ class View:
         return float(sum(getattr(row.total, key) for row in self.rows
                          if daemon is None or row.name == daemon))
 
-    def lake(self) -> tuple[float, float]:
-        """Objects and rows the archiver wrote (the aggregator's lake tables not counted)."""
-        return self.total("lake_objects", LAKE_WRITER), self.total("lake_rows", LAKE_WRITER)
+    def lake(self) -> tuple[float, float, float]:
+        """Objects, rows and bytes the archiver wrote (the aggregator's tables not counted)."""
+        return (self.total("lake_objects", LAKE_WRITER), self.total("lake_rows", LAKE_WRITER),
+                self.total("lake_bytes", LAKE_WRITER))
 
     def as_json(self) -> dict[str, Any]:
         """The numbers of the dashboard as one JSON-ready object."""
@@ -169,7 +174,9 @@ class View:
                    for r in self.rows}
         return {"uptime_s": round(self.uptime_s, 1), "config": self.config, "daemons": daemons,
                 "alerts": self.total("new_alerts"), "alerts_by_severity": self.alerts(),
-                "lake_objects": self.lake()[0], "lake_rows": self.lake()[1],
+                "latest_alerts": list(self.latest_alerts),
+                **dict(zip(("lake_objects", "lake_rows", "lake_bytes"), self.lake(),
+                           strict=True)),
                 "insights": self.total("insights"), "silent_sources": self.total("silent_sources"),
                 "warnings": self.total("kafka_errors"),
                 "restart_events": list(self.events)}
@@ -194,10 +201,11 @@ class Board:
         self._runs: dict[str, int] = {}  # the child's restarts when its latest scrape was taken
 
     def update(self, statuses: Sequence[ChildStatus], samples: Mapping[str, Sample | None],
-               events: Sequence[RestartEvent], uptime_s: float) -> View:
+               events: Sequence[RestartEvent], uptime_s: float,
+               latest_alerts: Sequence[str] = ()) -> View:
         rows = tuple(self._row(s, samples.get(s.name), uptime_s) for s in statuses)
         latest = tuple(e.describe() for e in list(events)[-LATEST_EVENTS:])
-        return View(uptime_s, self.config_line, rows, latest)
+        return View(uptime_s, self.config_line, rows, latest, tuple(latest_alerts))
 
     def _row(self, status: ChildStatus, raw: Sample | None, now_s: float) -> Row:
         name = status.name
@@ -231,8 +239,9 @@ def alerts_text(view: View) -> str:
 
 
 def lake_text(view: View) -> str:
-    objects, rows = view.lake()
-    return f"lake (archiver): {objects:,.0f} objects, {rows:,.0f} rows"
+    objects, rows, size_bytes = view.lake()
+    return (f"lake (archiver): {objects:,.0f} objects, {rows:,.0f} rows, "
+            f"{size_bytes / 1e6:,.1f} MB")
 
 
 def render(view: View) -> Group:
@@ -248,6 +257,7 @@ def render(view: View) -> Group:
         table.add_row(r.name, Text(r.state, style=_STATE_STYLE.get(r.state, "")),
                       str(r.restarts), *numbers)
     lines = [Text(f"alerts: {alerts_text(view)}"),
+             *(Text(f"  {a}") for a in reversed(view.latest_alerts)),
              Text(lake_text(view)),
              Text(f"insights: {view.total('insights'):,.0f}; silent sources now: "
                   f"{view.total('silent_sources'):,.0f}"),

@@ -1,6 +1,7 @@
 """``trailpipe run`` as the supervisor, end to end against the real broker: every daemon and the
-generator as child processes, the dashboard's JSON lines (no terminal), the alerter SIGKILLed
-mid-run and reported restarted, exit 0 with a summary and commands to paste."""
+generator as child processes, the dashboard's JSON lines (no terminal), the alerter and the
+archiver SIGKILLed mid-run and reported restarted (the lake still holds each record exactly
+once), exit 0 with a summary and commands to paste."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
-from kit import read_all
+from kit import committed, read_all
 
 from pipeline.rules.alert import decode_alert
 from pipeline.supervisor.config import DEFAULT_DAEMONS
@@ -40,6 +42,25 @@ def child_pid(parent: int, daemon: str) -> int | None:
     out = subprocess.run(["pgrep", "-P", str(parent), "-f", f"consume {daemon}"],
                          capture_output=True, text=True, check=False).stdout.split()
     return int(out[0]) if len(out) == 1 else None
+
+
+@pytest.fixture
+def own_key(tmp_path: Path) -> dict[str, str]:
+    """A production run (--no-generator) signs digests with a key of its own."""
+    from pipeline.lake.keys import generate_keypair
+
+    key, _, _ = generate_keypair(tmp_path / "digest.key")
+    return {"TRAILPIPE_DIGEST__PRIVATE_KEY": str(key)}
+
+
+def lake_coordinates(lake: Path) -> list[tuple[int, int]]:
+    """(partition, offset) of every row of the file lake's event objects."""
+    found: list[tuple[int, int]] = []
+    for path in lake.rglob("*.parquet"):
+        if "events" in path.relative_to(lake).parts:
+            t = pq.read_table(path, columns=["_partition", "_offset"])
+            found += zip(t["_partition"].to_pylist(), t["_offset"].to_pylist(), strict=True)
+    return found
 
 
 def wait_for(check: Any, what: str, proc: subprocess.Popen[str], timeout_s: float) -> Any:
@@ -66,11 +87,13 @@ def test_run_supervises_every_daemon_and_reports_a_sigkilled_one_restarted(
             stderr=err, text=True, start_new_session=True)
         try:
             wait_for(lambda: any(d["daemons"]["alerter"].get("consumed", 0) > 0
+                                 and d["lake_objects"] > 0
                                  for d in json_lines(err_path, "dashboard")),
-                     "the alerter to consume", proc, DURATION_S)
-            victim = child_pid(proc.pid, "alerter")
-            assert victim is not None
-            os.kill(victim, signal.SIGKILL)
+                     "the alerter to consume and the archiver to write", proc, DURATION_S)
+            for name in ("alerter", "archiver"):
+                victim = child_pid(proc.pid, name)
+                assert victim is not None
+                os.kill(victim, signal.SIGKILL)
             out, _ = proc.communicate(timeout=DURATION_S + 90)
         finally:
             if proc.poll() is None:
@@ -83,18 +106,27 @@ def test_run_supervises_every_daemon_and_reports_a_sigkilled_one_restarted(
     daemons = last["daemons"]
     assert list(daemons) == [*DEFAULT_DAEMONS, "generator"]
     assert all(d["state"] == "up" for d in daemons.values())
-    assert daemons["alerter"]["restarts"] == 1
-    assert [d["restarts"] for n, d in daemons.items() if n != "alerter"] == [0] * 5
-    assert any("alerter killed by SIGKILL" in e for e in last["restart_events"])
+    killed = ("alerter", "archiver")
+    assert [daemons[n]["restarts"] for n in killed] == [1, 1]
+    assert {d["restarts"] for n, d in daemons.items() if n not in killed} == {0}
+    for name in killed:
+        assert any(f"{name} killed by SIGKILL" in e for e in last["restart_events"])
     assert daemons["archiver"]["consumed"] > 0 and last["lake_rows"] > 0
-    assert last["alerts"] > 0
-    assert set(daemons["generator"]) == {"state", "restarts"}  # it serves no metrics
+    assert last["lake_bytes"] > 0
+    # No data lost, none twice: the lake holds each offset below the archiver's commit once.
+    ends = committed(kafka.bootstrap, "trailpipe-archiver", "audit.events.v1", 2)
+    coordinates = lake_coordinates(tmp_path / "lake")
+    assert sorted(coordinates) == [(p, o) for p in sorted(ends) for o in range(max(ends[p], 0))]
+    assert last["alerts"] > 0 and last["latest_alerts"]  # the titles of the newest alerts
+    assert daemons["generator"]["outputs"] > 0 and daemons["generator"]["consumed"] == 0
     # Each child logged to its own file; the terminal-less run logged JSON, not the children.
     for name in daemons:
         assert (tmp_path / "var" / "run-logs" / f"{name}.log").stat().st_size > 0
     assert '"daemon": "alerter"' not in stderr
     assert "alerter killed by SIGKILL" in out and "restarts 1" in out
     assert "trailpipe lake query --lake" in out and "report --lake" in out
+    assert "lake validate --lake" in out and "--public-key var/run-keys/digest-demo.key.pub" in out
+    assert "  alert: " in out
     alerts = [decode_alert(m.value() or b"")
               for m in read_all(kafka.bootstrap, "audit.alerts.v1")]
     assert any(a["severity"] in ("high", "critical") for a in alerts), alerts[:3]
@@ -104,9 +136,11 @@ def test_run_supervises_every_daemon_and_reports_a_sigkilled_one_restarted(
 
 
 @pytest.mark.usefixtures("no_documented_topics")
-def test_ctrl_c_stops_a_run_without_generator_cleanly(kafka: Any, tmp_path: Path) -> None:
+def test_ctrl_c_stops_a_run_without_generator_cleanly(kafka: Any, tmp_path: Path,
+                                                      own_key: dict[str, str]) -> None:
     err_path = tmp_path / "stderr.txt"
-    env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", "TRAILPIPE_TOPICS__PARTITIONS": "1"}
+    env = {**os.environ, "TRAILPIPE_LOG__FORMAT": "json", "TRAILPIPE_TOPICS__PARTITIONS": "1",
+           **own_key}
     with err_path.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli.app", "run", "--bootstrap", kafka.bootstrap,
@@ -133,14 +167,15 @@ def test_ctrl_c_stops_a_run_without_generator_cleanly(kafka: Any, tmp_path: Path
 
 
 @pytest.mark.usefixtures("no_documented_topics")
-def test_on_a_terminal_the_dashboard_is_all_it_shows(kafka: Any, tmp_path: Path) -> None:
+def test_on_a_terminal_the_dashboard_is_all_it_shows(kafka: Any, tmp_path: Path,
+                                                     own_key: dict[str, str]) -> None:
     script = shutil.which("script")
     if script is None:
         pytest.skip("LOUD SKIP: util-linux `script` (a pseudo-terminal for the run) is missing")
     command = shlex.join([sys.executable, "-m", "pipeline.cli.app", "run", "--bootstrap",
                           kafka.bootstrap, "--no-generator", "--duration", "12", "--lake",
                           f"file://{tmp_path}/lake"])
-    env = {**os.environ, "TRAILPIPE_TOPICS__PARTITIONS": "1", "COLUMNS": "160"}
+    env = {**os.environ, "TRAILPIPE_TOPICS__PARTITIONS": "1", "COLUMNS": "160", **own_key}
     env.pop("TRAILPIPE_LOG__FORMAT", None)
     result = subprocess.run([script, "-qefc", command, "/dev/null"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120, check=False)

@@ -24,7 +24,8 @@ from pipeline.supervisor.process import ChildStatus
 
 def exposition(daemon: str, *, consumed: dict[int, int], outputs: int = 0, lag: int = 0,
                alerts: dict[str, int] | None = None, new_alerts: int = 0,
-               lake_objects: int = 0, lake_rows: int = 0, dead: int = 0) -> str:
+               lake_objects: int = 0, lake_rows: int = 0, lake_bytes: int = 0,
+               dead: int = 0) -> str:
     """What a daemon's /metrics serves, written by prometheus_client itself."""
     r = CollectorRegistry()
     c = Counter(names.CONSUMED, "", ["daemon", "topic", "partition"], registry=r)
@@ -43,7 +44,8 @@ def exposition(daemon: str, *, consumed: dict[int, int], outputs: int = 0, lag: 
         a.labels(daemon, severity, rule).inc(n)
     for name, n in (("trailpipe_alerter_alerts_total", new_alerts),
                     ("trailpipe_lake_objects_total", lake_objects),
-                    ("trailpipe_lake_rows_total", lake_rows)):
+                    ("trailpipe_lake_rows_total", lake_rows),
+                    ("trailpipe_lake_bytes_total", lake_bytes)):
         if n:
             Counter(name, "", ["daemon"], registry=r).labels(daemon).inc(n)
     return generate_latest(r).decode()
@@ -74,10 +76,10 @@ def test_a_daemon_without_the_optional_metrics_reads_zero() -> None:
 def test_rates_come_from_successive_scrapes_and_totals_survive_a_restart() -> None:
     board = Board("bootstrap b | lake l")
     first = parse_metrics(exposition("archiver", consumed={0: 100}, lake_rows=90,
-                                     lake_objects=2))
+                                     lake_objects=2, lake_bytes=9_000))
     board.update([status("archiver", 10)], {"archiver": first}, [], 1.0)
     second = parse_metrics(exposition("archiver", consumed={0: 300}, lake_rows=250,
-                                      lake_objects=3))
+                                      lake_objects=3, lake_bytes=20_000))
     view = board.update([status("archiver", 10)], {"archiver": second}, [], 3.0)
     assert view.rows[0].in_per_s == 100.0  # 200 records in 2 s
     # SIGKILLed: no answer while it waits for its restart.
@@ -86,11 +88,11 @@ def test_rates_come_from_successive_scrapes_and_totals_survive_a_restart() -> No
     assert (view.rows[0].state, view.rows[0].total.consumed) == ("restarting", 300)
     # The new process counts from 0 (the lake rows it re-reads too): the board keeps the past.
     third = parse_metrics(exposition("archiver", consumed={0: 50}, lake_rows=40,
-                                     lake_objects=1))
+                                     lake_objects=1, lake_bytes=4_000))
     view = board.update([status("archiver", 11, 1, event)], {"archiver": third}, [event], 5.0)
     row = view.rows[0]
     assert (row.state, row.restarts, row.total.consumed) == ("up", 1, 350)
-    assert view.lake() == (4, 290)
+    assert view.lake() == (4, 290, 24_000)
     assert row.total.lag == third.lag  # a gauge: the new process's, not a sum
     assert view.events == ("archiver killed by SIGKILL after 4.0 s; restart 1 in 1.0 s",)
 
@@ -116,13 +118,17 @@ def test_the_json_line_holds_every_number_and_the_generator_only_its_state() -> 
 def test_the_dashboard_renders_without_a_terminal() -> None:
     board = Board("bootstrap 127.0.0.1:9092 | lake file://var/lake | archiver")
     sample = parse_metrics(exposition("archiver", consumed={0: 1234}, lake_objects=2,
-                                      lake_rows=1000))
+                                      lake_rows=1000, lake_bytes=2_500_000))
+    latest = ["10:00:01 high     Root console login", "10:00:02 critical CloudTrail stopped"]
     view = board.update([status("archiver", 1), status("generator", 2)],
-                        {"archiver": sample}, [], 1.0)
+                        {"archiver": sample}, [], 1.0, latest)
     out = io.StringIO()
     Console(file=out, width=160, force_terminal=False).print(render(view))
     text = out.getvalue()
-    assert "1,234" in text and "lake (archiver): 2 objects, 1,000 rows" in text
+    assert "1,234" in text and "lake (archiver): 2 objects, 1,000 rows, 2.5 MB" in text
+    # newest alert first, under the alerts line
+    assert text.index("CloudTrail stopped") < text.index("Root console login")
+    assert text.index("alerts:") < text.index("CloudTrail stopped")
     assert "bootstrap 127.0.0.1:9092 | lake file://var/lake" in text
     assert "by severity: not exported by the alerter" in text
     generator_line = next(line for line in text.splitlines() if "generator" in line)

@@ -87,7 +87,7 @@ def test_exit_status_decodes_popen_returncodes() -> None:
 
 def test_run_section_defaults_and_the_tracker_it_builds() -> None:
     cfg = RunConfig()
-    assert cfg.daemons == ["archiver", "alerter", "notifier", "aggregator", "mirror"]
+    assert cfg.daemons == ["archiver", "digester", "alerter", "notifier", "aggregator", "mirror"]
     assert cfg.generator is True
     tracker = tracker_for("a", RunConfig(restart_backoff_ms=10, restart_backoff_max_ms=30,
                                          stable_after_ms=1_000))
