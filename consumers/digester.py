@@ -44,7 +44,7 @@ from pipeline.lake.digest.model import (
 from pipeline.lake.digest.period import period_end, period_floor
 from pipeline.lake.keys import SigningKeyError, load_private_key, load_public_key, trusted_keys
 from pipeline.lake.layout import DIGESTS_DIR, HOUR_MS
-from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError, open_lake
+from pipeline.lake.store import ObjectStore, PreconditionFailed, StoreError
 from pipeline.logs import get_logger
 from pipeline.model import Event, SinkBase, TopicPartitionKey
 
@@ -251,10 +251,10 @@ def wire(ctx: Context) -> Parts:
     Raises ValueError (SigningKeyError) when no usable private key is configured, or when no
     configured key verifies the chain head (see :func:`_check_head`)."""
     cfg, dcfg = ctx.cfg, ctx.cfg.digest
-    store: ObjectStore = ctx.hooks.get("store") or open_lake(cfg.storage)
     if dcfg.private_key is None:
         raise SigningKeyError("digest.private_key is not configured (create one with "
                               "`trailpipe lake keygen --out PATH`)")
+    store = ctx.lake("digester")  # probed: a lake that denies the digester refuses the start
     signer = load_private_key(dcfg.private_key.get_secret_value())
     trusted = trusted_keys([*(load_public_key(v) for v in dcfg.trusted_public_keys),
                             signer.public_key()])

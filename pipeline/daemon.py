@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -26,6 +26,9 @@ from pipeline.logs import get_logger
 from pipeline.metrics.registry import DaemonMetrics, LabelledCounts
 from pipeline.model import BatchProcessor, Processor, Sink
 from pipeline.runner import Runner
+
+if TYPE_CHECKING:
+    from pipeline.lake.store import ObjectStore
 
 log = get_logger("pipeline.daemon")
 
@@ -63,6 +66,20 @@ class Context:
     def producer_conf(self, **overrides: str) -> dict[str, Any]:
         """An idempotent producer's settings (for a daemon's own side producers)."""
         return producer_config(self.kafka_base, {**overrides, **self.cfg.kafka.extra})
+
+    def lake(self, daemon: str) -> ObjectStore:
+        """The ``store`` hook, else the lake of ``[storage]`` after a probe write
+        (:func:`pipeline.startup.probe_lake_writes`: DestinationRefused, a ValueError, when it
+        denies ``daemon``; call it before starting anything that would need stopping)."""
+        from pipeline.lake.store import open_lake
+        from pipeline.startup import probe_lake_writes
+
+        hooked: ObjectStore | None = self.hooks.get("store")
+        if hooked is not None:
+            return hooked
+        store = open_lake(self.cfg.storage)
+        probe_lake_writes(store, daemon)
+        return store
 
 
 @dataclass(slots=True)

@@ -62,9 +62,13 @@ class Intake:
         self._decode, self._decode_batch = decode, decode_batch
         self._ledger, self._stats = ledger, stats
         self._route, self._dead = route, dead_letter
+        self.counted: list[Message] = []
+        """The messages the latest :meth:`take` counted as consumed (all of them unless it
+        raised Unavailable part-way): what the consumed metric counts, so it equals RunStats."""
 
     def take(self, msgs: list[Message]) -> None:
         """Process one poll's good messages (in poll order)."""
+        self.counted = []
         decoders = self._decode_batch
         if isinstance(decoders, Mapping):
             by_topic: dict[str, list[Message]] = {}
@@ -87,6 +91,7 @@ class Intake:
         table (bisecting to the rows the processor fails on), then record the progress."""
         decoded = decode_batch(polled.values)  # Unavailable propagates: nothing counted yet
         self._stats.consumed += len(polled.messages)
+        self.counted.extend(polled.messages)
         for index, exc in decoded.errors:
             self._dead_letter(polled.messages[index], exc)
         rows = decoded.rows  # often range(n): no per-row list
@@ -123,4 +128,5 @@ class Intake:
                 self._route(item, event)
             self._stats.processed += 1
         self._stats.consumed += 1
+        self.counted.append(msg)
         self._ledger.processed((topic, partition), offset)

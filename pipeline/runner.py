@@ -196,7 +196,6 @@ class Runner:
         good = [msg for msg in msgs if msg.error() is None]
         if len(good) < len(msgs):
             _consume_errors(msgs)
-        taken = good
         if good:
             try:
                 self._intake.take(good)
@@ -205,8 +204,7 @@ class Runner:
                 for msg in good:  # so the rewind also covers partitions not processed yet
                     self._ledger.seen((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
                 self._rewind("input_unavailable", pause=True)
-                taken = []
-        self.metrics.polled(taken)
+        self.metrics.polled(self._intake.counted if good else [])
         self._producer.poll()
         if self._processor is not None:
             for item in self._processor.tick(int(time.time() * 1000)):

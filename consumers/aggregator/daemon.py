@@ -19,7 +19,6 @@ from consumers.aggregator.sink import AggregatesSink
 from pipeline.changelog import read_partition
 from pipeline.daemon import Context, Parts, events_decoder
 from pipeline.health.monitor import build_monitor
-from pipeline.lake.store import open_lake
 
 
 def wire(ctx: Context) -> Parts:
@@ -30,6 +29,7 @@ def wire(ctx: Context) -> Parts:
     topics = Topics(events=t.events, aggregates=t.aggregates, insights=t.insights,
                     health=t.health, state=t.aggregator_state)
     base, restore_group = ctx.kafka_base, f"{agg.group}-restore"
+    sink = AggregatesSink(ctx.lake("aggregator")) if agg.lake else None  # probed before anything
     monitor = None
     if ctx.hooks.get("monitor", True):
         monitor = build_monitor(cfg.kafka, ctx.bootstrap, cfg.health, health_topic=t.health,
@@ -43,7 +43,6 @@ def wire(ctx: Context) -> Parts:
                  silent_after_ms=cfg.health.silent_after_ms, lake=agg.lake),
         make_insights=make_insights, stats_of=stats_of,
         drain_health=monitor.drain if monitor is not None else list, **extra)
-    sink = AggregatesSink(ctx.hooks.get("store") or open_lake(cfg.storage)) if agg.lake else None
     txn_id = agg.transactional_id or f"trailpipe-aggregator-{socket.gethostname()}"
 
     def summary() -> dict[str, Any]:

@@ -19,8 +19,7 @@ from consumers.archiver.sink import ArchiverSink, bucket_of
 from pipeline.daemon import Context, Parts, events_decoder
 from pipeline.lake.config import ArchiverConfig
 from pipeline.lake.fencing import Fencing
-from pipeline.lake.store import ObjectStore, aws_client, open_lake
-from pipeline.startup import probe_lake_writes
+from pipeline.lake.store import aws_client
 
 
 def wire(ctx: Context) -> Parts:
@@ -30,10 +29,7 @@ def wire(ctx: Context) -> Parts:
     for an unsupported lake URL, and DestinationRefused (a ValueError) when the configured lake
     denies a probe write (checked before anything else starts; not with the ``store`` hook)."""
     cfg, arch = ctx.cfg, ctx.cfg.archiver
-    store: ObjectStore | None = ctx.hooks.get("store")
-    if store is None:
-        store = open_lake(cfg.storage)
-        probe_lake_writes(store, "archiver")
+    store = ctx.lake("archiver")
     owner = arch.owner_id or f"{socket.gethostname()}-{os.getpid()}"
     notifier = Notifier(ctx.producer_conf(**{"linger.ms": "5"}),
                         deliveries_topic=cfg.topics.deliveries, health_topic=cfg.topics.health,

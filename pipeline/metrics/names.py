@@ -19,6 +19,10 @@ REWINDS = "trailpipe_rewinds_total"
 LAG = "trailpipe_consumer_lag_records"
 ASSIGNED = "trailpipe_assigned_partitions"
 PRODUCED = "trailpipe_records_produced_total"
+READ = "trailpipe_records_read_total"  # the producers' (pipeline.metrics.producer)
+READ_BYTES = "trailpipe_read_bytes_total"
+PRODUCED_BYTES = "trailpipe_produced_bytes_total"
+PENDING = "trailpipe_producer_pending_records"
 DELIVERY_ERRORS = "trailpipe_producer_delivery_errors_total"
 KAFKA_ERRORS = "trailpipe_kafka_errors_total"
 
@@ -85,8 +89,9 @@ LAKE_DAEMONS = frozenset({"archiver", "digester", "aggregator"})
 
 
 def all_names() -> frozenset[str]:
-    """Every metric name a daemon can export (histograms: their base name)."""
-    core = {CONSUMED, PRODUCED, PROCESSED, OUTPUTS, DEAD_LETTERS, FLUSH_SECONDS, FLUSH_FAILURES, COMMITS,
-            REWINDS, LAG, ASSIGNED, DELIVERY_ERRORS, KAFKA_ERRORS}
+    """Every metric name a daemon or producer can export (histograms: their base name)."""
+    core = {CONSUMED, PROCESSED, OUTPUTS, DEAD_LETTERS, FLUSH_SECONDS, FLUSH_FAILURES, COMMITS,
+            REWINDS, LAG, ASSIGNED, DELIVERY_ERRORS, KAFKA_ERRORS,
+            PRODUCED, READ, READ_BYTES, PRODUCED_BYTES, PENDING}
     extras = {e.name for extras in EXTRAS.values() for e in extras.values()}
     return frozenset(core | extras | set(LABELLED))

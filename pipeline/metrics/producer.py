@@ -33,10 +33,8 @@ from pipeline.metrics.readiness import probe_problems
 
 log = get_logger("pipeline.metrics.producer")
 
-READ = "trailpipe_records_read_total"
-READ_BYTES = "trailpipe_read_bytes_total"
-PRODUCED_BYTES = "trailpipe_produced_bytes_total"
-PENDING = "trailpipe_producer_pending_records"
+READ, READ_BYTES = names.READ, names.READ_BYTES
+PRODUCED_BYTES, PENDING = names.PRODUCED_BYTES, names.PENDING
 
 PRODUCER_NAMES = frozenset({READ, READ_BYTES, PRODUCED_BYTES, PENDING, names.PRODUCED,
                             names.OUTPUTS, names.DEAD_LETTERS, names.DELIVERY_ERRORS,

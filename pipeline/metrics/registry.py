@@ -152,11 +152,16 @@ class DaemonMetrics:
         self._kafka_errors.labels(self.daemon).inc()
 
     def kafka_stats(self, stats_json: str) -> None:
-        """Set the lag gauge from librdkafka's statistics (partitions with a known lag)."""
+        """Set the lag gauge from librdkafka's statistics (partitions with a known lag): the
+        records between this member's position and the last stable offset. Not librdkafka's
+        ``consumer_lag``: a transactional daemon commits through its producer, so the consumer
+        never learns its committed offset and that lag stays unknown or stale."""
         seen: set[tuple[str, str]] = set()
         for topic, t in json.loads(stats_json).get("topics", {}).items():
             for partition, p in t.get("partitions", {}).items():
-                lag = p.get("consumer_lag", -1)
+                position, end = p.get("app_offset", -1), p.get("ls_offset", -1)
+                lag = max(0, end - position) if position >= 0 and end >= 0 \
+                    else p.get("consumer_lag", -1)
                 if partition == "-1" or lag < 0:
                     continue
                 self._lag.labels(self.daemon, self.group, topic, partition).set(lag)

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -87,24 +88,29 @@ def test_init_rolls_back_a_policy_that_denies_the_daemons_writes(s3_endpoint: st
     client.put_object(Bucket=bucket, Key="trail/x", Body=b"x", ServerSideEncryption="AES256")
 
 
-def test_a_lake_that_denies_the_archiver_stops_it_at_start_up(s3_endpoint: str, unique: str,
-                                                              kafka: Any) -> None:
-    bucket = f"locked-{unique}"
+@pytest.mark.parametrize("daemon", ["archiver", "aggregator", "digester"])
+def test_a_lake_that_denies_a_daemon_stops_it_at_start_up(s3_endpoint: str, unique: str,
+                                                          kafka: Any, daemon: str,
+                                                          tmp_path: Path) -> None:
+    from pipeline.lake.keys import generate_keypair
+
+    bucket = f"locked-{daemon}-{unique}"
     client = s3(s3_endpoint)
     client.create_bucket(Bucket=bucket)
     client.put_bucket_policy(Bucket=bucket,
                              Policy=json.dumps(bucket_policy(LakePolicyConfig(), bucket)))
+    key, _, _ = generate_keypair(tmp_path / "digest.key")  # the digester needs one to start
     run = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.app", "consume", "archiver", "--bootstrap",
+        [sys.executable, "-m", "pipeline.cli.app", "consume", daemon, "--bootstrap",
          kafka.bootstrap, "--lake", f"s3://{bucket}/trail", "--s3-endpoint", s3_endpoint,
          "--idle-exit-s", "5"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TRAILPIPE_LOG__FORMAT": "json"})
+        env={**os.environ, "TRAILPIPE_LOG__FORMAT": "json",
+             "TRAILPIPE_DIGEST__PRIVATE_KEY": str(key)})
     assert run.returncode == 2, run.stderr
     reasons = [line for line in run.stderr.splitlines() if line.startswith("trailpipe:")]
-    assert len(reasons) == 1 and f"s3://{bucket}/trail denies archiver's writes" in reasons[0]
+    assert len(reasons) == 1 and f"s3://{bucket}/trail denies {daemon}'s writes" in reasons[0]
     assert "deny_insecure_transport = false" in reasons[0]
     assert "runner_started" not in run.stderr  # refused before it consumed anything
-
 
 
 class Nothing(StatelessProcessor):

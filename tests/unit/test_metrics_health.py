@@ -179,3 +179,19 @@ def test_the_builder_exports_a_processors_labelled_counters() -> None:
 def test_the_metrics_section_is_in_the_config_tree_with_the_endpoint_off_by_default() -> None:
     assert Config().metrics == MetricsConfig() and MetricsConfig().port == 0
     assert load_config(env={"TRAILPIPE_METRICS__PORT": "9464"}).metrics.port == 9464
+
+
+def test_the_lag_is_measured_from_the_position_when_librdkafka_knows_it() -> None:
+    # A transactional daemon (alerter, aggregator, mirror) commits through its producer: its
+    # consumer reports the committed offset of its assignment (stale) or none at all.
+    metrics = DaemonMetrics("alerter", "g")
+    partitions = {"0": {"consumer_lag": 9_000, "app_offset": 995, "ls_offset": 1_000},
+                  "1": {"consumer_lag": -1, "app_offset": 40, "ls_offset": 40},
+                  "2": {"consumer_lag": -1, "app_offset": -1001, "ls_offset": 12}}
+    metrics.kafka_stats(json.dumps({"topics": {"events": {"partitions": partitions}}}))
+
+    def lag(p: str) -> float | None:
+        return metrics.registry.get_sample_value(names.LAG, {
+            "daemon": "alerter", "group": "g", "topic": "events", "partition": p})
+
+    assert (lag("0"), lag("1"), lag("2")) == (5, 0, None)

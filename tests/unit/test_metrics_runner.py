@@ -193,3 +193,20 @@ def test_undelivered_outputs_count_as_delivery_errors() -> None:
     reg = runner.metrics.registry
     assert sample(reg, names.DELIVERY_ERRORS, daemon="archiver") == 1
     assert (runner.metrics.state.flush_error or "").startswith("DeliveryError")
+
+
+def test_a_poll_cut_short_by_an_unavailable_input_counts_what_the_stats_count() -> None:
+    from pipeline.model import Unavailable
+
+    def decode(raw: bytes | None) -> bytes | None:
+        if raw == b"later":
+            raise Unavailable("changelog read timed out")
+        return raw
+
+    polls = [[Msg("in", 0, 0, b"a"), Msg("in", 0, 1, b"later"), Msg("in", 1, 0, b"b")]]
+    runner, _, _ = make_runner(polls, ListSink())
+    runner._intake._decode = decode
+    runner._poll_batch()
+    consumed = sample(runner.metrics.registry, names.CONSUMED, daemon="archiver", topic="in",
+                      partition="0")
+    assert consumed == runner.stats.consumed == 1  # "a" only: the rest is read again
