@@ -44,11 +44,18 @@ def test_the_dashboard_panels_have_unique_ids_and_target_refs() -> None:
         assert len(refs) == len(set(refs)), panel["title"]
 
 
-def test_the_scrape_config_targets_every_daemon_with_metrics() -> None:
+def test_the_scrape_config_finds_every_replica_of_every_daemon_and_producer() -> None:
     config = yaml.safe_load((INFRA / "prometheus" / "prometheus.yml").read_text())
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]
     (job,) = config["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
-    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    (discovery,) = job["dns_sd_configs"]  # one address per replica: scaled services too
+    assert (discovery["type"], discovery["port"]) == ("A", 9464)
     from pipeline.daemon import DAEMONS
 
-    assert sorted(t.split(":")[0] for t in targets) == sorted(DAEMONS)
+    producers = {"http", "generator"}
+    assert sorted(discovery["names"]) == sorted({*DAEMONS, *producers})
+    assert all(name in compose for name in discovery["names"])  # real service names
+    for name in producers:  # they serve the port Prometheus scrapes, and compose checks it
+        assert "healthcheck" not in compose[name] or not compose[name]["healthcheck"].get(
+            "disable")
