@@ -2,9 +2,9 @@
 
 Sources: the lake's ``cloudtrail`` view (:func:`pipeline.lake.query.connect`) for every
 event section, its ``aggregates`` view for the calls per event name; alerts from
-``--alerts FILE`` (JSON lines, as ``trailpipe replay --alerts-out`` writes them; the lake
-holds no alerts); insights from the insights topic when a Kafka
-bootstrap is configured or a local dev cluster runs (``--no-insights`` skips it). A section
+``--alerts FILE`` (JSON lines, as ``trailpipe replay --alerts-out`` writes them) or else the
+alerts topic, and insights from the insights topic, when a Kafka bootstrap is configured or a
+local dev cluster runs (``--no-kafka`` skips both topics; the lake holds neither). A section
 without data says so; an empty lake gives a report of such sections.
 
 Output: the page at ``--out``; on a terminal a progress bar; on stderr one JSON summary line
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,10 +41,11 @@ def report(
     account: Annotated[str | None, typer.Option("--account", help="Only this account (the "
                                                 "lake's account partition).")] = None,
     alerts: Annotated[Path | None, typer.Option("--alerts", help="Alerts as JSON lines "
-                                                "(trailpipe replay --alerts-out).")] = None,
-    insights: Annotated[bool, typer.Option(help="Read the insights topic (when a Kafka "
-                                           "bootstrap is configured or a dev cluster "
-                                           "runs).")] = True,
+                                                "(trailpipe replay --alerts-out); default: "
+                                                "the alerts topic.")] = None,
+    kafka: Annotated[bool, typer.Option(help="Read the alerts and insights topics (when a "
+                                        "Kafka bootstrap is configured or a dev cluster "
+                                        "runs).")] = True,
     top: Annotated[int, typer.Option("--top", help="Rows of each table.")] = 10,
     config: ConfigOpt = None, bootstrap: BootstrapOpt = None, lake: LakeOpt = None,
     s3_endpoint: S3Opt = None,
@@ -51,7 +53,8 @@ def report(
     """Write one self-contained HTML page (plotly charts, top-N tables; opens offline) for
     event time [--from, --to): calls, errors, principals, source IPs, console logins, access
     denied, role assumptions from the lake; calls per event name from its aggregates; alerts
-    from --alerts; insights from the insights topic. Summary as JSON on stderr."""
+    from --alerts or the alerts topic; insights from the insights topic. Summary as JSON on
+    stderr."""
     from pipeline.report.window import Window
 
     cfg = build_config(config, **{"kafka.bootstrap": bootstrap, "storage.lake": lake,
@@ -64,23 +67,27 @@ def report(
     if not out.parent.is_dir():
         fail(2, [f"trailpipe: --out {out}: directory {out.parent} does not exist"])
     window = Window(start_ms, end_ms, account)
-    inputs, lake_note = _inputs(cfg, window, top, alerts, insights)
+    inputs, lake_note = _inputs(cfg, window, top, alerts, kafka)
     _write(inputs, out, lake_note)
 
 
 def _inputs(cfg: Config, window: Window, top: int, alerts_path: Path | None,
-            insights: bool) -> tuple[Inputs, str]:
-    from pipeline.report.extras import AlertsFileError, load_alerts
+            kafka: bool) -> tuple[Inputs, str]:
+    from pipeline.report.extras import AlertsFileError, load_alerts, read_alerts, read_insights
     from pipeline.report.sections import Inputs
 
-    alerts, alerts_note = None, "no alerts file given (--alerts FILE)"
+    alerts: list[Any] | None
     if alerts_path is not None:
         try:
-            alerts = load_alerts(alerts_path)
+            alerts, alerts_note = load_alerts(alerts_path), ""
         except AlertsFileError as exc:
             fail(1, [f"trailpipe: --alerts: {exc}"])
-    found, insights_note = _insights(cfg) if insights else (None, "insights not read "
-                                                                  "(--no-insights)")
+    elif kafka:
+        alerts, alerts_note = _from_topic(cfg, cfg.topics.alerts, "alerts", read_alerts)
+    else:
+        alerts, alerts_note = None, "alerts not read (--no-kafka and no --alerts FILE)"
+    found, insights_note = _from_topic(cfg, cfg.topics.insights, "insights", read_insights) \
+        if kafka else (None, "insights not read (--no-kafka)")
     con, lake_note = _connect(cfg, window)
     return Inputs(con, window, top, alerts, found, alerts_note, insights_note), lake_note
 
@@ -98,24 +105,24 @@ def _connect(cfg: Config, window: Window) -> tuple[duckdb.DuckDBPyConnection, st
     return views.con, f"lake {lake} ({views.event_objects} event objects{aggregates})"
 
 
-def _insights(cfg: Config) -> tuple[list[Any] | None, str]:
-    """The insights on the topic, or None and why not (no Kafka, or unreadable)."""
+def _from_topic(cfg: Config, topic: str, what: str,
+                read: Callable[[dict[str, Any], str], tuple[list[Any], int]]
+                ) -> tuple[list[Any] | None, str]:
+    """What ``read`` finds on ``topic``, or None and why not (no Kafka, or unreadable)."""
     from pipeline.aggregates.source import SourceError
     from pipeline.dev import status
     from pipeline.kafka import base_client_config
-    from pipeline.report.extras import read_insights
 
     bootstrap = cfg.kafka.bootstrap
     if not bootstrap:
         info = status(cfg.dev.state_dir)
         bootstrap = str(info.bootstrap) if info is not None else None
     if not bootstrap:
-        return None, "insights not read: no Kafka bootstrap configured (--bootstrap)"
-    topic = cfg.topics.insights
+        return None, f"{what} not read: no Kafka bootstrap configured (--bootstrap)"
     try:
-        found, bad = read_insights(base_client_config(cfg.kafka, bootstrap), topic)
+        found, bad = read(base_client_config(cfg.kafka, bootstrap), topic)
     except SourceError as exc:
-        return None, f"insights not read: {topic}: {exc}"
+        return None, f"{what} not read: {topic}: {exc}"
     return found, f"{bad} undecodable records on {topic} skipped" if bad else ""
 
 

@@ -29,10 +29,11 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         """What the JSON summary says about the report: calls, and per section whether it
-        has a chart and how many table rows (or its note)."""
+        has a chart and how many table rows, and its note when it has one."""
         return {"calls": self.calls, "charts": sum(s.figure is not None for s in self.sections),
-                "sections": {s.key: ({"rows": len(s.rows)} if s.figure is not None
-                                     else {"note": s.note}) for s in self.sections}}
+                "sections": {s.key: ({"rows": len(s.rows)} if s.figure is not None else {})
+                             | ({"note": s.note} if s.note or s.figure is None else {})
+                             for s in self.sections}}
 
 
 def build_report(inputs: Inputs, subtitle: str = "",

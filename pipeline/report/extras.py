@@ -1,12 +1,12 @@
 """What the lake does not hold: alerts and insights, for the report's window.
 
 * **Alerts** come from a JSON-lines file (``--alerts FILE``): one Alert object a line, as
-  ``trailpipe replay --alerts-out`` writes them (``schemas/Alert.v1.avsc``'s fields), or a
-  dump of the alerts topic decoded to JSON. Why a file and not the topic: the alerts topic has
-  a retention, the lake keeps no alerts, and a report is often made from a hunt's output;
-  a file is the one source both give. An alert is counted once: of the lines with the same
-  ``alert_id`` (an alert and its updates) the one with the highest ``update``, then the latest
-  ``created_ms``, wins. Its time is ``first_seen_ms`` (else ``window_start_ms``).
+  ``trailpipe replay --alerts-out`` writes them (``schemas/Alert.v1.avsc``'s fields), or from
+  the alerts topic read to its end with no consumer group (:func:`read_alerts`; as far back as
+  its retention keeps them: the lake keeps no alerts, so a report of an old window is made
+  from a hunt's file). An alert is counted once: of the records with the same ``alert_id`` (an
+  alert and its updates) the one with the highest ``update``, then the latest ``created_ms``,
+  wins. Its time is ``first_seen_ms`` (else ``window_start_ms``).
 * **Insights** come from the insights topic, read to its end with no consumer group (as
   ``trailpipe insights list`` reads it) and paired by ``sharedEventID``
   (:func:`pipeline.aggregates.insights.pair_insights`).
@@ -24,7 +24,7 @@ import orjson
 from pipeline.aggregates.insights import Insight
 from pipeline.report.window import Window
 
-SEVERITIES = ("critical", "high", "medium", "low", "informational")
+SEVERITIES = ("critical", "high", "medium", "low", "info", "informational")
 """Display order; a severity not listed sorts after these."""
 
 
@@ -40,11 +40,11 @@ def alert_time_ms(alert: Mapping[str, Any]) -> int | None:
 def load_alerts(path: Path) -> list[dict[str, Any]]:
     """The alerts of a JSON-lines file, one per ``alert_id`` (see the module contract).
     Raises AlertsFileError naming the line that is not a JSON object with an ``alert_id``."""
-    latest: dict[str, dict[str, Any]] = {}
     try:
         lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise AlertsFileError(f"cannot read {path}: {exc}") from exc
+    alerts = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -54,10 +54,35 @@ def load_alerts(path: Path) -> list[dict[str, Any]]:
             raise AlertsFileError(f"{path}:{number}: not JSON: {exc}") from exc
         if not isinstance(alert, dict) or not isinstance(alert.get("alert_id"), str):
             raise AlertsFileError(f"{path}:{number}: not an alert (no alert_id)")
+        alerts.append(alert)
+    return newest_per_alert(alerts)
+
+
+def newest_per_alert(alerts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per ``alert_id``: the highest ``update``, then the latest ``created_ms``
+    (of equals, the later one)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for alert in alerts:
         kept = latest.get(alert["alert_id"])
         if kept is None or _rank(alert) >= _rank(kept):
             latest[alert["alert_id"]] = alert
     return list(latest.values())
+
+
+def read_alerts(base_conf: Mapping[str, Any], topic: str) -> tuple[list[dict[str, Any]], int]:
+    """The alerts on ``topic`` (read to its end, no group), one per ``alert_id``, and the
+    count of records that are not Alerts. Raises
+    :class:`pipeline.aggregates.source.SourceError`."""
+    from pipeline.aggregates.source import read_to_end
+    from pipeline.rules.alert import AlertDecodeError, decode_alert
+
+    alerts, bad = [], 0
+    for msg in read_to_end(base_conf, topic):
+        try:
+            alerts.append(decode_alert(msg.value() or b""))
+        except AlertDecodeError:
+            bad += 1
+    return newest_per_alert(alerts), bad
 
 
 def _rank(alert: Mapping[str, Any]) -> tuple[int, int]:

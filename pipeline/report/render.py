@@ -41,7 +41,7 @@ def table_html(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str
 
 def section_html(section: Section, include_plotlyjs: bool) -> str:
     """A section: its title, the chart (plotly.js inline when ``include_plotlyjs``) and the
-    table, or its note."""
+    table (then its note, if any), or its note."""
     parts = [f'<section id="section-{section.key}"><h2>{html.escape(section.title)}</h2>']
     if section.figure is None:
         parts.append(f'<p class="note">{html.escape(section.note)}</p>')
@@ -52,6 +52,8 @@ def section_html(section: Section, include_plotlyjs: bool) -> str:
         parts.append(f'<div class="chart" id="chart-{section.key}">{chart}</div>')
         if section.rows:
             parts.append(table_html(section.columns, section.rows))
+        if section.note:  # something about the source (records skipped)
+            parts.append(f'<p class="note">{html.escape(section.note)}</p>')
     parts.append("</section>")
     return "".join(parts)
 

@@ -5,7 +5,7 @@ no data in the window. Builders take the DuckDB connection with the window's vie
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -102,8 +102,10 @@ def alerts(i: Inputs) -> Section:
         return Section("alerts", "Alerts", None, note=i.alerts_note)
     kept = extras.alerts_in(i.alerts, i.window)
     series = extras.alerts_over_time(kept, i.window.bucket_ms)
-    return _section("alerts", "Alerts by severity and rule", series,
-                    lambda: charts.alerts_over_time(series), extras.alerts_by_rule(kept, i.top))
+    section = _section("alerts", "Alerts by severity and rule", series,
+                       lambda: charts.alerts_over_time(series),
+                       extras.alerts_by_rule(kept, i.top))
+    return replace(section, note=i.alerts_note) if section.figure is not None else section
 
 
 INSIGHT_COLUMNS = ("account", "region", "event_source", "event_name", "insight_type",

@@ -177,3 +177,41 @@ def test_a_generated_day_renders_with_every_chart(tmp_path: Path, kafka: Any,
     assert taken.returncode == 0, taken.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > MIN_PNG_BYTES, len(data)
+
+
+def alert_datum(alert_id: str, update: int, severity: str, first_seen_ms: int) -> dict[str, Any]:
+    return {"alert_id": alert_id, "update": update, "kind": "rule", "rule_id": f"r-{alert_id}",
+            "title": f"title {alert_id}", "severity": severity, "tags": [],
+            "dedup_key": "k", "window_start_ms": first_seen_ms, "account": "111111111111",
+            "region": "us-east-1", "principal": None, "source_ip": None, "count": 1 + update,
+            "first_seen_ms": first_seen_ms, "last_seen_ms": first_seen_ms,
+            "sample_event_ids": [], "rule_ids": [], "context": {}, "rule_source": "native:t",
+            "created_ms": first_seen_ms + update}
+
+
+def test_without_an_alerts_file_the_report_reads_the_alerts_topic(tmp_path: Path, kafka: Any,
+                                                                  make_topic: Any) -> None:
+    from pipeline.rules.alert import encode_alert
+
+    topic = make_topic("alerts", partitions=2)
+    inside = int(datetime(2025, 11, 27, 12, tzinfo=UTC).timestamp() * 1000)
+    datums = [alert_datum("a", 0, "high", inside), alert_datum("a", 1, "high", inside),
+              alert_datum("b", 0, "critical", inside + 60_000),
+              alert_datum("c", 0, "low", inside - 86_400_000)]  # the day before: outside
+    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    for datum in datums:
+        producer.produce(topic, key=datum["alert_id"].encode(), value=encode_alert(datum))
+    producer.produce(topic, value=b"not an alert")
+    assert producer.flush(30) == 0
+    page = tmp_path / "report.html"
+    result = run(sys.executable, "-m", "pipeline.cli.app", "report", "--from", FROM, "--to", TO,
+                 "--out", str(page), "--bootstrap", kafka.bootstrap,
+                 "--lake", f"file://{tmp_path / 'lake'}",
+                 env={"TRAILPIPE_TOPICS__ALERTS": topic,
+                      "TRAILPIPE_TOPICS__INSIGHTS": make_topic("insights", partitions=1)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    alerts = json.loads(result.stderr.strip().splitlines()[-1])["sections"]["alerts"]
+    assert alerts == {"rows": 2, "note": f"1 undecodable records on {topic} skipped"}
+    html = page.read_text()
+    # "a" once (its update replaces the opening), "b"; "c" is outside the window
+    assert "title a" in html and "title b" in html and "title c" not in html

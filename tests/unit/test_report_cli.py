@@ -42,7 +42,7 @@ def _report(tmp_path: Path, *extra: str) -> tuple[int, str, Path]:
     out = tmp_path / "r.html"
     result = CliRunner().invoke(APP, [
         "report", "--from", "2025-11-27", "--to", "2025-11-28", "--out", str(out),
-        "--lake", f"file://{tmp_path / 'lake'}", "--no-insights", *extra])
+        "--lake", f"file://{tmp_path / 'lake'}", "--no-kafka", *extra])
     return result.exit_code, result.output, out
 
 
@@ -52,8 +52,9 @@ def test_an_empty_lake_gives_a_page_of_no_data_sections_and_a_summary(tmp_path: 
     summary = json.loads(output.strip().splitlines()[-1])
     assert summary["calls"] == 0 and summary["charts"] == 0
     assert summary["sections"]["calls"] == {"note": "no data in this window"}
-    assert summary["sections"]["alerts"] == {"note": "no alerts file given (--alerts FILE)"}
-    assert summary["sections"]["insights"] == {"note": "insights not read (--no-insights)"}
+    assert summary["sections"]["alerts"] == {
+        "note": "alerts not read (--no-kafka and no --alerts FILE)"}
+    assert summary["sections"]["insights"] == {"note": "insights not read (--no-kafka)"}
     assert "(0 event objects, no aggregates yet)" in out.read_text()
 
 
