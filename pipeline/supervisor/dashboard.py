@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -49,6 +50,7 @@ class Sample:
     lake_bytes: float = 0
     new_alerts: float = 0  # the alerter's alerts, whether or not it exports their severities
     insights: float = 0
+    windows: float = 0  # aggregate windows the aggregator emitted
     lag: float = 0
     silent_sources: float = 0  # a gauge, like lag
     alerts: Mapping[str, float] = field(default_factory=dict)
@@ -68,6 +70,7 @@ _SCALARS = {names.CONSUMED: "consumed", names.OUTPUTS: "outputs",
             LAKE_OBJECTS: "lake_objects", LAKE_ROWS: "lake_rows",
             LAKE_BYTES: "lake_bytes", NEW_ALERTS: "new_alerts",
             names.EXTRAS["aggregator"]["insights"].name: "insights",
+            names.EXTRAS["aggregator"]["windows"].name: "windows",
             names.EXTRAS["aggregator"]["silent_sources"].name: "silent_sources",
             names.LAG: "lag"}
 
@@ -177,7 +180,8 @@ class View:
                 "latest_alerts": list(self.latest_alerts),
                 **dict(zip(("lake_objects", "lake_rows", "lake_bytes"), self.lake(),
                            strict=True)),
-                "insights": self.total("insights"), "silent_sources": self.total("silent_sources"),
+                "aggregate_windows": self.total("windows"), "insights": self.total("insights"),
+                "silent_sources": self.total("silent_sources"),
                 "warnings": self.total("kafka_errors"),
                 "restart_events": list(self.events)}
 
@@ -245,23 +249,38 @@ def lake_text(view: View) -> str:
 
 
 def render(view: View) -> Group:
-    """The dashboard as a rich renderable."""
-    table = Table(title=f"trailpipe run: up {view.uptime_s:.0f} s", title_justify="left")
+    """The dashboard as a rich renderable, compact enough for an 80x24 terminal (no borders,
+    numbers of six characters at most, one line per alert cut at the width)."""
+    table = Table(title=f"trailpipe run: up {view.uptime_s:.0f} s", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     for column in ("daemon", "state", "restarts", "in/s", "out/s", "consumed", "outputs",
-                   "lag", "dead letters"):
-        table.add_column(column, justify="left" if column in ("daemon", "state") else "right")
+                   "lag", "DLQ"):
+        table.add_column(column, justify="left" if column in ("daemon", "state") else "right",
+                         no_wrap=True)
     for r in view.rows:
-        numbers = ((f"{r.in_per_s:,.0f}", f"{r.out_per_s:,.0f}", f"{r.total.consumed:,.0f}",
-                    f"{r.total.outputs:,.0f}", f"{r.total.lag:,.0f}",
-                    f"{r.total.dead_letters:,.0f}") if r.has_metrics else ("-",) * 6)
+        numbers = tuple(map(count_text, (r.in_per_s, r.out_per_s, r.total.consumed,
+                                         r.total.outputs, r.total.lag, r.total.dead_letters))
+                        ) if r.has_metrics else ("-",) * 6
         table.add_row(r.name, Text(r.state, style=_STATE_STYLE.get(r.state, "")),
                       str(r.restarts), *numbers)
     lines = [Text(f"alerts: {alerts_text(view)}"),
-             *(Text(f"  {a}") for a in reversed(view.latest_alerts)),
-             Text(lake_text(view)),
-             Text(f"insights: {view.total('insights'):,.0f}; silent sources now: "
-                  f"{view.total('silent_sources'):,.0f}"),
-             Text(f"warnings (Kafka errors reported by the daemons): "
-                  f"{view.total('kafka_errors'):,.0f}"),
-             Text("restarts:" + ("".join(f"\n  {e}" for e in view.events) or " none"))]
+             *(_one_line(f"  {a}") for a in reversed(view.latest_alerts)),
+             Text(f"{lake_text(view)}; aggregates: {view.total('windows'):,.0f} windows"),
+             Text(f"insights {view.total('insights'):,.0f}; silent sources now "
+                  f"{view.total('silent_sources'):,.0f}; warnings (Kafka errors) "
+                  f"{view.total('kafka_errors'):,.0f}; restarts "
+                  f"{'none' if not view.events else len(view.events)}"),
+             *(_one_line(f"  {e}") for e in view.events)]
     return Group(Text(view.config, style="dim"), table, *lines)
+
+
+def count_text(n: float) -> str:
+    """``12,345``; from 100,000 on ``123k``, from 10 million ``12.3M`` (six characters up to
+    a billion)."""
+    if n < 100_000:
+        return f"{n:,.0f}"
+    return f"{n / 1e3:,.0f}k" if n < 10_000_000 else f"{n / 1e6:,.1f}M"
+
+
+def _one_line(text: str) -> Text:
+    return Text(text, no_wrap=True, overflow="ellipsis")

@@ -181,7 +181,7 @@ def test_on_a_terminal_the_dashboard_is_all_it_shows(kafka: Any, tmp_path: Path,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
     screen = result.stdout
-    assert "trailpipe run: up" in screen and "dead letters" in screen
+    assert "trailpipe run: up" in screen and "DLQ" in screen
     assert f"bootstrap {kafka.bootstrap} | lake file://{tmp_path}/lake" in screen
     assert "(clean)" in screen and "lake query" in screen
     # No log line, no config dump: those went to the supervisor's log file.

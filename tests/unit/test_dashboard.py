@@ -14,6 +14,7 @@ from pipeline.metrics import names
 from pipeline.supervisor.dashboard import (
     Board,
     Sample,
+    count_text,
     free_port_base,
     parse_metrics,
     render,
@@ -132,7 +133,25 @@ def test_the_dashboard_renders_without_a_terminal() -> None:
     assert "bootstrap 127.0.0.1:9092 | lake file://var/lake" in text
     assert "by severity: not exported by the alerter" in text
     generator_line = next(line for line in text.splitlines() if "generator" in line)
-    assert "-" in generator_line and "restarts: none" in text
+    assert "-" in generator_line and "restarts none" in text
+
+
+def test_seven_children_and_five_long_alerts_fit_an_80x24_terminal() -> None:
+    board = Board("bootstrap 127.0.0.1:9092 | lake file://var/lake | archiver digester alerter "
+                  "notifier aggregator mirror generator | logs var/run-logs/")
+    names_ = ("archiver", "digester", "alerter", "notifier", "aggregator", "mirror", "generator")
+    sample = parse_metrics(exposition("x", consumed={0: 1_234_567}, outputs=1_234_567))
+    latest = [f"10:00:0{i} critical " + "a very long alert title " * 5 for i in range(5)]
+    view = board.update([status(n, i) for i, n in enumerate(names_, 1)],
+                        dict.fromkeys(names_, sample), [], 1.0, latest)
+    out = io.StringIO()
+    Console(file=out, width=80, force_terminal=False).print(render(view))
+    lines = out.getvalue().splitlines()
+    assert len(lines) <= 24, "\n".join(lines)
+    assert all(len(line) <= 80 for line in lines)
+    assert all(name in out.getvalue() for name in names_)  # names are never cut
+    assert out.getvalue().count("1,235k") == 7 * 2  # consumed and outputs, whole
+    assert sum("a very long alert title" in line for line in lines) == 5
 
 
 def test_the_port_base_skips_a_taken_port() -> None:
@@ -141,3 +160,8 @@ def test_the_port_base_skips_a_taken_port() -> None:
         port = taken.getsockname()[1]
         base = free_port_base(port - 2, 3)
     assert base > port
+
+
+def test_counts_never_take_more_than_six_characters() -> None:
+    assert [count_text(n) for n in (0, 99_999, 100_000, 9_999_499, 12_345_678, 1e9)] == [
+        "0", "99,999", "100k", "9,999k", "12.3M", "1,000.0M"]
