@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +73,25 @@ def read_alerts(base_conf: Mapping[str, Any], topic: str) -> tuple[list[dict[str
     """The alerts on ``topic`` (read to its end, no group), one per ``alert_id``, and the
     count of records that are not Alerts. Raises
     :class:`pipeline.aggregates.source.SourceError`."""
-    from pipeline.aggregates.source import read_to_end
     from pipeline.rules.alert import AlertDecodeError, decode_alert
 
-    alerts, bad = [], 0
+    alerts, bad = _decoded(base_conf, topic, decode_alert, AlertDecodeError)
+    return newest_per_alert(alerts), bad
+
+
+def _decoded(base_conf: Mapping[str, Any], topic: str, decode: Callable[[bytes], Any],
+             error: type[Exception]) -> tuple[list[Any], int]:
+    """``decode`` of every record on ``topic`` (read to its end, no group), and how many
+    raised ``error`` (skipped)."""
+    from pipeline.aggregates.source import read_to_end
+
+    datums, bad = [], 0
     for msg in read_to_end(base_conf, topic):
         try:
-            alerts.append(decode_alert(msg.value() or b""))
-        except AlertDecodeError:
+            datums.append(decode(msg.value() or b""))
+        except error:
             bad += 1
-    return newest_per_alert(alerts), bad
+    return datums, bad
 
 
 def _rank(alert: Mapping[str, Any]) -> tuple[int, int]:
@@ -130,14 +139,8 @@ def read_insights(base_conf: Mapping[str, Any], topic: str) -> tuple[list[Insigh
     """The insights on ``topic`` (read to its end, no group) and the count of undecodable
     records skipped. Raises :class:`pipeline.aggregates.source.SourceError`."""
     from pipeline.aggregates.insights import pair_insights
-    from pipeline.aggregates.source import read_to_end
     from pipeline.events.errors import WireFormatError
     from pipeline.events.wire import decode
 
-    datums, bad = [], 0
-    for msg in read_to_end(base_conf, topic):
-        try:
-            datums.append(decode(msg.value() or b""))
-        except WireFormatError:
-            bad += 1
+    datums, bad = _decoded(base_conf, topic, decode, WireFormatError)
     return pair_insights(datums), bad
