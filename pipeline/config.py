@@ -250,6 +250,15 @@ class Config(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     dev: DevConfig = Field(default_factory=DevConfig)
 
+    @model_validator(mode="after")
+    def _children_may_flush(self) -> Config:
+        # trailpipe run SIGKILLs a child stop_timeout_ms after SIGTERM: it must outlast the
+        # child's own flush-and-commit grace, or a clean stop would be cut short.
+        if self.run.stop_timeout_ms <= self.runner.shutdown_grace_s * 1000:
+            raise ValueError(f"run.stop_timeout_ms ({self.run.stop_timeout_ms}) must exceed "
+                             f"runner.shutdown_grace_s ({self.runner.shutdown_grace_s:g} s)")
+        return self
+
     def masked(self) -> dict[str, Any]:
         """The config as plain data with every secret replaced by ``**********``."""
         return self.model_dump(mode="json")

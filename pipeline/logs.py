@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any
 
 import structlog
@@ -17,6 +18,25 @@ from pipeline.config import LogConfig
 KAFKA_LOGGER = "trailpipe.librdkafka"
 """The stdlib logger handed to every Kafka client, so librdkafka's own lines come out in the
 same structured format instead of raw ``%4|...`` lines on stderr."""
+
+
+_WARNING_LEVELS = frozenset({"warning", "error", "critical", "exception"})
+_warnings = [0]
+_warnings_lock = threading.Lock()
+
+
+def warnings_logged() -> int:
+    """Lines of level warning or worse this process logged (librdkafka's too), since start:
+    the dashboard counts them (``trailpipe_log_warnings_total``)."""
+    return _warnings[0]
+
+
+def count_warnings(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A processor (after ``add_log_level``): counts the lines of :func:`warnings_logged`."""
+    if event.get("level") in _WARNING_LEVELS:
+        with _warnings_lock:
+            _warnings[0] += 1
+    return event
 
 
 class _CurrentStderr:
@@ -43,6 +63,7 @@ def configure_logging(config: LogConfig) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        count_warnings,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         plain_keys,
     ]

@@ -33,7 +33,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from pipeline.config import RunnerConfig
 from pipeline.deadletter import dead_letter_for
@@ -52,53 +52,11 @@ from pipeline.model import (
 )
 from pipeline.offsets import OffsetLedger
 from pipeline.producer import DeliveryError, KafkaProducer
+from pipeline.refusals import FatalRunnerError as FatalRunnerError
+from pipeline.refusals import consume_errors, refused_outputs
 
 log = get_logger("pipeline.runner")
 
-class FatalRunnerError(Exception):
-    """The loop cannot go on (a fatal client error); the daemon exits 1."""
-
-
-# Errors librdkafka reports as non-fatal that no retry cures: the cluster refuses this
-# principal, or a subscribed topic is gone. Retrying them only logs warnings while nothing is
-# read (a silent lock-out), so they stop the daemon with the reason and what to do.
-_REFUSALS = {
-    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the cluster denies this principal a topic; "
-    "grant it the topic ACLs it needs (READ to consume, WRITE to produce) or fix the "
-    "credentials in [kafka]",
-    KafkaError.GROUP_AUTHORIZATION_FAILED: "the cluster denies this principal the consumer "
-    "group; grant READ on the group (ACLs) or fix the credentials in [kafka]",
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "the cluster denies this principal; grant the "
-    "cluster ACLs it needs or fix the credentials in [kafka]",
-    KafkaError._UNKNOWN_TOPIC: "a subscribed topic does not exist; create the documented "
-    "topics with `trailpipe topics create`",
-    KafkaError.UNKNOWN_TOPIC_OR_PART: "a subscribed topic does not exist; create the "
-    "documented topics with `trailpipe topics create`",
-}
-
-
-def _consume_errors(msgs: list[Message]) -> None:
-    """Raise :class:`FatalRunnerError` for a fatal error or a refusal (:data:`_REFUSALS`);
-    log the others (transient: librdkafka retries them)."""
-    for msg in msgs:
-        err = msg.error()
-        if err is None:
-            continue
-        if err.fatal():
-            raise FatalRunnerError(str(err))
-        if err.code() in _REFUSALS:
-            raise FatalRunnerError(f"{_REFUSALS[err.code()]} ({err.str()})")
-        log.warning("consume_error", error=str(err), retriable=err.retriable())
-
-
-def _refused_outputs(exc: KafkaException | DeliveryError) -> FatalRunnerError | None:
-    """The refusal (:data:`_REFUSALS`) among a failed cycle's output errors, or None: the
-    cluster denies writing a topic, so re-reading and producing again can never succeed."""
-    errors = exc.failures if isinstance(exc, DeliveryError) else exc.args[:1]
-    for err in errors:
-        if isinstance(err, KafkaError) and err.code() in _REFUSALS:
-            return FatalRunnerError(f"writing outputs: {_REFUSALS[err.code()]} ({err.str()})")
-    return None
 
 
 class Runner:
@@ -195,7 +153,7 @@ class Runner:
         msgs = self._consumer.consume(self._cfg.batch_size, self._cfg.poll_timeout_ms / 1000)
         good = [msg for msg in msgs if msg.error() is None]
         if len(good) < len(msgs):
-            _consume_errors(msgs)
+            consume_errors(msgs)
         if good:
             try:
                 self._intake.take(good)
@@ -259,7 +217,7 @@ class Runner:
                 self._producer.flush(timeout_s)
                 self._commit_offsets(plan)
         except (KafkaException, DeliveryError) as exc:
-            refused = _refused_outputs(exc)
+            refused = refused_outputs(exc)
             if refused is not None:
                 raise refused from exc
             # Outputs of this cycle are not durable: abort (transactional) and re-read them.

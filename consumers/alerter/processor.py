@@ -28,6 +28,7 @@ from consumers.alerter.match import BatchMatcher
 from pipeline.changelog import state_record
 from pipeline.health.record import health_datum, health_record
 from pipeline.logs import get_logger
+from pipeline.metrics import names
 from pipeline.model import KafkaRecord, TopicPartitionKey
 from pipeline.rules.alert import alert_record, encode_alert
 from pipeline.rules.model import AlertDraft
@@ -38,7 +39,7 @@ log = get_logger("consumers.alerter")
 
 Restore = Callable[[int], Iterable[tuple[str, bytes | None]]]
 PRODUCED_HEADER = "trailpipe.produced_ms"
-ALERTS_BY_LABEL = "trailpipe_alerts_total"  # a key of pipeline.metrics.names.LABELLED
+ALERTS_BY_LABEL = names.ALERTS  # a key of pipeline.metrics.names.LABELLED
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@ each built by the one daemon builder and run the same way.
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT: flush and commit within
 ``runner.shutdown_grace_s``), 1 on a fatal Kafka error or an unreachable cluster, 2 on bad config
-or usage (a missing topic, an unusable setting).
+or usage (a missing topic, an unusable setting, a lake that denies it, or the cluster refusing
+this principal a topic or group while it runs).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def run_daemon(name: str, cfg: Config, *, idle_exit_s: float | None = None,
     from confluent_kafka import KafkaException
 
     from pipeline.daemon import Context, build_registered
-    from pipeline.runner import FatalRunnerError
+    from pipeline.refusals import FatalRunnerError, RefusedError
 
     try:
         daemon = build_registered(name, Context(cfg, resolve_bootstrap(cfg)))
@@ -72,10 +73,12 @@ def run_daemon(name: str, cfg: Config, *, idle_exit_s: float | None = None,
         daemon.close()
         fail(2, [f"trailpipe: {p}" for p in problems])
     daemon.healthcheck()
+    daemon.runner.install_signal_handlers()  # before /metrics answers: "up" means stoppable
     server = _serve_metrics(daemon, cfg, metrics_port)
-    daemon.runner.install_signal_handlers()
     try:
         stats = daemon.run(idle_exit_s=idle_exit_s)
+    except RefusedError as exc:  # ACLs, credentials or topics to fix: not worth a restart
+        fail(2, [f"trailpipe: {name} refused by the cluster: {exc}"])
     except FatalRunnerError as exc:
         fail(1, [f"trailpipe: {name} stopped on a fatal Kafka error: {exc}"])
     finally:

@@ -9,20 +9,23 @@ backoff. Each child serves ``/metrics`` on its own port (from ``[metrics] port``
 upward) and logs JSON to ``var/run-logs/<name>.log``. On a terminal the only output is the
 dashboard (:mod:`~pipeline.supervisor.dashboard`, scraped every second); the supervisor's own
 logs go to ``var/run-logs/supervisor.log``. Without a terminal the logs stay on stderr and the
-dashboard's numbers are logged as a ``dashboard`` JSON line every few seconds. Generated
-traffic arrives in real time, so unless ``[aggregator] grace_ms`` is configured the aggregator
-runs with :data:`RUN_GRACE_MS`. Ctrl-C, SIGTERM or ``--duration`` stop every child with SIGTERM
-(they flush and commit); then a summary and commands to paste are printed. Exit 0 when every
-child stopped cleanly and none was given up, else 1.
+dashboard's numbers are logged as a ``dashboard`` JSON line every few seconds. In demo mode
+(with the generator) the generated traffic arrives in real time, so unless configured the
+aggregator runs with :data:`RUN_GRACE_MS` and the archiver with :data:`DEMO_OBJECT_AGE_MS`;
+production runs (``--no-generator``) keep every default. Ctrl-C, SIGTERM or ``--duration``
+stop every child with SIGTERM (they flush and commit); then a summary and commands to paste
+are printed. Exit 0 when every child stopped cleanly and none was given up, else 1.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +49,7 @@ from pipeline.logs import configure_logging, get_logger
 from pipeline.supervisor.alert_feed import AlertFeed
 from pipeline.supervisor.children import RUN_LOG_DIR, RunSetupError, digester_env, run_children
 from pipeline.supervisor.dashboard import (
+    LATEST_EVENTS,
     Board,
     View,
     alerts_text,
@@ -104,9 +108,13 @@ def run(config: ConfigOpt = None, bootstrap: BootstrapOpt = None, lake: LakeOpt 
                 metrics_port_base=_port_base(cfg, no_generator), generator=demo, env_of=env_of)
             started_at = datetime.now(UTC)
             view, code = _supervise(children, cfg, boot, duration_s, terminal)
-        where = "".join(f" --{k} {v}" for k, v in (("lake", lake), ("s3-endpoint", s3_endpoint))
-                        if v)
+        where = "".join(f" --{k} {shlex.quote(str(v))}" for k, v in (
+            ("config", config), ("lake", lake), ("s3-endpoint", s3_endpoint)) if v)
         _print_summary(view, code, cfg, where, started_at, env_of)
+        if started_here:
+            typer.echo(f"The local Kafka cluster this run started stops now (its data is kept): "
+                       f"`{_trailpipe_command()} dev up` brings it back, for the "
+                       "report's alerts and insights.")
     finally:
         if started_here:
             from pipeline.dev import down
@@ -129,13 +137,13 @@ def _env_of(cfg: Config, *, demo: bool) -> dict[str, dict[str, str]]:
 def _child_env(cfg: Config, bootstrap: str, flags: Mapping[str, object], *,
                demo: bool = False) -> dict[str, str]:
     """What every child gets besides the config file: the resolved bootstrap, this command's
-    flags, JSON logs, the aggregator's grace when none is configured, and in demo mode the
-    archiver's object age (:data:`DEMO_OBJECT_AGE_MS`) when none is configured."""
+    flags, JSON logs and, in demo mode, the aggregator's grace and the archiver's object age
+    where they are not configured (real-time traffic; production keeps its defaults)."""
     env = {"TRAILPIPE_KAFKA__BOOTSTRAP": bootstrap, "TRAILPIPE_LOG__FORMAT": "json"}
     for key, value in flags.items():
         if value is not None and key != "kafka.bootstrap":
             env["TRAILPIPE_" + key.upper().replace(".", "__")] = str(value)
-    if "grace_ms" not in cfg.aggregator.model_fields_set:
+    if demo and "grace_ms" not in cfg.aggregator.model_fields_set:
         env["TRAILPIPE_AGGREGATOR__GRACE_MS"] = str(RUN_GRACE_MS)
     if demo and "max_age_ms" not in cfg.archiver.model_fields_set:
         env["TRAILPIPE_ARCHIVER__MAX_AGE_MS"] = str(DEMO_OBJECT_AGE_MS)
@@ -189,10 +197,10 @@ def _supervise(children: list[Child], cfg: Config, bootstrap: str, duration_s: f
         finally:
             stop.set()
             watcher.join(10)
-            if feed is not None:
-                feed.close()
-    log.info("run_stopped", exit_code=code, **latest[0].as_json())
-    return latest[0], code
+    # the last view, with the exits stop() found (a crash just before the stop is reported)
+    final = replace(latest[0], events=tuple(e.describe() for e in sup.events)[-LATEST_EVENTS:])
+    log.info("run_stopped", exit_code=code, **final.as_json())
+    return final, code
 
 
 def _alert_feed(cfg: Config, bootstrap: str) -> AlertFeed | None:
@@ -207,26 +215,40 @@ def _alert_feed(cfg: Config, bootstrap: str) -> AlertFeed | None:
 def _watch(sup: Supervisor, board: Board, ports: dict[str, int], feed: AlertFeed | None,
            stop: threading.Event, live: Live | None, latest: list[View]) -> None:
     """Every SCRAPE_EVERY_S: scrape each child and the alert feed, update the board, redraw
-    (terminal) or log a ``dashboard`` line every JSON_EVERY_S (otherwise)."""
+    (terminal) or log a ``dashboard`` line every JSON_EVERY_S (otherwise). Closes the feed
+    (this thread is its one user)."""
     started_s = time.monotonic()
     logged_s = started_s
-    while not stop.wait(SCRAPE_EVERY_S):
-        samples = {name: scrape(port) for name, port in ports.items()}
-        now_s = time.monotonic()
-        alerts = [a.describe() for a in feed.poll()] if feed is not None else []
-        latest[0] = view = board.update(sup.status(), samples, list(sup.events),
-                                        now_s - started_s, alerts)
-        if live is not None:
-            live.update(render(view))
-        elif now_s - logged_s >= JSON_EVERY_S:
-            log.info("dashboard", **view.as_json())
-            logged_s = now_s
+    try:
+        while not stop.wait(SCRAPE_EVERY_S):
+            try:
+                view = _refresh(sup, board, ports, feed, time.monotonic() - started_s)
+            except Exception as exc:  # a failed scrape must not freeze the dashboard
+                log.warning("dashboard_refresh_failed", error=str(exc),
+                            error_type=type(exc).__name__)
+                continue
+            latest[0] = view
+            if live is not None:
+                live.update(render(view))
+            elif time.monotonic() - logged_s >= JSON_EVERY_S:
+                log.info("dashboard", **view.as_json())
+                logged_s = time.monotonic()
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _refresh(sup: Supervisor, board: Board, ports: dict[str, int], feed: AlertFeed | None,
+             uptime_s: float) -> View:
+    samples = {name: scrape(port) for name, port in ports.items()}
+    alerts = [a.describe() for a in feed.poll()] if feed is not None else []
+    return board.update(sup.status(), samples, list(sup.events), uptime_s, alerts)
 
 
 def _print_summary(view: View, code: int, cfg: Config, where: str, started_at: datetime,
                    env_of: Mapping[str, Mapping[str, str]]) -> None:
     """What ran, the totals of the last scrape, and commands a user can paste (``where``: the
-    lake flags this run was given, repeated in them)."""
+    config and lake flags this run was given, repeated in them)."""
     lines = [f"\ntrailpipe run stopped after {view.uptime_s:.0f} s "
              f"({'clean' if code == 0 else 'NOT clean: see the restarts and the logs'}).",
              *(f"  {r.name:<11} {r.state:<10} restarts {r.restarts}" + (

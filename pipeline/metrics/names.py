@@ -25,6 +25,8 @@ PRODUCED_BYTES = "trailpipe_produced_bytes_total"
 PENDING = "trailpipe_producer_pending_records"
 DELIVERY_ERRORS = "trailpipe_producer_delivery_errors_total"
 KAFKA_ERRORS = "trailpipe_kafka_errors_total"
+ALERTS = "trailpipe_alerts_total"  # labelled {severity,rule}: see LABELLED
+LOG_WARNINGS = "trailpipe_log_warnings_total"  # lines logged at warning or worse
 
 Kind = Literal["counter", "gauge"]
 
@@ -78,7 +80,7 @@ EXTRAS: dict[str, dict[str, Extra]] = {
 """Per daemon: summary key → metric. Only keys the daemon's summary already counts."""
 
 LABELLED: dict[str, tuple[tuple[str, ...], str]] = {
-    "trailpipe_alerts_total": (("severity", "rule"), "Alerts emitted, by severity and rule."),
+    ALERTS: (("severity", "rule"), "Alerts emitted, by severity and rule."),
 }
 """Counters with labels of their own (besides ``daemon``): a daemon's processor or sink
 exports them from an optional ``labelled_counts() -> {name: {label values: count}}`` (the
@@ -92,6 +94,6 @@ def all_names() -> frozenset[str]:
     """Every metric name a daemon or producer can export (histograms: their base name)."""
     core = {CONSUMED, PROCESSED, OUTPUTS, DEAD_LETTERS, FLUSH_SECONDS, FLUSH_FAILURES, COMMITS,
             REWINDS, LAG, ASSIGNED, DELIVERY_ERRORS, KAFKA_ERRORS,
-            PRODUCED, READ, READ_BYTES, PRODUCED_BYTES, PENDING}
+            PRODUCED, READ, READ_BYTES, PRODUCED_BYTES, PENDING, LOG_WARNINGS}
     extras = {e.name for extras in EXTRAS.values() for e in extras.values()}
     return frozenset(core | extras | set(LABELLED))

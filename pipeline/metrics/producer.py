@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.logs import get_logger
+from pipeline.logs import get_logger, warnings_logged
 from pipeline.metrics import names
 from pipeline.metrics.config import MetricsConfig
 from pipeline.metrics.readiness import probe_problems
@@ -38,7 +38,7 @@ PRODUCED_BYTES, PENDING = names.PRODUCED_BYTES, names.PENDING
 
 PRODUCER_NAMES = frozenset({READ, READ_BYTES, PRODUCED_BYTES, PENDING, names.PRODUCED,
                             names.OUTPUTS, names.DEAD_LETTERS, names.DELIVERY_ERRORS,
-                            names.KAFKA_ERRORS})
+                            names.KAFKA_ERRORS, names.LOG_WARNINGS})
 """Every metric name a producer exports."""
 
 
@@ -154,3 +154,7 @@ class _CountsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from families(self._m.counts(), self._m.daemon, self._m.topic)
+        warnings = CounterMetricFamily(names.LOG_WARNINGS.removesuffix("_total"),
+                                       "Lines logged at warning or worse.", labels=["daemon"])
+        warnings.add_metric([self._m.daemon], warnings_logged())
+        yield warnings

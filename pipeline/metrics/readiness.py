@@ -42,7 +42,7 @@ def liveness_problems(state: LoopState, now_s: float, cfg: MetricsConfig) -> lis
 def readiness_problems(state: LoopState, probes: Mapping[str, str | None], now_s: float,
                        cfg: MetricsConfig) -> list[str]:
     """Why the daemon is not ready (empty: ready). ``probes`` maps each check to its last
-    error (None: it answered); a check missing from it has not run yet."""
+    error (None: it answered; :data:`NOT_CHECKED` before it ran)."""
     problems = liveness_problems(state, now_s, cfg)
     if state.assigned == 0:
         problems.append("no partitions assigned yet")
@@ -68,13 +68,17 @@ def probe_problems(probes: Mapping[str, str | None], kafka_error: str | None,
     return problems
 
 
+NOT_CHECKED = "not checked yet"
+
+
 class Prober:
     """Runs ``checks`` (name → probe) every ``interval_s`` on a daemon thread until
-    :meth:`close`. :meth:`results` maps each check that ran to its last error or None."""
+    :meth:`close`. :meth:`results` maps each check to its last error, None once it answered,
+    or :data:`NOT_CHECKED` before it first ran (not ready)."""
 
     def __init__(self, checks: Mapping[str, Probe], interval_s: float) -> None:
         self._checks, self._interval_s = dict(checks), interval_s
-        self._results: dict[str, str | None] = {}
+        self._results: dict[str, str | None] = dict.fromkeys(self._checks, NOT_CHECKED)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="trailpipe-probes", daemon=True)
 
@@ -90,7 +94,7 @@ class Prober:
             try:
                 probe()
             except Exception as exc:  # any failure means not reachable; the reason is shown
-                if self._results.get(name) is None:
+                if self._results.get(name) in (None, NOT_CHECKED):
                     log.warning("probe_failed", check=name, error=str(exc))
                 self._results[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             else:
@@ -108,19 +112,23 @@ class Prober:
 
 
 def kafka_probe(kafka_base: Mapping[str, Any], topic: str, timeout_s: float) -> Probe:
-    """Kafka answers with metadata for ``topic`` (one admin client, made on first use)."""
+    """Kafka describes ``topic`` (one admin client, made on first use). DescribeTopics,
+    not a metadata request for the topic, which a broker with ``auto.create.topics.enable``
+    would answer by creating it."""
     admin: list[Any] = []
 
     def probe() -> None:
+        from confluent_kafka import TopicCollection
         from confluent_kafka.admin import AdminClient
 
         if not admin:
             admin.append(AdminClient(dict(kafka_base)))
-        meta = admin[0].list_topics(topic=topic, timeout=timeout_s)
-        found = meta.topics.get(topic)
-        if found is None or found.error is not None:
-            raise LookupError(f"no metadata for topic {topic}"
-                              + (f" ({found.error})" if found is not None else ""))
+        futures = admin[0].describe_topics(TopicCollection([topic]),
+                                           request_timeout=timeout_s)
+        try:
+            futures[topic].result(timeout=timeout_s + 1)
+        except Exception as exc:  # KafkaException (unknown topic, timeout) or a future timeout
+            raise LookupError(f"no metadata for topic {topic} ({exc})") from exc
 
     return probe
 

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pipeline.intake import RunStats
-from pipeline.logs import get_logger
+from pipeline.logs import get_logger, warnings_logged
 from pipeline.metrics import names, readiness
 from pipeline.metrics.config import MetricsConfig
 from pipeline.producer import DeliveryError
@@ -183,7 +183,8 @@ class _SummaryCollector(Collector):
                 (names.PROCESSED, s.processed, "Records processed (not dead-lettered)."),
                 (names.OUTPUTS, s.outputs, "Outputs routed to Kafka or the sink."),
                 (names.COMMITS, s.commits, "Offset commits."),
-                (names.REWINDS, s.rewinds, "Rewinds to the committed offsets.")):
+                (names.REWINDS, s.rewinds, "Rewinds to the committed offsets."),
+                (names.LOG_WARNINGS, warnings_logged(), "Lines logged at warning or worse.")):
             yield _family(name, "counter", help_text, m.daemon, value)
         yield from self._extras()
         yield from self._labelled()

@@ -25,7 +25,7 @@ from pipeline.metrics import names
 from pipeline.supervisor.policy import RestartEvent
 from pipeline.supervisor.process import ChildStatus
 
-ALERTS_BY_SEVERITY = "trailpipe_alerts_total"
+ALERTS_BY_SEVERITY = names.ALERTS
 LAKE_OBJECTS = names.EXTRAS["archiver"]["objects_written"].name
 LAKE_ROWS = names.EXTRAS["archiver"]["rows_written"].name
 LAKE_BYTES = names.EXTRAS["archiver"]["bytes_written"].name
@@ -45,6 +45,7 @@ class Sample:
     outputs: float = 0
     dead_letters: float = 0
     kafka_errors: float = 0
+    warnings: float = 0  # log lines at warning or worse (librdkafka's included)
     lake_objects: float = 0
     lake_rows: float = 0
     lake_bytes: float = 0
@@ -67,6 +68,7 @@ class Sample:
 _GAUGES = ("lag", "silent_sources", "alerts")  # not summed across restarts (alerts: below)
 _SCALARS = {names.CONSUMED: "consumed", names.OUTPUTS: "outputs",
             names.DEAD_LETTERS: "dead_letters", names.KAFKA_ERRORS: "kafka_errors",
+            names.LOG_WARNINGS: "warnings",
             LAKE_OBJECTS: "lake_objects", LAKE_ROWS: "lake_rows",
             LAKE_BYTES: "lake_bytes", NEW_ALERTS: "new_alerts",
             names.EXTRAS["aggregator"]["insights"].name: "insights",
@@ -173,7 +175,8 @@ class View:
                             "consumed": r.total.consumed, "outputs": r.total.outputs,
                             "in_per_s": round(r.in_per_s, 1), "out_per_s": round(r.out_per_s, 1),
                             "lag": r.total.lag, "dead_letters": r.total.dead_letters,
-                            "kafka_errors": r.total.kafka_errors} if r.has_metrics else {})
+                            "kafka_errors": r.total.kafka_errors,
+                            "warnings": r.total.warnings} if r.has_metrics else {})
                    for r in self.rows}
         return {"uptime_s": round(self.uptime_s, 1), "config": self.config, "daemons": daemons,
                 "alerts": self.total("new_alerts"), "alerts_by_severity": self.alerts(),
@@ -182,7 +185,7 @@ class View:
                            strict=True)),
                 "aggregate_windows": self.total("windows"), "insights": self.total("insights"),
                 "silent_sources": self.total("silent_sources"),
-                "warnings": self.total("kafka_errors"),
+                "warnings": self.total("warnings"), "kafka_errors": self.total("kafka_errors"),
                 "restart_events": list(self.events)}
 
 
@@ -267,10 +270,10 @@ def render(view: View) -> Group:
              *(_one_line(f"  {a}") for a in reversed(view.latest_alerts)),
              Text(f"{lake_text(view)}; aggregates: {view.total('windows'):,.0f} windows"),
              Text(f"insights {view.total('insights'):,.0f}; silent sources now "
-                  f"{view.total('silent_sources'):,.0f}; warnings (Kafka errors) "
-                  f"{view.total('kafka_errors'):,.0f}; restarts "
-                  f"{'none' if not view.events else len(view.events)}"),
-             *(_one_line(f"  {e}") for e in view.events)]
+                  f"{view.total('silent_sources'):,.0f}; warnings {view.total('warnings'):,.0f} "
+                  f"(Kafka errors {view.total('kafka_errors'):,.0f}); restarts "
+                  f"{sum(r.restarts for r in view.rows) or 'none'}"),
+             *(_one_line(f"  latest restart: {e}") for e in view.events[-1:])]
     return Group(Text(view.config, style="dim"), table, *lines)
 
 

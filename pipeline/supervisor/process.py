@@ -131,8 +131,13 @@ class Supervisor:
     def stop(self) -> int:
         """SIGTERM every running child, wait up to ``stop_timeout_ms`` for all of them (less
         after a second signal), SIGKILL the rest. Returns 0 when every child exited 0 on SIGTERM
-        and none was given up, else 1."""
-        running = {n: p for n, p in self._procs.items() if p is not None and p.poll() is None}
+        (or was still starting: killed by it before its handler was installed) and none was
+        given up, else 1. A child that exited since the last :meth:`poll` is reported first."""
+        for name, proc in self._procs.items():  # exited since the last poll: reported too
+            if proc is not None and proc.poll() is not None:
+                self._procs[name] = None
+                self._record(self._trackers[name].exited(proc.returncode, self._clock_ms()))
+        running = {n: p for n, p in self._procs.items() if p is not None}
         for proc in running.values():
             _signal_group(proc, signal.SIGTERM)
         deadline_ms = self._clock_ms() + self._stop_timeout_ms
@@ -146,8 +151,12 @@ class Supervisor:
                             stop_timeout_ms=self._stop_timeout_ms, hurried=self._hurry.is_set())
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
-            log.info("child_stopped", child=name, pid=proc.pid, returncode=proc.returncode)
-            clean = clean and proc.returncode == 0
+            # -SIGTERM: it was still starting (its handler not installed yet), so it had
+            # consumed and produced nothing: stopped, nothing to flush.
+            early = proc.returncode == -signal.SIGTERM
+            log.info("child_stopped", child=name, pid=proc.pid, returncode=proc.returncode,
+                     **({"before_start": True} if early else {}))
+            clean = clean and (proc.returncode == 0 or early)
         self._procs = dict.fromkeys(self._procs)
         return 0 if clean else 1
 

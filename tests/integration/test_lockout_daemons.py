@@ -25,7 +25,8 @@ from pipeline.daemon import Context
 from pipeline.kafka import consumer_config, producer_config
 from pipeline.lake.policy import LakePolicyConfig, bucket_policy
 from pipeline.model import StatelessProcessor
-from pipeline.runner import FatalRunnerError, Runner
+from pipeline.refusals import RefusedError
+from pipeline.runner import Runner
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +122,7 @@ class Nothing(StatelessProcessor):
 def run_until_refused(conf: dict[str, Any], group: str, topic: str,
                       processor: StatelessProcessor | None = None) -> str:
     """Run the poll loop on ``topic`` with client settings ``conf`` (and ``processor``, else
-    one without outputs); the FatalRunnerError's text (the test fails when the loop still
+    one without outputs); the RefusedError's text (the test fails when the loop still
     runs after 60 s)."""
     runner = Runner(consumer_conf=consumer_config(conf, group, {}, read_committed=True),
                     producer_conf=producer_config(conf, {}), topics=[topic],
@@ -142,7 +143,7 @@ def run_until_refused(conf: dict[str, Any], group: str, topic: str,
         runner.request_stop()
         thread.join(30)
         pytest.fail(f"the runner kept polling {topic} as a client the cluster refuses")
-    assert raised and isinstance(raised[0], FatalRunnerError), raised
+    assert raised and isinstance(raised[0], RefusedError), raised  # exit 2: not restarted
     return str(raised[0])
 
 

@@ -169,6 +169,10 @@ def test_the_probes_tell_reachable_from_unreachable(kafka: Any, make_topic: Any,
     kafka_probe({"bootstrap.servers": kafka.bootstrap}, topic, 10)()
     with pytest.raises(LookupError, match="no metadata for topic"):
         kafka_probe({"bootstrap.servers": kafka.bootstrap}, f"missing-{unique}", 10)()
+    from confluent_kafka.admin import AdminClient  # the probe created nothing (auto-create on)
+
+    listed = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
+    assert topic in listed and f"missing-{unique}" not in listed
     closed = f"127.0.0.1:{free_port()}"
     with pytest.raises(Exception, match=r"(?i)timed out|transport|broker"):
         kafka_probe({"bootstrap.servers": closed}, topic, 2)()

@@ -41,17 +41,19 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = """
 import os, signal, sys, time
 marker, mode = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
+def flush(*_):
+    with open(marker, "a") as f:
+        f.write(f"flushed {os.getpid()}\\n")
+    sys.exit(0)
+# the handler before the start marker: a test that stops the child once it started waits for
+# a child that can flush
+signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-sigterm" else flush)
 with open(marker + ".started", "a") as f:
     f.write(f"{os.getpid()}\\n")
 print("hello on stdout", flush=True)
 print("hello on stderr", file=sys.stderr, flush=True)
 if mode == "crash":
     sys.exit(int(sys.argv[3]))
-def flush(*_):
-    with open(marker, "a") as f:
-        f.write(f"flushed {os.getpid()}\\n")
-    sys.exit(0)
-signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore-sigterm" else flush)
 while True:
     time.sleep(0.05)
 """
@@ -150,6 +152,18 @@ def test_a_sigkilled_child_is_restarted_and_stop_flushes_every_child(tmp_path: P
         assert (tmp_path / name).read_text() == f"flushed {pid}\n"  # SIGTERM reached it once
     assert [s.restarts for s in sup.status()] == [0, 1, 0]
     assert all(s.pid is None for s in sup.status())
+
+
+def test_a_child_stopped_while_still_starting_is_a_clean_stop(tmp_path: Path) -> None:
+    # No handler installed yet (a daemon importing its modules): SIGTERM ends it at once, and
+    # it had read and written nothing, so the stop is clean.
+    starting = Child("starting", (sys.executable, "-c", "import time; time.sleep(60)"),
+                     tmp_path / "run-logs" / "starting.log")
+    sup = Supervisor([starting, child(tmp_path, "up")], fast())
+    with supervising(sup) as result:
+        wait_until(lambda: starts(tmp_path, "up"), "the other child to start")
+    assert result["code"] == 0
+    assert not sup.events  # not counted as a crash either
 
 
 def test_a_child_ignoring_sigterm_is_killed_after_the_stop_timeout(tmp_path: Path) -> None:

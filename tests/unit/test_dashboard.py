@@ -142,8 +142,9 @@ def test_seven_children_and_five_long_alerts_fit_an_80x24_terminal() -> None:
     names_ = ("archiver", "digester", "alerter", "notifier", "aggregator", "mirror", "generator")
     sample = parse_metrics(exposition("x", consumed={0: 1_234_567}, outputs=1_234_567))
     latest = [f"10:00:0{i} critical " + "a very long alert title " * 5 for i in range(5)]
-    view = board.update([status(n, i) for i, n in enumerate(names_, 1)],
-                        dict.fromkeys(names_, sample), [], 1.0, latest)
+    crashes = [killed(n) for n in names_[:6]]  # more restarts than the board lists
+    view = board.update([status(n, i, 1) for i, n in enumerate(names_, 1)],
+                        dict.fromkeys(names_, sample), crashes, 1.0, latest)
     out = io.StringIO()
     Console(file=out, width=80, force_terminal=False).print(render(view))
     lines = out.getvalue().splitlines()
@@ -152,6 +153,8 @@ def test_seven_children_and_five_long_alerts_fit_an_80x24_terminal() -> None:
     assert all(name in out.getvalue() for name in names_)  # names are never cut
     assert out.getvalue().count("1,235k") == 7 * 2  # consumed and outputs, whole
     assert sum("a very long alert title" in line for line in lines) == 5
+    assert "restarts 7" in out.getvalue()  # every child's, not only the events listed
+    assert sum("latest restart: mirror killed by SIGKILL" in line for line in lines) == 1
 
 
 def test_the_port_base_skips_a_taken_port() -> None:
@@ -165,3 +168,13 @@ def test_the_port_base_skips_a_taken_port() -> None:
 def test_counts_never_take_more_than_six_characters() -> None:
     assert [count_text(n) for n in (0, 99_999, 100_000, 9_999_499, 12_345_678, 1e9)] == [
         "0", "99,999", "100k", "9,999k", "12.3M", "1,000.0M"]
+
+
+def test_logged_warnings_are_their_own_count_beside_kafka_errors() -> None:
+    r = CollectorRegistry()
+    Counter(names.LOG_WARNINGS, "", ["daemon"], registry=r).labels("alerter").inc(4)
+    Counter(names.KAFKA_ERRORS, "", ["daemon"], registry=r).labels("alerter").inc(1)
+    sample = parse_metrics(generate_latest(r).decode())
+    assert (sample.warnings, sample.kafka_errors) == (4, 1)
+    view = Board("c").update([status("alerter", 1)], {"alerter": sample}, [], 1.0)
+    assert (view.as_json()["warnings"], view.as_json()["kafka_errors"]) == (4, 1)

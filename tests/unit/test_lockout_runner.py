@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from pipeline.producer import DeliveryError
-from pipeline.runner import FatalRunnerError, _consume_errors, _refused_outputs
+from pipeline.refusals import RefusedError, consume_errors, refused_outputs
 
 
 class _Msg:
@@ -34,26 +34,26 @@ def _errors(*codes: int) -> list[Any]:
     (KafkaError.UNKNOWN_TOPIC_OR_PART, "`trailpipe topics create`"),
 ])
 def test_a_refusal_stops_the_runner_with_the_reason(code: int, named: str) -> None:
-    with pytest.raises(FatalRunnerError, match=named) as raised:
-        _consume_errors(_errors(KafkaError._TRANSPORT, code))
+    with pytest.raises(RefusedError, match=named) as raised:
+        consume_errors(_errors(KafkaError._TRANSPORT, code))
     assert KafkaError(code).str() in str(raised.value)
 
 
 def test_transient_errors_are_only_logged() -> None:
-    _consume_errors(_errors(KafkaError._TRANSPORT, KafkaError.NOT_COORDINATOR,
+    consume_errors(_errors(KafkaError._TRANSPORT, KafkaError.NOT_COORDINATOR,
                             KafkaError._PARTITION_EOF))
 
 
 def test_an_output_refused_by_the_cluster_stops_the_runner() -> None:
     failed = DeliveryError("2 failed", failures=(KafkaError(KafkaError._MSG_TIMED_OUT),
                                                  KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
-    refused = _refused_outputs(failed)
-    assert refused is not None and "writing outputs" in str(refused)
+    refused = refused_outputs(failed)
+    assert isinstance(refused, RefusedError) and "writing outputs" in str(refused)
     assert "WRITE to produce" in str(refused)
     denied = KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
-    assert "grant READ on the group" in str(_refused_outputs(denied))
+    assert "grant READ on the group" in str(refused_outputs(denied))
 
 
 def test_transient_output_failures_are_retried() -> None:
-    assert _refused_outputs(DeliveryError("timed out", remaining=3)) is None
-    assert _refused_outputs(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))) is None
+    assert refused_outputs(DeliveryError("timed out", remaining=3)) is None
+    assert refused_outputs(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT))) is None

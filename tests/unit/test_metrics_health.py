@@ -12,7 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.config import Config, load_config
 from pipeline.metrics import names
 from pipeline.metrics.config import MetricsConfig
-from pipeline.metrics.readiness import Prober, liveness_problems, readiness_problems
+from pipeline.metrics.readiness import (
+    NOT_CHECKED,
+    Prober,
+    liveness_problems,
+    readiness_problems,
+)
 from pipeline.metrics.registry import DaemonMetrics, LoopState
 from pipeline.metrics.server import health_app
 
@@ -74,7 +79,10 @@ def test_the_prober_records_each_checks_last_outcome() -> None:
             raise ConnectionError("connect refused\nmore detail")
 
     prober = Prober({"kafka": lambda: None, "lake": lake}, interval_s=1)
-    assert prober.results() == {}  # nothing probed yet: /readyz is not ready
+    assert prober.results() == {"kafka": NOT_CHECKED, "lake": NOT_CHECKED}
+    state = LoopState(last_loop_s=100.0, assigned=3)
+    assert readiness_problems(state, prober.results(), 100.0, CFG) == [  # not ready yet
+        f"kafka not reachable: {NOT_CHECKED}", f"lake not reachable: {NOT_CHECKED}"]
     prober.run_once()
     assert prober.results() == {"kafka": None, "lake": "ConnectionError: connect refused"}
     failing[0] = False

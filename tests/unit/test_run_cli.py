@@ -14,15 +14,19 @@ from pipeline.config import load_config
 
 def test_children_get_the_resolved_bootstrap_the_flags_json_logs_and_the_run_grace() -> None:
     cfg = load_config(None, env={})
-    env = run._child_env(cfg, "127.0.0.1:9092", {"kafka.bootstrap": None,
-                                                 "storage.lake": "s3://b/lake",
-                                                 "storage.s3_endpoint": None,
-                                                 "generator.rate_per_s": 250.0})
+    flags = {"kafka.bootstrap": None, "storage.lake": "s3://b/lake",
+             "storage.s3_endpoint": None, "generator.rate_per_s": 250.0}
+    env = run._child_env(cfg, "127.0.0.1:9092", flags, demo=True)
     assert env == {"TRAILPIPE_KAFKA__BOOTSTRAP": "127.0.0.1:9092",
                    "TRAILPIPE_LOG__FORMAT": "json",
                    "TRAILPIPE_STORAGE__LAKE": "s3://b/lake",
                    "TRAILPIPE_GENERATOR__RATE_PER_S": "250.0",
-                   "TRAILPIPE_AGGREGATOR__GRACE_MS": str(run.RUN_GRACE_MS)}
+                   "TRAILPIPE_AGGREGATOR__GRACE_MS": str(run.RUN_GRACE_MS),
+                   "TRAILPIPE_ARCHIVER__MAX_AGE_MS": str(run.DEMO_OBJECT_AGE_MS)}
+    # production (no generator): CloudTrail arrives minutes late; the defaults stay
+    production = run._child_env(cfg, "127.0.0.1:9092", flags)
+    demo_only = {"TRAILPIPE_AGGREGATOR__GRACE_MS", "TRAILPIPE_ARCHIVER__MAX_AGE_MS"}
+    assert not demo_only & set(production)
     # The names are real settings: a child loading its config from them gets the values.
     child = load_config(None, env=env)
     assert (child.kafka.bootstrap, child.storage.lake, child.generator.rate_per_s,
@@ -33,7 +37,7 @@ def test_children_get_the_resolved_bootstrap_the_flags_json_logs_and_the_run_gra
 def test_a_configured_aggregator_grace_is_left_alone(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
     toml.write_text("[aggregator]\ngrace_ms = 5000\n")
-    env = run._child_env(load_config(toml, env={}), "b:9092", {})
+    env = run._child_env(load_config(toml, env={}), "b:9092", {}, demo=True)
     assert "TRAILPIPE_AGGREGATOR__GRACE_MS" not in env
 
 
@@ -115,3 +119,12 @@ def test_a_production_run_with_the_digester_and_no_key_exits_2_before_starting(
     assert result.exit_code == 2, result.output
     assert "[digest] private_key is not set" in result.output
     assert not (tmp_path / "var").exists()  # nothing started, no key made
+
+
+def test_a_stop_timeout_shorter_than_the_daemons_grace_is_a_config_error() -> None:
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"run.stop_timeout_ms \(5000\) must exceed"):
+        load_config(None, env={"TRAILPIPE_RUN__STOP_TIMEOUT_MS": "5000"})  # grace: 10 s
+    load_config(None, env={"TRAILPIPE_RUN__STOP_TIMEOUT_MS": "5000",
+                           "TRAILPIPE_RUNNER__SHUTDOWN_GRACE_S": "4"})
