@@ -81,7 +81,8 @@ def test_failures_are_dead_lettered_with_route_and_reason(make_alert) -> None:
 
 
 def test_a_failed_dlq_write_raises_and_the_retry_skips_delivered_routes(make_alert) -> None:
-    ok, down = Dest(), Dest([DeliveryFailed("refused")] * 100)
+    # Enough failures for two flushes of 50 ms at 1-2 ms backoff (100 ran out: a flake).
+    ok, down = Dest(), Dest([DeliveryFailed("refused")] * 10_000)
     producer = FakeProducer(fail_flushes=1)
     sink = sink_with(lane("ok", ok), lane("down", down), producer=producer)
     sink.add(Item(make_alert(), b"raw"), event(3))
