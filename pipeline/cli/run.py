@@ -220,7 +220,7 @@ def _watch(sup: Supervisor, board: Board, ports: dict[str, int], feed: AlertFeed
     started_s = time.monotonic()
     logged_s = started_s
     try:
-        while not stop.wait(SCRAPE_EVERY_S):
+        while not stop.wait(SCRAPE_EVERY_S) and not sup.stopping:  # the last view: still up
             try:
                 view = _refresh(sup, board, ports, feed, time.monotonic() - started_s)
             except Exception as exc:  # a failed scrape must not freeze the dashboard
@@ -259,15 +259,17 @@ def _print_summary(view: View, code: int, cfg: Config, where: str, started_at: d
              *(f"  alert: {a}" for a in reversed(view.latest_alerts)),
              *(f"  restart: {e}" for e in view.events),
              f"\nThe lake is at {cfg.storage.lake}. Look at it with:",
-             *_commands(_trailpipe_command(), where, started_at, env_of),
+             *_commands(_trailpipe_command(), where, started_at, env_of,
+                        view.total("outputs", "digester")),
              f"Logs: {RUN_LOG_DIR}/<daemon>.log, {SUPERVISOR_LOG}"]
     typer.echo("\n".join(lines))
 
 
 def _commands(program: str, flags: str, started_at: datetime,
-              env_of: Mapping[str, Mapping[str, str]]) -> list[str]:
+              env_of: Mapping[str, Mapping[str, str]], digests: float) -> list[str]:
     """Commands to paste: a query, the report of this run's window, and (when the digester
-    ran) validating the digests, with the demo key's public half when it signed them."""
+    ran) validating the ``digests`` it wrote, with the demo key's public half when it signed
+    them; when it wrote none, why validating now would list every object as unlisted."""
     lines = [f"  {program} lake query{flags} \"SELECT eventsource, eventname, count(*) AS n "
              "FROM cloudtrail GROUP BY ALL ORDER BY n DESC LIMIT 10\"",
              f"  {program} report{flags} --from {started_at:%Y-%m-%dT%H:%M:%SZ} --to "
@@ -275,7 +277,9 @@ def _commands(program: str, flags: str, started_at: datetime,
     if "digester" in env_of:
         key = env_of["digester"].get("TRAILPIPE_DIGEST__PRIVATE_KEY")
         trusted = f" --public-key {key}.pub" if key else ""
-        lines.append(f"  {program} lake validate{flags}{trusted}")
+        validate = f"{program} lake validate{flags}{trusted}"
+        lines.append(f"  {validate}" if digests else "  (no digest closed during this run, so "
+                     f"every object is still unlisted: after a longer run, {validate})")
     return lines
 
 

@@ -26,6 +26,7 @@ DEMO_KEY = Path("var/run-keys/digest-demo.key")
 public half beside it as ``.pub``)."""
 DEMO_DIGEST_PERIOD_MS = 60_000
 DEMO_DIGEST_GRACE_MS = 5_000
+DEMO_DIGEST_SETTLE_MS = 5_000
 
 
 class RunSetupError(ValueError):
@@ -36,7 +37,8 @@ def digester_env(digest: DigestConfig, *, demo: bool, key_path: Path = DEMO_KEY
                  ) -> dict[str, str]:
     """The digester child's settings besides the config file. With ``[digest] private_key``:
     none. Without one, in demo mode: the demo key (made at ``key_path`` on first use) and, unless
-    configured, 1-minute periods closed after 5 s, so a short run writes digests. Without one
+    configured, 1-minute periods closed after 5 s and a 5 s start-up settle, so a short run
+    writes digests. Without one
     outside demo mode: RunSetupError (a production digester must sign with a key you keep)."""
     if digest.private_key is not None:
         return {}
@@ -53,6 +55,8 @@ def digester_env(digest: DigestConfig, *, demo: bool, key_path: Path = DEMO_KEY
         env["TRAILPIPE_DIGEST__PERIOD_MS"] = str(DEMO_DIGEST_PERIOD_MS)
     if "close_grace_ms" not in digest.model_fields_set:
         env["TRAILPIPE_DIGEST__CLOSE_GRACE_MS"] = str(DEMO_DIGEST_GRACE_MS)
+    if "startup_settle_ms" not in digest.model_fields_set:
+        env["TRAILPIPE_DIGEST__STARTUP_SETTLE_MS"] = str(DEMO_DIGEST_SETTLE_MS)
     return env
 
 

@@ -52,6 +52,7 @@ class Sample:
     new_alerts: float = 0  # the alerter's alerts, whether or not it exports their severities
     insights: float = 0
     windows: float = 0  # aggregate windows the aggregator emitted
+    open_windows: float = 0  # a gauge: windows still within their grace
     lag: float = 0
     silent_sources: float = 0  # a gauge, like lag
     alerts: Mapping[str, float] = field(default_factory=dict)
@@ -65,7 +66,8 @@ class Sample:
         return replace(self, alerts=alerts, **sums)
 
 
-_GAUGES = ("lag", "silent_sources", "alerts")  # not summed across restarts (alerts: below)
+# Not summed across restarts (alerts: summed below, by severity).
+_GAUGES = ("lag", "silent_sources", "open_windows", "alerts")
 _SCALARS = {names.CONSUMED: "consumed", names.OUTPUTS: "outputs",
             names.DEAD_LETTERS: "dead_letters", names.KAFKA_ERRORS: "kafka_errors",
             names.LOG_WARNINGS: "warnings",
@@ -73,6 +75,7 @@ _SCALARS = {names.CONSUMED: "consumed", names.OUTPUTS: "outputs",
             LAKE_BYTES: "lake_bytes", NEW_ALERTS: "new_alerts",
             names.EXTRAS["aggregator"]["insights"].name: "insights",
             names.EXTRAS["aggregator"]["windows"].name: "windows",
+            names.EXTRAS["aggregator"]["open_windows"].name: "open_windows",
             names.EXTRAS["aggregator"]["silent_sources"].name: "silent_sources",
             names.LAG: "lag"}
 
@@ -183,7 +186,8 @@ class View:
                 "latest_alerts": list(self.latest_alerts),
                 **dict(zip(("lake_objects", "lake_rows", "lake_bytes"), self.lake(),
                            strict=True)),
-                "aggregate_windows": self.total("windows"), "insights": self.total("insights"),
+                "aggregate_windows": self.total("windows"),
+                "open_windows": self.total("open_windows"), "insights": self.total("insights"),
                 "silent_sources": self.total("silent_sources"),
                 "warnings": self.total("warnings"), "kafka_errors": self.total("kafka_errors"),
                 "restart_events": list(self.events)}
@@ -268,7 +272,8 @@ def render(view: View) -> Group:
                       str(r.restarts), *numbers)
     lines = [Text(f"alerts: {alerts_text(view)}"),
              *(_one_line(f"  {a}") for a in reversed(view.latest_alerts)),
-             Text(f"{lake_text(view)}; aggregates: {view.total('windows'):,.0f} windows"),
+             Text(f"{lake_text(view)}; aggregates: {view.total('windows'):,.0f} windows "
+                  f"closed, {view.total('open_windows'):,.0f} open"),
              Text(f"insights {view.total('insights'):,.0f}; silent sources now "
                   f"{view.total('silent_sources'):,.0f}; warnings {view.total('warnings'):,.0f} "
                   f"(Kafka errors {view.total('kafka_errors'):,.0f}); restarts "

@@ -108,11 +108,18 @@ class Supervisor:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
+            self._stop.set()
             code = self.stop()
         return code
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """The stop has begun (a request, the duration, or an error): children are being
+        stopped, so their numbers no longer describe the run."""
+        return self._stop.is_set()
 
     def install_signal_handlers(self) -> None:
         """SIGINT (Ctrl-C) and SIGTERM stop the supervisor cleanly (main thread only); a second

@@ -113,6 +113,7 @@ def test_run_supervises_every_daemon_and_reports_a_sigkilled_one_restarted(
         assert any(f"{name} killed by SIGKILL" in e for e in last["restart_events"])
     assert daemons["archiver"]["consumed"] > 0 and last["lake_rows"] > 0
     assert last["lake_bytes"] > 0
+    assert last["aggregate_windows"] + last["open_windows"] > 0  # the aggregates
     # No data lost, none twice: the lake holds each offset below the archiver's commit once.
     ends = committed(kafka.bootstrap, "trailpipe-archiver", "audit.events.v1", 2)
     coordinates = lake_coordinates(tmp_path / "lake")

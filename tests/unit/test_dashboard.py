@@ -178,3 +178,19 @@ def test_logged_warnings_are_their_own_count_beside_kafka_errors() -> None:
     assert (sample.warnings, sample.kafka_errors) == (4, 1)
     view = Board("c").update([status("alerter", 1)], {"alerter": sample}, [], 1.0)
     assert (view.as_json()["warnings"], view.as_json()["kafka_errors"]) == (4, 1)
+
+
+def test_open_windows_are_a_gauge_beside_the_windows_closed() -> None:
+    def scrape_of(closed: int, open_: int) -> Sample:
+        r = CollectorRegistry()
+        Counter("trailpipe_aggregate_windows_total", "", ["daemon"],
+                registry=r).labels("aggregator").inc(closed)
+        Gauge("trailpipe_open_windows", "", ["daemon"], registry=r).labels("aggregator").set(open_)
+        return parse_metrics(generate_latest(r).decode())
+
+    board = Board("c")
+    board.update([status("aggregator", 1)], {"aggregator": scrape_of(10, 300)}, [], 1.0)
+    restarted = killed("aggregator")
+    view = board.update([status("aggregator", 2, 1, restarted)],
+                        {"aggregator": scrape_of(2, 50)}, [restarted], 2.0)
+    assert (view.as_json()["aggregate_windows"], view.as_json()["open_windows"]) == (12, 50)

@@ -73,13 +73,15 @@ def test_a_demo_run_signs_digests_with_a_demo_key_made_once(tmp_path: Path) -> N
     env = digester_env(load_config(None, env={}).digest, demo=True, key_path=key)
     assert env == {"TRAILPIPE_DIGEST__PRIVATE_KEY": str(key),
                    "TRAILPIPE_DIGEST__PERIOD_MS": "60000",
-                   "TRAILPIPE_DIGEST__CLOSE_GRACE_MS": "5000"}
+                   "TRAILPIPE_DIGEST__CLOSE_GRACE_MS": "5000",
+                   "TRAILPIPE_DIGEST__STARTUP_SETTLE_MS": "5000"}
     first = key.read_bytes()
     digester_env(load_config(None, env={}).digest, demo=True, key_path=key)
     assert key.read_bytes() == first  # reused: digests of earlier runs stay verifiable
     assert load_public_key(f"{key}.pub") == load_private_key(str(key)).public_key()
     child = load_config(None, env=env)  # real setting names
-    assert (child.digest.period_ms, child.digest.close_grace_ms) == (60_000, 5_000)
+    assert (child.digest.period_ms, child.digest.close_grace_ms,
+            child.digest.startup_settle_ms) == (60_000, 5_000, 5_000)
 
 
 def test_a_configured_key_is_used_and_production_without_one_is_refused(tmp_path: Path) -> None:
@@ -98,13 +100,16 @@ def test_the_pasted_commands_repeat_the_lake_flags_and_validate_with_the_demo_ke
 
     env_of = {"digester": {"TRAILPIPE_DIGEST__PRIVATE_KEY": "var/run-keys/digest-demo.key"}}
     lines = run._commands(".venv/bin/trailpipe", " --lake s3://b/l --s3-endpoint http://x",
-                          datetime(2026, 1, 1, tzinfo=UTC), env_of)
+                          datetime(2026, 1, 1, tzinfo=UTC), env_of, 1)
     assert lines[0].startswith("  .venv/bin/trailpipe lake query --lake s3://b/l --s3-endpoint")
     assert lines[1].startswith("  .venv/bin/trailpipe report --lake s3://b/l --s3-endpoint "
                                "http://x --from 2026-01-01T00:00:00Z --to ")
     assert lines[2] == ("  .venv/bin/trailpipe lake validate --lake s3://b/l --s3-endpoint "
                         "http://x --public-key var/run-keys/digest-demo.key.pub")
-    assert len(run._commands("t", "", datetime.now(UTC), {})) == 2
+    assert len(run._commands("t", "", datetime.now(UTC), {}, 0)) == 2
+    none_yet = run._commands("t", "", datetime.now(UTC), env_of, 0)[2]
+    assert none_yet.startswith("  (no digest closed during this run")
+    assert "lake validate" in none_yet
 
 
 def test_a_production_run_with_the_digester_and_no_key_exits_2_before_starting(
